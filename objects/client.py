@@ -1,0 +1,56 @@
+"""Calling objects from ordinary Django code (views, tasks, the shell, tests): `call` and `send`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection
+
+from . import conf
+from .errors import Conflict, TerminalError
+from .models import Status
+from .notify import wait_done
+from .runtime import current_chain, resolve, run_shared
+from .services import invocation_submit
+from .validation import validate_input, validate_key
+
+
+def call(type_name: str, key: str, handler: str, arg: Any = None, *, timeout: float | None = None,
+         idempotency_key: str | None = None) -> Any:
+    """Run a handler and wait for its output. Raises the handler's TerminalError, or CallTimeout.
+
+    Shared handlers run here, on the last committed state; exclusive ones are accepted as a row and run
+    by a worker. Not for use inside a handler: use `ctx.call` there.
+    """
+    if current_chain():
+        raise TerminalError("objects.call() inside a handler would wait on itself; use ctx.call(...) instead.", 500)
+    target = resolve(type_name, handler)
+    if target.kind == "exclusive" and connection.in_atomic_block:
+        raise TerminalError("objects.call() inside a database transaction would wait for an invocation that is not "
+                            "committed yet; call it outside transaction.atomic(), or use objects.send().", 500)
+    if target.kind == "shared" and idempotency_key is None:
+        validate_key(key)
+        return run_shared(type_name, key, handler, validate_input(target, arg))
+    invocation, _ = invocation_submit(type_name=type_name, key=key, handler=handler, arg=arg,
+                                      idempotency_key=idempotency_key)
+    return result_of(invocation, timeout=timeout)
+
+
+def result_of(invocation: Any, *, timeout: float | None = None) -> Any:
+    """Wait for an accepted invocation and return its output, or raise its error."""
+    if not invocation.is_done:
+        invocation = wait_done(invocation, conf.get("OBJECTS_CALL_TIMEOUT") if timeout is None else timeout)
+    if invocation.status == Status.SUCCEEDED:
+        return invocation.output
+    if invocation.status == Status.FAILED:
+        raise TerminalError(invocation.error_message, invocation.error_code or 500)
+    raise Conflict(f"Invocation {invocation.public_id} was {invocation.status}.")
+
+
+def send(type_name: str, key: str, handler: str, arg: Any = None, *, delay: timedelta | None = None,
+         idempotency_key: str | None = None) -> str:
+    """Accept a one-way invocation and return its id at once (after it is committed)."""
+    invocation, _ = invocation_submit(type_name=type_name, key=key, handler=handler, arg=arg, delay=delay,
+                                      idempotency_key=idempotency_key)
+    return invocation.public_id

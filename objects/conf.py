@@ -1,0 +1,43 @@
+"""The framework's settings, read lazily with defaults so that override_settings works in tests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    "OBJECTS_PARTITIONS": 8,
+    "OBJECTS_INGRESS_PREFIX": "ingress",
+    "OBJECTS_MAX_STATE_ENTRY_BYTES": 1024 * 1024,
+    "OBJECTS_MAX_BODY_BYTES": 1024 * 1024,
+    "OBJECTS_CALL_TIMEOUT": 30.0,
+    "OBJECTS_RETRY_INITIAL_DELAY": 0.1,
+    "OBJECTS_RETRY_FACTOR": 2.0,
+    "OBJECTS_RETRY_MAX_DELAY": 30.0,
+    "OBJECTS_RETRY_MAX_ATTEMPTS": 10,
+    "OBJECTS_BATCH_SIZE": 32,
+    "OBJECTS_IDEMPOTENCY_RETENTION": timedelta(hours=24),
+    "OBJECTS_HISTORY_RETENTION": timedelta(days=30),
+    "OBJECTS_SWEEP_INTERVAL": 5.0,
+    "OBJECTS_REDISPATCH_AFTER": 5.0,
+    "OBJECTS_LOCK_TIMEOUT_MS": 10_000,
+    "OBJECTS_METRICS_ALLOW": [],
+}
+
+_POSITIVE_INT = ("OBJECTS_PARTITIONS", "OBJECTS_MAX_STATE_ENTRY_BYTES", "OBJECTS_MAX_BODY_BYTES",
+                 "OBJECTS_RETRY_MAX_ATTEMPTS", "OBJECTS_BATCH_SIZE")
+
+
+def get(name: str) -> Any:
+    """Return setting `name`, its default when unset; a bad value raises ImproperlyConfigured."""
+    if name not in DEFAULTS:
+        raise ImproperlyConfigured(f"Unknown objects setting {name!r}; valid ones: {', '.join(sorted(DEFAULTS))}")
+    value = getattr(settings, name, DEFAULTS[name])
+    if name in _POSITIVE_INT and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(DEFAULTS[name], timedelta) and isinstance(value, (int, float)):
+        value = timedelta(seconds=value)
+    return value

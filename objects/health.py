@@ -1,0 +1,47 @@
+"""GET /healthz: the state of the database, Redis and the workers; 200 when all are up, 503 naming what is down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+
+
+def _database() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True, "vendor": connection.vendor}
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"; the message says why
+        return {"ok": False, "error": str(exc).strip()[:300]}
+
+
+def _redis() -> dict[str, Any]:
+    from .notify import client
+
+    try:
+        client().ping()
+        return {"ok": True}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": str(exc)[:300]}
+
+
+def _workers() -> dict[str, Any]:
+    from .heartbeat import live_workers
+
+    try:
+        names = live_workers()
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": str(exc)[:300]}
+    if not names:
+        return {"ok": False, "error": "no Celery worker has sent a heartbeat in the last few seconds", "workers": []}
+    return {"ok": True, "workers": names}
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks = {"database": _database(), "redis": _redis()}
+    checks["workers"] = _workers() if checks["redis"]["ok"] else {"ok": False, "error": "Redis is down"}
+    down = [name for name, check in checks.items() if not check["ok"]]
+    body = {"status": "ok" if not down else "down", "down": down, **checks}
+    return JsonResponse(body, status=200 if not down else 503)

@@ -1,0 +1,160 @@
+"""Durable rows: instances (the per-key lock), state entries, invocations (the inbox), journal, history."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Instance(models.Model):
+    """One key of one object type. Its row is the key's lock (SELECT ... FOR UPDATE)."""
+
+    type_name = models.CharField("object type", max_length=100)
+    key = models.CharField(max_length=255, help_text="The instance address, any Unicode, 1-255 characters.")
+    version = models.BigIntegerField(default=0, help_text="Increases on every committed state change.")
+    paused = models.BooleanField(default=False, help_text="A paused key's inbox waits until resumed.")
+    paused_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    changed_at = models.DateTimeField(null=True, blank=True, help_text="Last committed state change.")
+
+    class Meta:
+        verbose_name = "object instance"
+        ordering = ["type_name", "key"]
+        constraints = [models.UniqueConstraint(fields=["type_name", "key"], name="objects_instance_type_key_uniq")]
+        indexes = [models.Index(fields=["changed_at"], name="objects_instance_changed_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type_name}/{self.key}"
+
+
+class StateEntry(models.Model):
+    """One named state entry of an instance, a JSON value."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="entries")
+    name = models.CharField(max_length=255)
+    value = models.JSONField(null=True)
+    size = models.PositiveIntegerField(default=0, help_text="Size of the JSON value in bytes.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "state entry"
+        verbose_name_plural = "state entries"
+        ordering = ["instance", "name"]
+        constraints = [models.UniqueConstraint(fields=["instance", "name"], name="objects_entry_instance_name_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.instance}:{self.name}"
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "pending"
+    RUNNING = "running", "running"
+    BACKING_OFF = "backing_off", "backing off"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+    KILLED = "killed", "killed"
+
+
+OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.BACKING_OFF)
+DONE_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.KILLED)
+
+
+class Invocation(models.Model):
+    """One request to run one handler on one key; the pending ones of a key are its inbox."""
+
+    id = models.BigAutoField(primary_key=True, help_text="Acceptance order.")
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="invocations")
+    type_name = models.CharField("object type", max_length=100)
+    key = models.CharField(max_length=255)
+    handler = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=[("exclusive", "exclusive"), ("shared", "shared")])
+    partition = models.PositiveSmallIntegerField(default=0)
+    input = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    output = models.JSONField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    error_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_traceback = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Failed attempts so far.")
+    not_before = models.DateTimeField(null=True, blank=True, help_text="Delayed send or next retry time.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    caller = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="callees")
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    input_hash = models.CharField(max_length=64, blank=True)
+    idempotency_expires_at = models.DateTimeField(null=True, blank=True)
+    kill_requested = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["instance", "id"], name="objects_inv_inbox_idx",
+                condition=Q(status__in=["pending", "backing_off", "running"]),
+            ),
+            models.Index(fields=["status", "created_at"], name="objects_inv_status_idx"),
+            models.Index(fields=["type_name", "handler", "created_at"], name="objects_inv_type_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["type_name", "key", "handler", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False), name="objects_inv_idempotency_uniq",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.type_name}/{self.key}.{self.handler}"
+
+    @property
+    def public_id(self) -> str:
+        return f"inv_{self.uid.hex}"
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in DONE_STATUSES
+
+
+class JournalEntry(models.Model):
+    """A recorded side effect (`ctx.run`): a retried invocation gets this result instead of re-running."""
+
+    invocation = models.ForeignKey(Invocation, on_delete=models.CASCADE, related_name="journal")
+    index = models.PositiveIntegerField()
+    name = models.CharField(max_length=255)
+    result = models.JSONField(null=True)
+    failure = models.TextField(blank=True, help_text="The step's error, when it failed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "journal entries"
+        ordering = ["invocation", "index"]
+        constraints = [models.UniqueConstraint(fields=["invocation", "index"], name="objects_journal_inv_index_uniq")]
+
+
+class StateChange(models.Model):
+    """History: one committed change of one state entry, by an invocation or a staff user."""
+
+    class Action(models.TextChoices):
+        SET = "set", "set"
+        CLEAR = "clear", "clear"
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="history")
+    name = models.CharField(max_length=255)
+    action = models.CharField(max_length=5, choices=Action.choices)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    version = models.BigIntegerField(help_text="Instance version after the change.")
+    invocation = models.ForeignKey(Invocation, null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "state change"
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["instance", "-id"], name="objects_change_instance_idx"),
+                   models.Index(fields=["at"], name="objects_change_at_idx")]

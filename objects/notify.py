@@ -1,0 +1,68 @@
+"""Completion signals through Redis: the worker pushes after commit, a waiter blocks on a per-invocation list.
+
+The list outlives the push (a TTL), so a signal that arrives before the waiter starts waiting is not lost.
+Redis only carries the signal: the waiter always reads the outcome from the database, and polls the
+database when Redis is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from django.conf import settings
+
+from .errors import CallTimeout
+from .models import DONE_STATUSES, Invocation
+
+log = logging.getLogger("objects.notify")
+_client: redis.Redis | None = None
+SIGNAL_TTL = 300
+
+
+def client() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2,
+                                       health_check_interval=30)
+    return _client
+
+
+def done_key(public_id: str) -> str:
+    return f"objects:done:{public_id}"
+
+
+def notify_done(public_ids: list[str]) -> None:
+    if not public_ids:
+        return
+    try:
+        pipe = client().pipeline(transaction=False)
+        for public_id in public_ids:
+            pipe.rpush(done_key(public_id), 1)
+            pipe.expire(done_key(public_id), SIGNAL_TTL)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("could not signal %d finished invocation(s); waiters will poll the database: %s",
+                    len(public_ids), exc)
+
+
+def wait_done(invocation: Invocation, timeout: float) -> Invocation:
+    """Block until `invocation` is finished and return it fresh from the database."""
+    deadline = time.monotonic() + timeout
+    key = done_key(invocation.public_id)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CallTimeout(
+                f"Invocation {invocation.public_id} did not finish within {timeout:g}s; it goes on. "
+                f"Attach to it later: GET /ingress/restate/invocation/{invocation.public_id}/attach",
+                invocation.public_id,
+            )
+        try:
+            client().blpop([key], timeout=min(remaining, 1.0))
+        except redis.RedisError:
+            time.sleep(min(remaining, 0.25))
+        fresh = Invocation.objects.filter(pk=invocation.pk).first()
+        if fresh is None or fresh.status in DONE_STATUSES:
+            return fresh or invocation

@@ -1,0 +1,167 @@
+"""The registry of virtual object types and their handlers; `VirtualObject` is how apps declare them."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Literal, overload
+
+from django.core.exceptions import ImproperlyConfigured
+
+HandlerKind = Literal["exclusive", "shared"]
+AccessRule = Callable[[Any, str, str], bool]
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_registry: dict[str, VirtualObject] = {}
+
+
+def staff_only(user: Any, key: str, handler: str) -> bool:
+    """The default access rule: staff users only."""
+    return bool(getattr(user, "is_staff", False))
+
+
+@dataclasses.dataclass(frozen=True)
+class Handler:
+    """One handler of an object type: its function, kind and declared input type."""
+
+    object_name: str
+    name: str
+    kind: HandlerKind
+    fn: Callable[..., Any]
+    takes_input: bool
+    input_type: Any = None
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.object_name}.{self.name}"
+
+
+class VirtualObject:
+    """A named object type with handlers; each key is one instance with durable state.
+
+    >>> cart = VirtualObject("ShoppingCart")
+    >>> @cart.exclusive
+    ... def add_item(ctx, item): ...
+
+    `state_ttl` (a timedelta or seconds) clears an instance's state after that long without a change;
+    `access(user, key, handler) -> bool` decides who may call it over HTTP (default: staff only).
+    """
+
+    def __init__(self, name: str, *, state_ttl: timedelta | float | None = None,
+                 access: AccessRule | None = None, description: str = "") -> None:
+        if not NAME_RE.match(name or ""):
+            raise ImproperlyConfigured(
+                f"Invalid object type name {name!r}: use letters, digits and underscores, starting with a letter."
+            )
+        if isinstance(state_ttl, (int, float)):
+            state_ttl = timedelta(seconds=state_ttl)
+        self.name = name
+        self.state_ttl: timedelta | None = state_ttl
+        self.access: AccessRule = access or staff_only
+        self.description = description
+        self.handlers: dict[str, Handler] = {}
+        register(self)
+
+    def __repr__(self) -> str:
+        return f"VirtualObject({self.name!r})"
+
+    @overload
+    def exclusive(self, fn: Callable[..., Any], /) -> Callable[..., Any]: ...
+    @overload
+    def exclusive(self, *, name: str | None = ..., input: Any = ...) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+
+    def exclusive(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None, input: Any = None) -> Any:
+        """Declare an exclusive handler: it may write state and runs alone per key, in arrival order."""
+        return self._decorate("exclusive", fn, name, input)
+
+    @overload
+    def shared(self, fn: Callable[..., Any], /) -> Callable[..., Any]: ...
+    @overload
+    def shared(self, *, name: str | None = ..., input: Any = ...) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+
+    def shared(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None, input: Any = None) -> Any:
+        """Declare a shared handler: read-only, never waits for the key, runs concurrently."""
+        return self._decorate("shared", fn, name, input)
+
+    handler = exclusive
+
+    def _decorate(self, kind: HandlerKind, fn: Callable[..., Any] | None, name: str | None, input_type: Any) -> Any:
+        def record(f: Callable[..., Any]) -> Callable[..., Any]:
+            self._add(kind, f, name or f.__name__, input_type)
+            return f
+
+        return record(fn) if fn is not None else record
+
+    def _add(self, kind: HandlerKind, fn: Callable[..., Any], name: str, input_type: Any) -> None:
+        where = f"{self.name}.{name}"
+        if not NAME_RE.match(name):
+            raise ImproperlyConfigured(f"Invalid handler name {where!r}: use letters, digits and underscores.")
+        if name in self.handlers:
+            raise ImproperlyConfigured(f"Duplicate handler {where!r}: each handler name may be declared once.")
+        params = list(inspect.signature(fn).parameters.values())
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required_kw = [p for p in params if p.kind == p.KEYWORD_ONLY and p.default is p.empty]
+        if not 1 <= len(positional) <= 2 or required_kw or len(positional) != len(params):
+            raise ImproperlyConfigured(
+                f"Bad signature for handler {where!r}: expected (ctx) or (ctx, arg), got {inspect.signature(fn)}."
+            )
+        takes_input = len(positional) == 2
+        if input_type is None and takes_input:
+            annotation = positional[1].annotation
+            if isinstance(annotation, str):
+                try:
+                    annotation = inspect.get_annotations(fn, eval_str=True).get(positional[1].name, annotation)
+                except Exception:  # noqa: BLE001 - an unresolvable annotation is simply not an input type
+                    annotation = None
+            if _is_input_type(annotation):
+                input_type = annotation
+        if input_type is not None:
+            if not takes_input:
+                raise ImproperlyConfigured(f"Handler {where!r} declares an input type but takes no argument.")
+            if not _is_input_type(input_type):
+                raise ImproperlyConfigured(
+                    f"Handler {where!r}: input must be a dataclass or a DRF Serializer class, got {input_type!r}."
+                )
+        self.handlers[name] = Handler(self.name, name, kind, fn, takes_input, input_type)
+
+
+def _is_input_type(candidate: Any) -> bool:
+    if not inspect.isclass(candidate):
+        return False
+    if dataclasses.is_dataclass(candidate):
+        return True
+    from rest_framework import serializers
+
+    return issubclass(candidate, serializers.BaseSerializer)
+
+
+def register(obj: VirtualObject) -> None:
+    existing = _registry.get(obj.name)
+    if existing is not None and existing is not obj:
+        raise ImproperlyConfigured(
+            f"Duplicate object type {obj.name!r}: it is declared twice; each type name may be declared once."
+        )
+    _registry[obj.name] = obj
+
+
+def unregister(name: str) -> None:
+    """Remove a type (tests that declare throwaway types use it)."""
+    _registry.pop(name, None)
+
+
+def get_object(name: str) -> VirtualObject | None:
+    return _registry.get(name)
+
+
+def all_objects() -> list[VirtualObject]:
+    return sorted(_registry.values(), key=lambda o: o.name)
+
+
+def autodiscover() -> None:
+    """Import `<app>/virtual_objects.py` of every installed app, as the admin does with admin.py."""
+    from django.utils.module_loading import autodiscover_modules
+
+    autodiscover_modules("virtual_objects")

@@ -1,0 +1,361 @@
+"""The runtime: run a key's inbox under its row lock, each invocation in a savepoint; calls, sends, steps.
+
+Guarantees (DESIGN.md invariants 2-6) and their preconditions:
+- Exclusive per key: the worker holds the key's Instance row lock (SELECT ... FOR UPDATE) for the whole
+  transaction in which it runs the key's inbox, from the head, in acceptance (id) order.
+- All or nothing: a handler's state writes, its sends, nested calls and its result are written inside one
+  savepoint; any failure rolls the savepoint back and only the failure is recorded.
+- No silent deadlock: a request-response call to a key held by its own call chain raises DeadlockError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import conf, journal, notify
+from .context import ObjectContext, SharedObjectContext
+from .errors import DeadlockError, InvalidInput, InvocationKilled, NotFound, ObjectsError, TerminalError
+from .models import Instance, Invocation, Status
+from .registry import Handler, get_object
+from .state import StateCache
+from .validation import build_argument, json_size, validate_input, validate_key
+
+log = logging.getLogger("objects.runtime")
+_local = threading.local()
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    type_name: str
+    key: str
+    handler: str
+    exclusive: bool
+
+    def __str__(self) -> str:
+        return f"{self.type_name}/{self.key}.{self.handler}"
+
+
+def current_chain() -> tuple[Frame, ...]:
+    """The call chain of the handler running on this thread (empty outside handlers)."""
+    return getattr(_local, "chain", ())
+
+
+def resolve(type_name: str, handler_name: str) -> Handler:
+    obj = get_object(type_name)
+    from .registry import all_objects
+
+    if obj is None:
+        known = ", ".join(o.name for o in all_objects()) or "none"
+        raise NotFound(f"Unknown object type {type_name!r}; known types: {known}.")
+    handler = obj.handlers.get(handler_name)
+    if handler is None:
+        known = ", ".join(sorted(obj.handlers)) or "none"
+        raise NotFound(f"Object type {type_name!r} has no handler {handler_name!r}; its handlers: {known}.")
+    return handler
+
+
+def backoff_delay(attempts: int) -> float:
+    delay = conf.get("OBJECTS_RETRY_INITIAL_DELAY") * conf.get("OBJECTS_RETRY_FACTOR") ** max(attempts - 1, 0)
+    return float(min(delay, conf.get("OBJECTS_RETRY_MAX_DELAY")))
+
+
+class InvocationRun:
+    """One handler execution: its context, chain, journal cursor and the rows it writes."""
+
+    def __init__(self, invocation: Invocation, handler: Handler, state: StateCache, chain: tuple[Frame, ...]) -> None:
+        self.invocation = invocation
+        self.handler = handler
+        self.state = state
+        self.chain = chain
+        self._step = 0
+        self._journal: dict[int, Any] | None = None
+
+    def execute(self) -> Any:
+        arg = build_argument(self.handler, self.invocation.input)
+        ctx_cls = ObjectContext if self.handler.kind == "exclusive" else SharedObjectContext
+        ctx = ctx_cls(self.invocation.key, self.state, self.invocation.public_id)
+        ctx._run = self  # type: ignore[attr-defined]
+        previous = current_chain()
+        _local.chain = self.chain
+        try:
+            output = self.handler.fn(ctx, arg) if self.handler.takes_input else self.handler.fn(ctx)
+        finally:
+            _local.chain = previous
+        try:
+            json_size(output)
+        except (TypeError, ValueError) as exc:
+            raise TerminalError(f"Handler {self.handler.qualified_name} returned a value that is not JSON: {exc}") from exc
+        return output
+
+    # -- ctx.call -------------------------------------------------------------------------------------
+    def call(self, type_name: str, key: str, handler_name: str, arg: Any) -> Any:
+        try:
+            target = resolve(type_name, handler_name)
+            validate_key(key)
+            stored = validate_input(target, arg)
+        except ObjectsError as exc:
+            raise TerminalError(str(exc), exc.status_code) from exc
+        frame = Frame(type_name, key, handler_name, target.kind == "exclusive")
+        if target.kind == "shared":
+            return run_shared(type_name, key, handler_name, stored, chain=self.chain + (frame,))
+        held = [f for f in self.chain if f.exclusive and (f.type_name, f.key) == (type_name, key)]
+        if held:
+            cycle = " → ".join(str(f) for f in self.chain + (frame,))
+            raise DeadlockError(
+                f"Deadlock: {cycle}. {type_name}/{key} is already held exclusively by this call chain, so the "
+                "call would wait for itself forever. Use ctx.send(...) for a one-way message, or make the "
+                "target handler shared if it only reads."
+            )
+        instance = instance_lock(type_name, key)
+        callee = Invocation.objects.create(
+            instance=instance, type_name=type_name, key=key, handler=handler_name, kind=target.kind,
+            input=stored, status=Status.RUNNING, caller=self.invocation, started_at=timezone.now(),
+            partition=self.invocation.partition,
+        )
+        state = StateCache.for_instance(instance.pk)
+        run = InvocationRun(callee, target, state, self.chain + (frame,))
+        try:
+            with transaction.atomic():
+                output = run.execute()
+                state.flush(invocation_id=callee.pk)
+                _finish(callee, Status.SUCCEEDED, output=output)
+        except TerminalError as exc:
+            _finish(callee, Status.FAILED, error=exc)
+            raise TerminalError(exc.message, exc.status_code) from exc
+        return output
+
+    # -- ctx.send -------------------------------------------------------------------------------------
+    def send(self, type_name: str, key: str, handler_name: str, arg: Any, delay: timedelta | None) -> str:
+        from .services import invocation_submit
+
+        try:
+            invocation, _ = invocation_submit(type_name=type_name, key=key, handler=handler_name, arg=arg,
+                                              delay=delay, caller=self.invocation)
+        except ObjectsError as exc:
+            raise TerminalError(str(exc), exc.status_code) from exc
+        return invocation.public_id
+
+    # -- ctx.run --------------------------------------------------------------------------------------
+    def run_step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        index = self._step
+        self._step += 1
+        if self._journal is None:
+            self._journal = journal.load(self.invocation.pk)
+        recorded = self._journal.get(index)
+        if recorded is not None:
+            if recorded["name"] != name:
+                raise TerminalError(
+                    f"Journal mismatch at step {index}: recorded {recorded['name']!r}, now {name!r}. "
+                    "Handlers must call ctx.run steps in the same order on every attempt."
+                )
+            if recorded["failure"] and recorded["terminal"]:
+                raise TerminalError(recorded["failure"], 500)
+            if not recorded["failure"]:
+                return recorded["result"]
+        try:
+            result = fn(*args)
+            json_size(result)
+        except TerminalError as exc:
+            journal.record(self.invocation.pk, index, name, None, failure=str(exc), terminal=True)
+            raise
+        except Exception as exc:
+            journal.record(self.invocation.pk, index, name, None, failure=f"{type(exc).__name__}: {exc}")
+            raise
+        journal.record(self.invocation.pk, index, name, result)
+        return result
+
+
+def instance_ensure(type_name: str, key: str) -> Instance:
+    instance = Instance.objects.filter(type_name=type_name, key=key).first()
+    if instance is None:
+        Instance.objects.bulk_create([Instance(type_name=type_name, key=key)], ignore_conflicts=True)
+        instance = Instance.objects.get(type_name=type_name, key=key)
+    return instance
+
+
+def instance_lock(type_name: str, key: str) -> Instance:
+    """Lock the key's row (waiting for it), creating the row first when the key is new."""
+    instance_ensure(type_name, key)
+    return Instance.objects.select_for_update().get(type_name=type_name, key=key)
+
+
+def run_shared(type_name: str, key: str, handler_name: str, stored: Any,
+               chain: tuple[Frame, ...] = ()) -> Any:
+    """Run a shared handler on the last committed state, without any lock and without a row."""
+    handler = resolve(type_name, handler_name)
+    instance_id = Instance.objects.filter(type_name=type_name, key=key).values_list("pk", flat=True).first()
+    state = StateCache(instance_id, None if instance_id else {})
+    fake = Invocation(type_name=type_name, key=key, handler=handler_name, kind="shared", input=stored)
+    frame = Frame(type_name, key, handler_name, False)
+    return InvocationRun(fake, handler, state, chain or (frame,)).execute()
+
+
+def _finish(invocation: Invocation, status: str, *, output: Any = None, error: BaseException | None = None,
+            only_if_open: bool = False) -> bool:
+    """Record an invocation's outcome. With `only_if_open`, refuse when an operator cancelled or killed it."""
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": status, "finished_at": now, "output": output}
+    if invocation.started_at is None:
+        fields["started_at"] = now
+    if error is not None:
+        fields["error_message"] = str(error)
+        fields["error_code"] = getattr(error, "status_code", 500)
+        fields["error_traceback"] = "".join(traceback.format_exception(error))
+    rows = Invocation.objects.filter(pk=invocation.pk)
+    if only_if_open:
+        rows = rows.filter(status__in=[Status.PENDING, Status.BACKING_OFF], kill_requested=False)
+    if rows.update(**fields) == 0:
+        return False
+    for name, value in fields.items():
+        setattr(invocation, name, value)
+    return True
+
+
+class KeyRunner:
+    """Runs the inbox of one locked key."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.state = StateCache.for_instance(instance.pk)
+        self.finished: list[Invocation] = []
+        self.retry_at: float | None = None
+
+    def run(self, invocation: Invocation) -> bool:
+        """Run one invocation in a savepoint. Returns False when the key must stop (a retry is due)."""
+        try:
+            handler = resolve(invocation.type_name, invocation.handler)
+        except NotFound as exc:
+            _finish(invocation, Status.FAILED, error=TerminalError(f"{exc} (it was removed after acceptance)", 404),
+                    only_if_open=True)
+            self.finished.append(invocation)
+            return True
+        snapshot = self.state.snapshot()
+        frame = Frame(invocation.type_name, invocation.key, invocation.handler, handler.kind == "exclusive")
+        run = InvocationRun(invocation, handler, self.state, (frame,))
+        invocation.started_at = invocation.started_at or timezone.now()
+        try:
+            with transaction.atomic():
+                output = run.execute()
+                self.state.flush(invocation_id=invocation.pk)
+                if not _finish(invocation, Status.SUCCEEDED, output=output, only_if_open=True):
+                    raise InvocationKilled()
+        except InvocationKilled:
+            self.state.restore(snapshot)
+            self._discard(invocation)
+        except (TerminalError, InvalidInput) as exc:
+            self.state.restore(snapshot)
+            if not _finish(invocation, Status.FAILED, error=exc, only_if_open=True):
+                self._discard(invocation)
+        except Exception as exc:  # noqa: BLE001 - any other error is retryable by contract
+            self.state.restore(snapshot)
+            return self._retry_or_fail(invocation, exc)
+        self.finished.append(invocation)
+        return True
+
+    def _discard(self, invocation: Invocation) -> None:
+        """The operator cancelled or killed it while it ran: keep the operator's status."""
+        Invocation.objects.filter(pk=invocation.pk, kill_requested=True).exclude(
+            status__in=[Status.CANCELLED, Status.KILLED]).update(status=Status.KILLED, finished_at=timezone.now())
+
+    def _retry_or_fail(self, invocation: Invocation, exc: Exception) -> bool:
+        attempts = invocation.attempts + 1
+        error_fields = {
+            "attempts": attempts,
+            "error_message": f"{type(exc).__name__}: {exc}",
+            "error_code": 500,
+            "error_traceback": "".join(traceback.format_exception(exc)),
+        }
+        open_rows = Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF],
+                                              kill_requested=False)
+        if attempts >= conf.get("OBJECTS_RETRY_MAX_ATTEMPTS"):
+            open_rows.update(status=Status.FAILED, finished_at=timezone.now(), **error_fields)
+            self.finished.append(invocation)
+            return True
+        delay = backoff_delay(attempts)
+        open_rows.update(status=Status.BACKING_OFF, not_before=timezone.now() + timedelta(seconds=delay),
+                         **error_fields)
+        log.info("invocation %s failed (attempt %s), retrying in %.2fs: %s", invocation.public_id, attempts, delay, exc)
+        self.retry_at = delay
+        return False
+
+
+def _runnable(instance_id: int, now: Any) -> Q:
+    return Q(instance_id=instance_id, status__in=[Status.PENDING, Status.BACKING_OFF]) & (
+        Q(not_before__isnull=True) | Q(not_before__lte=now) | Q(status=Status.BACKING_OFF))
+
+
+def drain_key(type_name: str, key: str) -> int:
+    """Run the inbox of (type, key) until it is empty, blocked, paused, or another worker holds it.
+
+    Safe to call any number of times, concurrently, with duplicated or reordered doorbells: whoever holds
+    the row lock runs the inbox from its head; the others return at once (SKIP LOCKED).
+    """
+    total = 0
+    while True:
+        ran, full, retry_in = _drain_batch(type_name, key)
+        total += ran
+        if retry_in is not None:
+            from .tasks import ring
+
+            ring(type_name, key, countdown=retry_in)
+            return total
+        if ran == 0:
+            return total
+        if not full and not _has_runnable(type_name, key):
+            return total
+
+
+def _has_runnable(type_name: str, key: str) -> bool:
+    head = (Invocation.objects.filter(type_name=type_name, key=key, status__in=[Status.PENDING, Status.BACKING_OFF])
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=timezone.now()))
+            .order_by("id").values_list("status", flat=True).first())
+    return head is not None
+
+
+def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None]:
+    batch = conf.get("OBJECTS_BATCH_SIZE")
+    try:
+        with transaction.atomic():
+            _set_lock_timeout()
+            instance = (Instance.objects.select_for_update(skip_locked=True)
+                        .filter(type_name=type_name, key=key).first())
+            if instance is None or instance.paused:
+                return 0, False, None
+            now = timezone.now()
+            heads = list(Invocation.objects.filter(_runnable(instance.pk, now)).order_by("id")[:batch])
+            runner = KeyRunner(instance)
+            for invocation in heads:
+                if invocation.not_before and invocation.not_before > now:
+                    if invocation.status == Status.BACKING_OFF:
+                        runner.retry_at = (invocation.not_before - now).total_seconds()
+                        break
+                    continue
+                if not runner.run(invocation):
+                    break
+            finished = [i.public_id for i in runner.finished]
+            transaction.on_commit(lambda: notify.notify_done(finished))
+    except DatabaseError as exc:
+        # The transaction was lost (a deadlock victim, a lock timeout, a dropped connection): nothing of it
+        # committed, so running the batch again later is safe.
+        log.warning("drain of %s/%s rolled back, retrying: %s", type_name, key, exc)
+        connection.close_if_unusable_or_obsolete()
+        time.sleep(0.05)
+        return 0, False, 0.2
+    return len(runner.finished), len(heads) == batch, runner.retry_at
+
+
+def _set_lock_timeout() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = %s", [f"{conf.get('OBJECTS_LOCK_TIMEOUT_MS')}ms"])

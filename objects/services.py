@@ -1,0 +1,213 @@
+"""Services that write: accept invocations, operate on them (cancel, kill, retry), pause keys, edit state.
+
+Each is a plain function with keyword-only arguments; views, admin actions and tasks call these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import conf
+from .errors import Conflict, InvalidInput, NotFound
+from .models import Instance, Invocation, Status
+from .routing import partition_of
+from .runtime import instance_ensure, resolve
+from .state import StateCache
+from .validation import check_entry_size, validate_input, validate_key
+
+
+def input_hash(arg: Any) -> str:
+    return hashlib.sha256(json.dumps(arg, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def invocation_submit(*, type_name: str, key: str, handler: str, arg: Any = None,
+                      idempotency_key: str | None = None, delay: timedelta | None = None,
+                      caller: Invocation | None = None) -> tuple[Invocation, bool]:
+    """Validate and accept an invocation: a committed row before anything runs it.
+
+    Returns (invocation, created). With an idempotency key already used for the same (type, key,
+    handler) and input, returns the original invocation and created=False; with another input, Conflict.
+    The doorbell rings after commit.
+    """
+    target = resolve(type_name, handler)
+    validate_key(key)
+    stored = validate_input(target, arg)
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+        raise InvalidInput("The idempotency key must be 1 to 255 characters.")
+    if delay is not None and delay < timedelta(0):
+        raise InvalidInput("The delay must not be negative.")
+    digest = input_hash(stored) if idempotency_key else ""
+    now = timezone.now()
+    with transaction.atomic():
+        if idempotency_key:
+            existing = _idempotent_match(type_name, key, handler, idempotency_key, digest)
+            if existing:
+                return existing, False
+        instance = instance_ensure(type_name, key)
+        fields = dict(
+            instance=instance, type_name=type_name, key=key, handler=handler, kind=target.kind,
+            partition=partition_of(type_name, key), input=stored, caller=caller,
+            not_before=now + delay if delay else None,
+        )
+        if idempotency_key:
+            fields.update(idempotency_key=idempotency_key, input_hash=digest,
+                          idempotency_expires_at=now + conf.get("OBJECTS_IDEMPOTENCY_RETENTION"))
+            try:
+                with transaction.atomic():
+                    invocation = Invocation.objects.create(**fields)
+            except IntegrityError:
+                existing = _idempotent_match(type_name, key, handler, idempotency_key, digest)
+                if existing is None:
+                    raise
+                return existing, False
+        else:
+            invocation = Invocation.objects.create(**fields)
+        _ring_on_commit(invocation, delay)
+    return invocation, True
+
+
+def _idempotent_match(type_name: str, key: str, handler: str, idempotency_key: str, digest: str) -> Invocation | None:
+    existing = Invocation.objects.filter(type_name=type_name, key=key, handler=handler,
+                                         idempotency_key=idempotency_key).first()
+    if existing is not None and existing.input_hash != digest:
+        raise Conflict(
+            f"The idempotency key {idempotency_key!r} was already used for {type_name}/{key}.{handler} with "
+            f"another input ({existing.public_id}); use a new key for a new request."
+        )
+    return existing
+
+
+def _ring_on_commit(invocation: Invocation, delay: timedelta | None) -> None:
+    from .tasks import ring
+
+    seconds = delay.total_seconds() if delay else None
+    if seconds is not None and seconds > 3600:
+        return  # far-future sends are released by the sweeper when due
+    type_name, key, partition = invocation.type_name, invocation.key, invocation.partition
+    transaction.on_commit(lambda: ring(type_name, key, countdown=seconds or None, partition=partition))
+
+
+def invocation_get(public_id: str) -> Invocation:
+    from uuid import UUID
+
+    try:
+        uid = UUID(hex=public_id.removeprefix("inv_"))
+    except ValueError:
+        raise NotFound(f"No invocation {public_id!r}: invocation ids look like inv_<32 hex digits>.") from None
+    invocation = Invocation.objects.filter(uid=uid).first()
+    if invocation is None:
+        raise NotFound(f"No invocation {public_id!r}.")
+    return invocation
+
+
+def invocation_cancel(*, invocation: Invocation) -> Invocation:
+    """Cancel a pending, delayed or backing-off invocation; it will never run."""
+    updated = Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF]).update(
+        status=Status.CANCELLED, finished_at=timezone.now(), error_message="Cancelled by an operator.", error_code=409)
+    if not updated:
+        invocation.refresh_from_db()
+        raise Conflict(f"Invocation {invocation.public_id} is {invocation.status}; only pending or backing-off "
+                       "invocations can be cancelled.")
+    _signal_done(invocation)
+    invocation.refresh_from_db()
+    return invocation
+
+
+def invocation_kill(*, invocation: Invocation) -> Invocation:
+    """Kill an open invocation: if a worker is running it, its effects are discarded when it returns."""
+    updated = Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF,
+                                                                      Status.RUNNING]).update(kill_requested=True)
+    if not updated:
+        invocation.refresh_from_db()
+        raise Conflict(f"Invocation {invocation.public_id} is {invocation.status}; it is not running.")
+    with transaction.atomic():
+        free = Instance.objects.select_for_update(skip_locked=True).filter(pk=invocation.instance_id).exists()
+        if free:  # no worker holds the key, so nothing runs it now: finish it here
+            Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF]).update(
+                status=Status.KILLED, finished_at=timezone.now(), error_message="Killed by an operator.",
+                error_code=409)
+    if free:
+        _signal_done(invocation)
+    invocation.refresh_from_db()
+    return invocation
+
+
+def invocation_retry(*, invocation: Invocation) -> Invocation:
+    """Run a failed or backing-off invocation again now (a failed one goes back to the key's inbox)."""
+    from .tasks import ring
+
+    updated = Invocation.objects.filter(pk=invocation.pk, status__in=[Status.FAILED, Status.BACKING_OFF]).update(
+        status=Status.PENDING, not_before=None, finished_at=None, attempts=0, kill_requested=False)
+    if not updated:
+        invocation.refresh_from_db()
+        raise Conflict(f"Invocation {invocation.public_id} is {invocation.status}; only failed or backing-off "
+                       "invocations can be retried.")
+    ring(invocation.type_name, invocation.key, partition=invocation.partition)
+    invocation.refresh_from_db()
+    return invocation
+
+
+def _signal_done(invocation: Invocation) -> None:
+    from .notify import notify_done
+
+    notify_done([invocation.public_id])
+
+
+def instance_pause(*, instance: Instance, reason: str = "") -> Instance:
+    Instance.objects.filter(pk=instance.pk).update(paused=True, paused_reason=reason[:500] or "Paused by an operator.")
+    instance.refresh_from_db()
+    return instance
+
+
+def instance_resume(*, instance: Instance) -> Instance:
+    from .tasks import ring
+
+    Instance.objects.filter(pk=instance.pk).update(paused=False, paused_reason="")
+    ring(instance.type_name, instance.key)
+    instance.refresh_from_db()
+    return instance
+
+
+def instance_get(*, type_name: str, key: str) -> Instance:
+    instance = Instance.objects.filter(type_name=type_name, key=key).first()
+    if instance is None:
+        raise NotFound(f"No instance {type_name}/{key}.")
+    return instance
+
+
+def state_edit(*, type_name: str, key: str, expected_version: int | None, set_entries: dict[str, Any] | None = None,
+               clear: list[str] | None = None, clear_all: bool = False, replace: bool = False,
+               user_id: int | None = None) -> int:
+    """Change a key's state as an exclusive operation: queued behind the key's lock like an invocation.
+
+    `expected_version` is the version the operator saw; a different current version raises Conflict
+    (reload and retry), so an edit never overwrites a change it did not see. Returns the new version.
+    """
+    validate_key(key)
+    for name, value in (set_entries or {}).items():
+        if not isinstance(name, str) or not 1 <= len(name) <= 255:
+            raise InvalidInput(f"Invalid state entry name {name!r}: 1 to 255 characters.")
+        check_entry_size(name, value)
+    with transaction.atomic():
+        instance_ensure(type_name, key)
+        instance = Instance.objects.select_for_update().get(type_name=type_name, key=key)
+        if expected_version is not None and instance.version != expected_version:
+            raise Conflict(
+                f"{type_name}/{key} changed since you loaded it (version {expected_version}, now "
+                f"{instance.version}); reload and retry."
+            )
+        state = StateCache.for_instance(instance.pk)
+        if clear_all or replace:
+            state.clear_all()
+        for name in clear or []:
+            state.clear(name)
+        for name, value in (set_entries or {}).items():
+            state.set(name, value)
+        version = state.flush(user_id=user_id)
+    return instance.version if version is None else version

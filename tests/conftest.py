@@ -1,0 +1,124 @@
+"""Shared fixtures: real Celery worker processes against the test database, a clean Redis per test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Workers:
+    """Real `celery worker` processes consuming every partition queue; can be killed and restarted."""
+
+    def __init__(self, database_url: str, count: int = 2, concurrency: int = 4) -> None:
+        self.database_url = database_url
+        self.count = count
+        self.concurrency = concurrency
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.names: list[str] = []
+        self.logdir = Path(os.environ.get("DVO_TEST_TMP", "/tmp")) / "worker-logs"
+        self.logdir.mkdir(parents=True, exist_ok=True)
+
+    def command(self, index: int, name: str) -> list[str]:
+        from objects.routing import all_queues
+
+        queues = ",".join([*all_queues(), "objects.sweeper"])
+        return [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "threads",
+                "-c", str(self.concurrency), "-n", name, "--without-gossip",
+                "--without-mingle", "--without-heartbeat", "-l", "warning"]
+
+    def start(self) -> None:
+        for index in range(self.count):
+            self.start_one(index)
+        self.wait_ready()
+
+    def start_one(self, index: int) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "DATABASE_URL": self.database_url}
+        log = open(self.logdir / f"worker{index}.log", "ab")  # noqa: SIM115
+        name = f"test{index}-{time.time_ns()}@{socket.gethostname()}"
+        proc = subprocess.Popen(self.command(index, name), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        if index < len(self.procs):
+            self.procs[index], self.names[index] = proc, name
+        else:
+            self.procs.append(proc)
+            self.names.append(name)
+        return proc
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        from objects.heartbeat import live_workers
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            live = set(live_workers())
+            if all(name in live for proc, name in zip(self.procs, self.names, strict=True) if proc.poll() is None):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"Celery workers did not answer within {timeout}s; see {self.logdir}")
+
+    def kill(self, index: int = 0, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[index]
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=10)
+
+    def restart(self, index: int = 0) -> None:
+        self.kill(index)
+        self.start_one(index)
+        self.wait_ready()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if settings["ENGINE"] != "django.db.backends.postgresql":
+        pytest.exit("The suite needs PostgreSQL: run it with `make test` (it starts one).", returncode=2)
+    return (f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}")
+
+
+@pytest.fixture(scope="session")
+def workers(django_db_setup, django_db_blocker) -> Iterator[Workers]:
+    """Two real Celery worker processes (threads pool) on the test database."""
+    with django_db_blocker.unblock():
+        url = _test_database_url()
+    pool = Workers(url)
+    pool.start()
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture
+def redis_client():
+    from objects.notify import client
+
+    return client()
+
+
+@pytest.fixture
+def live(workers, transactional_db, redis_client) -> Iterator[Workers]:
+    """Committed data and real workers (restarted if a test left one dead)."""
+    for index, proc in enumerate(workers.procs):
+        if proc.poll() is not None:
+            workers.start_one(index)
+    workers.wait_ready()
+    yield workers
