@@ -33,8 +33,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "objects",
+    "catalog",
     "cart",
     "wallet",
+    "inventory",
+    "orders",
+    "counters",
+    "shop",
 ]
 if env.bool("OBJECTS_BENCH", default=False):
     INSTALLED_APPS.append("bench")

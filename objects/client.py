@@ -16,8 +16,15 @@ from .services import invocation_submit
 from .validation import validate_input, validate_key
 
 
-def call(type_name: str, key: str, handler: str, arg: Any = None, *, timeout: float | None = None,
-         idempotency_key: str | None = None) -> Any:
+def call(
+    type_name: str,
+    key: str,
+    handler: str,
+    arg: Any = None,
+    *,
+    timeout: float | None = None,
+    idempotency_key: str | None = None,
+) -> Any:
     """Run a handler and wait for its output. Raises the handler's TerminalError, or CallTimeout.
 
     Shared handlers run here, on the last committed state; exclusive ones are accepted as a row and run
@@ -27,13 +34,17 @@ def call(type_name: str, key: str, handler: str, arg: Any = None, *, timeout: fl
         raise TerminalError("objects.call() inside a handler would wait on itself; use ctx.call(...) instead.", 500)
     target = resolve(type_name, handler)
     if target.kind == "exclusive" and connection.in_atomic_block:
-        raise TerminalError("objects.call() inside a database transaction would wait for an invocation that is not "
-                            "committed yet; call it outside transaction.atomic(), or use objects.send().", 500)
+        raise TerminalError(
+            "objects.call() inside a database transaction would wait for an invocation that is not "
+            "committed yet; call it outside transaction.atomic(), or use objects.send().",
+            500,
+        )
     if target.kind == "shared" and idempotency_key is None:
         validate_key(key)
         return run_shared(type_name, key, handler, validate_input(target, arg))
-    invocation, _ = invocation_submit(type_name=type_name, key=key, handler=handler, arg=arg,
-                                      idempotency_key=idempotency_key)
+    invocation, _ = invocation_submit(
+        type_name=type_name, key=key, handler=handler, arg=arg, idempotency_key=idempotency_key
+    )
     return result_of(invocation, timeout=timeout)
 
 
@@ -48,9 +59,17 @@ def result_of(invocation: Any, *, timeout: float | None = None) -> Any:
     raise Conflict(f"Invocation {invocation.public_id} was {invocation.status}.")
 
 
-def send(type_name: str, key: str, handler: str, arg: Any = None, *, delay: timedelta | None = None,
-         idempotency_key: str | None = None) -> str:
+def send(
+    type_name: str,
+    key: str,
+    handler: str,
+    arg: Any = None,
+    *,
+    delay: timedelta | None = None,
+    idempotency_key: str | None = None,
+) -> str:
     """Accept a one-way invocation and return its id at once (after it is committed)."""
-    invocation, _ = invocation_submit(type_name=type_name, key=key, handler=handler, arg=arg, delay=delay,
-                                      idempotency_key=idempotency_key)
+    invocation, _ = invocation_submit(
+        type_name=type_name, key=key, handler=handler, arg=arg, delay=delay, idempotency_key=idempotency_key
+    )
     return invocation.public_id

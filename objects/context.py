@@ -11,7 +11,7 @@ from .errors import SharedWriteError
 from .validation import check_entry_size
 
 if TYPE_CHECKING:
-    from .runtime import StateCache, InvocationRun
+    from .runtime import InvocationRun, StateCache
 
 _WRITE_METHODS = {"set", "clear", "clear_all", "call", "send", "run"}
 
@@ -74,8 +74,7 @@ class ObjectContext(SharedObjectContext):
         """Request-response call: the callee runs under its own key's lock inside this transaction."""
         return self._run.call(type_name, key, handler, arg)
 
-    def send(self, type_name: str, key: str, handler: str, arg: Any = None,
-             delay: timedelta | None = None) -> str:
+    def send(self, type_name: str, key: str, handler: str, arg: Any = None, delay: timedelta | None = None) -> str:
         """One-way message, dispatched only after this invocation commits; returns its invocation id."""
         return self._run.send(type_name, key, handler, arg, delay)
 

@@ -27,17 +27,26 @@ def load(invocation_pk: int) -> dict[int, dict[str, Any]]:
             )
             rows = cursor.fetchall()
     else:
-        rows = [(i, n, json.dumps(r), f) for i, n, r, f in
-                JournalEntry.objects.filter(invocation_id=invocation_pk).values_list("index", "name", "result", "failure")]
+        rows = [
+            (i, n, json.dumps(r), f)
+            for i, n, r, f in JournalEntry.objects.filter(invocation_id=invocation_pk).values_list(
+                "index", "name", "result", "failure"
+            )
+        ]
     return {
-        index: {"name": name, "result": json.loads(result) if result is not None else None, "failure": _failure_text(failure),
-                "terminal": failure.startswith("terminal:")}
+        index: {
+            "name": name,
+            "result": json.loads(result) if result is not None else None,
+            "failure": _failure_text(failure),
+            "terminal": failure.startswith("terminal:"),
+        }
         for index, name, result, failure in rows
     }
 
 
-def record(invocation_pk: int, index: int, name: str, result: Any, *, failure: str = "",
-           terminal: bool = False) -> None:
+def record(
+    invocation_pk: int, index: int, name: str, result: Any, *, failure: str = "", terminal: bool = False
+) -> None:
     failure_text = f"terminal:{failure}" if terminal else failure
     if connection.vendor == "postgresql":
         side = _side_connection()
@@ -50,8 +59,9 @@ def record(invocation_pk: int, index: int, name: str, result: Any, *, failure: s
             )
         side.commit()
         return
-    JournalEntry.objects.update_or_create(invocation_id=invocation_pk, index=index,
-                                          defaults={"name": name, "result": result, "failure": failure_text})
+    JournalEntry.objects.update_or_create(
+        invocation_id=invocation_pk, index=index, defaults={"name": name, "result": result, "failure": failure_text}
+    )
 
 
 def _failure_text(failure: str) -> str:

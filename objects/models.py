@@ -95,7 +95,8 @@ class Invocation(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(
-                fields=["instance", "id"], name="objects_inv_inbox_idx",
+                fields=["instance", "id"],
+                name="objects_inv_inbox_idx",
                 condition=Q(status__in=["pending", "backing_off", "running"]),
             ),
             models.Index(fields=["status", "created_at"], name="objects_inv_status_idx"),
@@ -104,7 +105,8 @@ class Invocation(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["type_name", "key", "handler", "idempotency_key"],
-                condition=Q(idempotency_key__isnull=False), name="objects_inv_idempotency_uniq",
+                condition=Q(idempotency_key__isnull=False),
+                name="objects_inv_idempotency_uniq",
             )
         ]
 
@@ -156,5 +158,7 @@ class StateChange(models.Model):
     class Meta:
         verbose_name = "state change"
         ordering = ["-id"]
-        indexes = [models.Index(fields=["instance", "-id"], name="objects_change_instance_idx"),
-                   models.Index(fields=["at"], name="objects_change_at_idx")]
+        indexes = [
+            models.Index(fields=["instance", "-id"], name="objects_change_instance_idx"),
+            models.Index(fields=["at"], name="objects_change_at_idx"),
+        ]

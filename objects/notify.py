@@ -24,8 +24,9 @@ SIGNAL_TTL = 300
 def client() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2,
-                                       health_check_interval=30)
+        _client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+        )
     return _client
 
 
@@ -43,8 +44,9 @@ def notify_done(public_ids: list[str]) -> None:
             pipe.expire(done_key(public_id), SIGNAL_TTL)
         pipe.execute()
     except redis.RedisError as exc:
-        log.warning("could not signal %d finished invocation(s); waiters will poll the database: %s",
-                    len(public_ids), exc)
+        log.warning(
+            "could not signal %d finished invocation(s); waiters will poll the database: %s", len(public_ids), exc
+        )
 
 
 def wait_done(invocation: Invocation, timeout: float) -> Invocation:

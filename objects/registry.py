@@ -50,8 +50,14 @@ class VirtualObject:
     `access(user, key, handler) -> bool` decides who may call it over HTTP (default: staff only).
     """
 
-    def __init__(self, name: str, *, state_ttl: timedelta | float | None = None,
-                 access: AccessRule | None = None, description: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        state_ttl: timedelta | float | None = None,
+        access: AccessRule | None = None,
+        description: str = "",
+    ) -> None:
         if not NAME_RE.match(name or ""):
             raise ImproperlyConfigured(
                 f"Invalid object type name {name!r}: use letters, digits and underscores, starting with a letter."
@@ -71,7 +77,9 @@ class VirtualObject:
     @overload
     def exclusive(self, fn: Callable[..., Any], /) -> Callable[..., Any]: ...
     @overload
-    def exclusive(self, *, name: str | None = ..., input: Any = ...) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+    def exclusive(
+        self, *, name: str | None = ..., input: Any = ...
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def exclusive(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None, input: Any = None) -> Any:
         """Declare an exclusive handler: it may write state and runs alone per key, in arrival order."""
@@ -80,7 +88,9 @@ class VirtualObject:
     @overload
     def shared(self, fn: Callable[..., Any], /) -> Callable[..., Any]: ...
     @overload
-    def shared(self, *, name: str | None = ..., input: Any = ...) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+    def shared(
+        self, *, name: str | None = ..., input: Any = ...
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def shared(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None, input: Any = None) -> Any:
         """Declare a shared handler: read-only, never waits for the key, runs concurrently."""

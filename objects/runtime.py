@@ -95,7 +95,9 @@ class InvocationRun:
         try:
             json_size(output)
         except (TypeError, ValueError) as exc:
-            raise TerminalError(f"Handler {self.handler.qualified_name} returned a value that is not JSON: {exc}") from exc
+            raise TerminalError(
+                f"Handler {self.handler.qualified_name} returned a value that is not JSON: {exc}"
+            ) from exc
         return output
 
     # -- ctx.call -------------------------------------------------------------------------------------
@@ -119,8 +121,15 @@ class InvocationRun:
             )
         instance = instance_lock(type_name, key)
         callee = Invocation.objects.create(
-            instance=instance, type_name=type_name, key=key, handler=handler_name, kind=target.kind,
-            input=stored, status=Status.RUNNING, caller=self.invocation, started_at=timezone.now(),
+            instance=instance,
+            type_name=type_name,
+            key=key,
+            handler=handler_name,
+            kind=target.kind,
+            input=stored,
+            status=Status.RUNNING,
+            caller=self.invocation,
+            started_at=timezone.now(),
             partition=self.invocation.partition,
         )
         state = StateCache.for_instance(instance.pk)
@@ -140,8 +149,9 @@ class InvocationRun:
         from .services import invocation_submit
 
         try:
-            invocation, _ = invocation_submit(type_name=type_name, key=key, handler=handler_name, arg=arg,
-                                              delay=delay, caller=self.invocation)
+            invocation, _ = invocation_submit(
+                type_name=type_name, key=key, handler=handler_name, arg=arg, delay=delay, caller=self.invocation
+            )
         except ObjectsError as exc:
             raise TerminalError(str(exc), exc.status_code) from exc
         return invocation.public_id
@@ -190,8 +200,7 @@ def instance_lock(type_name: str, key: str) -> Instance:
     return Instance.objects.select_for_update().get(type_name=type_name, key=key)
 
 
-def run_shared(type_name: str, key: str, handler_name: str, stored: Any,
-               chain: tuple[Frame, ...] = ()) -> Any:
+def run_shared(type_name: str, key: str, handler_name: str, stored: Any, chain: tuple[Frame, ...] = ()) -> Any:
     """Run a shared handler on the last committed state, without any lock and without a row."""
     handler = resolve(type_name, handler_name)
     instance_id = Instance.objects.filter(type_name=type_name, key=key).values_list("pk", flat=True).first()
@@ -201,8 +210,14 @@ def run_shared(type_name: str, key: str, handler_name: str, stored: Any,
     return InvocationRun(fake, handler, state, chain or (frame,)).execute()
 
 
-def _finish(invocation: Invocation, status: str, *, output: Any = None, error: BaseException | None = None,
-            only_if_open: bool = False) -> bool:
+def _finish(
+    invocation: Invocation,
+    status: str,
+    *,
+    output: Any = None,
+    error: BaseException | None = None,
+    only_if_open: bool = False,
+) -> bool:
     """Record an invocation's outcome. With `only_if_open`, refuse when an operator cancelled or killed it."""
     now = timezone.now()
     fields: dict[str, Any] = {"status": status, "finished_at": now, "output": output}
@@ -236,8 +251,12 @@ class KeyRunner:
         try:
             handler = resolve(invocation.type_name, invocation.handler)
         except NotFound as exc:
-            _finish(invocation, Status.FAILED, error=TerminalError(f"{exc} (it was removed after acceptance)", 404),
-                    only_if_open=True)
+            _finish(
+                invocation,
+                Status.FAILED,
+                error=TerminalError(f"{exc} (it was removed after acceptance)", 404),
+                only_if_open=True,
+            )
             self.finished.append(invocation)
             return True
         snapshot = self.state.snapshot()
@@ -266,7 +285,8 @@ class KeyRunner:
     def _discard(self, invocation: Invocation) -> None:
         """The operator cancelled or killed it while it ran: keep the operator's status."""
         Invocation.objects.filter(pk=invocation.pk, kill_requested=True).exclude(
-            status__in=[Status.CANCELLED, Status.KILLED]).update(status=Status.KILLED, finished_at=timezone.now())
+            status__in=[Status.CANCELLED, Status.KILLED]
+        ).update(status=Status.KILLED, finished_at=timezone.now())
 
     def _retry_or_fail(self, invocation: Invocation, exc: Exception) -> bool:
         attempts = invocation.attempts + 1
@@ -276,15 +296,17 @@ class KeyRunner:
             "error_code": 500,
             "error_traceback": "".join(traceback.format_exception(exc)),
         }
-        open_rows = Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF],
-                                              kill_requested=False)
+        open_rows = Invocation.objects.filter(
+            pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF], kill_requested=False
+        )
         if attempts >= conf.get("OBJECTS_RETRY_MAX_ATTEMPTS"):
             open_rows.update(status=Status.FAILED, finished_at=timezone.now(), **error_fields)
             self.finished.append(invocation)
             return True
         delay = backoff_delay(attempts)
-        open_rows.update(status=Status.BACKING_OFF, not_before=timezone.now() + timedelta(seconds=delay),
-                         **error_fields)
+        open_rows.update(
+            status=Status.BACKING_OFF, not_before=timezone.now() + timedelta(seconds=delay), **error_fields
+        )
         log.info("invocation %s failed (attempt %s), retrying in %.2fs: %s", invocation.public_id, attempts, delay, exc)
         self.retry_at = delay
         return False
@@ -292,7 +314,8 @@ class KeyRunner:
 
 def _runnable(instance_id: int, now: Any) -> Q:
     return Q(instance_id=instance_id, status__in=[Status.PENDING, Status.BACKING_OFF]) & (
-        Q(not_before__isnull=True) | Q(not_before__lte=now) | Q(status=Status.BACKING_OFF))
+        Q(not_before__isnull=True) | Q(not_before__lte=now) | Q(status=Status.BACKING_OFF)
+    )
 
 
 def drain_key(type_name: str, key: str) -> int:
@@ -317,9 +340,13 @@ def drain_key(type_name: str, key: str) -> int:
 
 
 def _has_runnable(type_name: str, key: str) -> bool:
-    head = (Invocation.objects.filter(type_name=type_name, key=key, status__in=[Status.PENDING, Status.BACKING_OFF])
-            .filter(Q(not_before__isnull=True) | Q(not_before__lte=timezone.now()))
-            .order_by("id").values_list("status", flat=True).first())
+    head = (
+        Invocation.objects.filter(type_name=type_name, key=key, status__in=[Status.PENDING, Status.BACKING_OFF])
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=timezone.now()))
+        .order_by("id")
+        .values_list("status", flat=True)
+        .first()
+    )
     return head is not None
 
 
@@ -328,8 +355,7 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None]:
     try:
         with transaction.atomic():
             _set_lock_timeout()
-            instance = (Instance.objects.select_for_update(skip_locked=True)
-                        .filter(type_name=type_name, key=key).first())
+            instance = Instance.objects.select_for_update(skip_locked=True).filter(type_name=type_name, key=key).first()
             if instance is None or instance.paused:
                 return 0, False, None
             now = timezone.now()

@@ -26,9 +26,16 @@ def input_hash(arg: Any) -> str:
     return hashlib.sha256(json.dumps(arg, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def invocation_submit(*, type_name: str, key: str, handler: str, arg: Any = None,
-                      idempotency_key: str | None = None, delay: timedelta | None = None,
-                      caller: Invocation | None = None) -> tuple[Invocation, bool]:
+def invocation_submit(
+    *,
+    type_name: str,
+    key: str,
+    handler: str,
+    arg: Any = None,
+    idempotency_key: str | None = None,
+    delay: timedelta | None = None,
+    caller: Invocation | None = None,
+) -> tuple[Invocation, bool]:
     """Validate and accept an invocation: a committed row before anything runs it.
 
     Returns (invocation, created). With an idempotency key already used for the same (type, key,
@@ -51,13 +58,22 @@ def invocation_submit(*, type_name: str, key: str, handler: str, arg: Any = None
                 return existing, False
         instance = instance_ensure(type_name, key)
         fields = dict(
-            instance=instance, type_name=type_name, key=key, handler=handler, kind=target.kind,
-            partition=partition_of(type_name, key), input=stored, caller=caller,
+            instance=instance,
+            type_name=type_name,
+            key=key,
+            handler=handler,
+            kind=target.kind,
+            partition=partition_of(type_name, key),
+            input=stored,
+            caller=caller,
             not_before=now + delay if delay else None,
         )
         if idempotency_key:
-            fields.update(idempotency_key=idempotency_key, input_hash=digest,
-                          idempotency_expires_at=now + conf.get("OBJECTS_IDEMPOTENCY_RETENTION"))
+            fields.update(
+                idempotency_key=idempotency_key,
+                input_hash=digest,
+                idempotency_expires_at=now + conf.get("OBJECTS_IDEMPOTENCY_RETENTION"),
+            )
             try:
                 with transaction.atomic():
                     invocation = Invocation.objects.create(**fields)
@@ -73,8 +89,9 @@ def invocation_submit(*, type_name: str, key: str, handler: str, arg: Any = None
 
 
 def _idempotent_match(type_name: str, key: str, handler: str, idempotency_key: str, digest: str) -> Invocation | None:
-    existing = Invocation.objects.filter(type_name=type_name, key=key, handler=handler,
-                                         idempotency_key=idempotency_key).first()
+    existing = Invocation.objects.filter(
+        type_name=type_name, key=key, handler=handler, idempotency_key=idempotency_key
+    ).first()
     if existing is not None and existing.input_hash != digest:
         raise Conflict(
             f"The idempotency key {idempotency_key!r} was already used for {type_name}/{key}.{handler} with "
@@ -109,11 +126,14 @@ def invocation_get(public_id: str) -> Invocation:
 def invocation_cancel(*, invocation: Invocation) -> Invocation:
     """Cancel a pending, delayed or backing-off invocation; it will never run."""
     updated = Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF]).update(
-        status=Status.CANCELLED, finished_at=timezone.now(), error_message="Cancelled by an operator.", error_code=409)
+        status=Status.CANCELLED, finished_at=timezone.now(), error_message="Cancelled by an operator.", error_code=409
+    )
     if not updated:
         invocation.refresh_from_db()
-        raise Conflict(f"Invocation {invocation.public_id} is {invocation.status}; only pending or backing-off "
-                       "invocations can be cancelled.")
+        raise Conflict(
+            f"Invocation {invocation.public_id} is {invocation.status}; only pending or backing-off "
+            "invocations can be cancelled."
+        )
     _signal_done(invocation)
     invocation.refresh_from_db()
     return invocation
@@ -121,8 +141,9 @@ def invocation_cancel(*, invocation: Invocation) -> Invocation:
 
 def invocation_kill(*, invocation: Invocation) -> Invocation:
     """Kill an open invocation: if a worker is running it, its effects are discarded when it returns."""
-    updated = Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF,
-                                                                      Status.RUNNING]).update(kill_requested=True)
+    updated = Invocation.objects.filter(
+        pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF, Status.RUNNING]
+    ).update(kill_requested=True)
     if not updated:
         invocation.refresh_from_db()
         raise Conflict(f"Invocation {invocation.public_id} is {invocation.status}; it is not running.")
@@ -130,8 +151,8 @@ def invocation_kill(*, invocation: Invocation) -> Invocation:
         free = Instance.objects.select_for_update(skip_locked=True).filter(pk=invocation.instance_id).exists()
         if free:  # no worker holds the key, so nothing runs it now: finish it here
             Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF]).update(
-                status=Status.KILLED, finished_at=timezone.now(), error_message="Killed by an operator.",
-                error_code=409)
+                status=Status.KILLED, finished_at=timezone.now(), error_message="Killed by an operator.", error_code=409
+            )
     if free:
         _signal_done(invocation)
     invocation.refresh_from_db()
@@ -143,11 +164,14 @@ def invocation_retry(*, invocation: Invocation) -> Invocation:
     from .tasks import ring
 
     updated = Invocation.objects.filter(pk=invocation.pk, status__in=[Status.FAILED, Status.BACKING_OFF]).update(
-        status=Status.PENDING, not_before=None, finished_at=None, attempts=0, kill_requested=False)
+        status=Status.PENDING, not_before=None, finished_at=None, attempts=0, kill_requested=False
+    )
     if not updated:
         invocation.refresh_from_db()
-        raise Conflict(f"Invocation {invocation.public_id} is {invocation.status}; only failed or backing-off "
-                       "invocations can be retried.")
+        raise Conflict(
+            f"Invocation {invocation.public_id} is {invocation.status}; only failed or backing-off "
+            "invocations can be retried."
+        )
     ring(invocation.type_name, invocation.key, partition=invocation.partition)
     invocation.refresh_from_db()
     return invocation
@@ -181,9 +205,17 @@ def instance_get(*, type_name: str, key: str) -> Instance:
     return instance
 
 
-def state_edit(*, type_name: str, key: str, expected_version: int | None, set_entries: dict[str, Any] | None = None,
-               clear: list[str] | None = None, clear_all: bool = False, replace: bool = False,
-               user_id: int | None = None) -> int:
+def state_edit(
+    *,
+    type_name: str,
+    key: str,
+    expected_version: int | None,
+    set_entries: dict[str, Any] | None = None,
+    clear: list[str] | None = None,
+    clear_all: bool = False,
+    replace: bool = False,
+    user_id: int | None = None,
+) -> int:
     """Change a key's state as an exclusive operation: queued behind the key's lock like an invocation.
 
     `expected_version` is the version the operator saw; a different current version raises Conflict

@@ -32,8 +32,11 @@ class StateCache:
     def _load(self) -> None:
         if self._loaded:
             return
-        rows = (StateEntry.objects.filter(instance_id=self.instance_id).values_list("name", "value")
-                if self.instance_id else [])
+        rows = (
+            StateEntry.objects.filter(instance_id=self.instance_id).values_list("name", "value")
+            if self.instance_id
+            else []
+        )
         self._current = {name: _dumps(value) for name, value in rows}
         self._committed = dict(self._current)
         self._loaded = True
@@ -77,23 +80,43 @@ class StateCache:
         removed = [n for n in self._committed if n not in self._current]
         if changed:
             StateEntry.objects.bulk_create(
-                [StateEntry(instance_id=self.instance_id, name=n, value=json.loads(t), size=len(t.encode()),
-                            updated_at=now) for n, t in changed.items()],
-                update_conflicts=True, unique_fields=["instance", "name"], update_fields=["value", "size", "updated_at"],
+                [
+                    StateEntry(
+                        instance_id=self.instance_id, name=n, value=json.loads(t), size=len(t.encode()), updated_at=now
+                    )
+                    for n, t in changed.items()
+                ],
+                update_conflicts=True,
+                unique_fields=["instance", "name"],
+                update_fields=["value", "size", "updated_at"],
             )
         if removed:
             StateEntry.objects.filter(instance_id=self.instance_id, name__in=removed).delete()
         Instance.objects.filter(pk=self.instance_id).update(version=F("version") + 1, changed_at=now)
         version = Instance.objects.filter(pk=self.instance_id).values_list("version", flat=True).get()
         history = [
-            StateChange(instance_id=self.instance_id, name=n, action=StateChange.Action.SET,
-                        old_value=_loads(self._committed.get(n)), new_value=json.loads(t), version=version,
-                        invocation_id=invocation_id, user_id=user_id)
+            StateChange(
+                instance_id=self.instance_id,
+                name=n,
+                action=StateChange.Action.SET,
+                old_value=_loads(self._committed.get(n)),
+                new_value=json.loads(t),
+                version=version,
+                invocation_id=invocation_id,
+                user_id=user_id,
+            )
             for n, t in changed.items()
         ] + [
-            StateChange(instance_id=self.instance_id, name=n, action=StateChange.Action.CLEAR,
-                        old_value=_loads(self._committed[n]), new_value=None, version=version,
-                        invocation_id=invocation_id, user_id=user_id)
+            StateChange(
+                instance_id=self.instance_id,
+                name=n,
+                action=StateChange.Action.CLEAR,
+                old_value=_loads(self._committed[n]),
+                new_value=None,
+                version=version,
+                invocation_id=invocation_id,
+                user_id=user_id,
+            )
             for n in removed
         ]
         StateChange.objects.bulk_create(history)

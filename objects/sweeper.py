@@ -24,10 +24,10 @@ def sweep(limit: int = 1000) -> dict[str, int]:
     counts = {
         "redispatched": redispatch(now, limit),
         "idempotency_expired": Invocation.objects.filter(
-            idempotency_key__isnull=False, idempotency_expires_at__lt=now).update(idempotency_key=None),
+            idempotency_key__isnull=False, idempotency_expires_at__lt=now
+        ).update(idempotency_key=None),
         "state_expired": expire_state(now, limit),
-        "history_deleted": StateChange.objects.filter(
-            at__lt=now - conf.get("OBJECTS_HISTORY_RETENTION")).delete()[0],
+        "history_deleted": StateChange.objects.filter(at__lt=now - conf.get("OBJECTS_HISTORY_RETENTION")).delete()[0],
     }
     if any(counts.values()):
         log.info("sweep: %s", counts)
@@ -40,10 +40,16 @@ def sweep(limit: int = 1000) -> dict[str, int]:
 def redispatch(now: object, limit: int) -> int:
     """Ring the doorbell of every unpaused key whose runnable head has waited longer than it should."""
     stale = now - timedelta(seconds=conf.get("OBJECTS_REDISPATCH_AFTER"))  # type: ignore[operator]
-    due = (Q(status=Status.PENDING, not_before__isnull=True, created_at__lt=stale)
-           | Q(status=Status.PENDING, not_before__lte=now) | Q(status=Status.BACKING_OFF, not_before__lte=now))
-    keys = (Invocation.objects.filter(due, instance__paused=False)
-            .values_list("type_name", "key", "partition").distinct()[:limit])
+    due = (
+        Q(status=Status.PENDING, not_before__isnull=True, created_at__lt=stale)
+        | Q(status=Status.PENDING, not_before__lte=now)
+        | Q(status=Status.BACKING_OFF, not_before__lte=now)
+    )
+    keys = (
+        Invocation.objects.filter(due, instance__paused=False)
+        .values_list("type_name", "key", "partition")
+        .distinct()[:limit]
+    )
     count = 0
     for type_name, key, partition in keys:
         count += ring(type_name, key, partition=partition)
@@ -56,8 +62,15 @@ def expire_state(now: object, limit: int) -> int:
     for obj in all_objects():
         if obj.state_ttl is None:
             continue
-        idle = Instance.objects.filter(type_name=obj.name, changed_at__lt=now - obj.state_ttl,  # type: ignore[operator]
-                                       entries__isnull=False).values_list("pk", flat=True).distinct()[:limit]
+        idle = (
+            Instance.objects.filter(
+                type_name=obj.name,
+                changed_at__lt=now - obj.state_ttl,  # type: ignore[operator]
+                entries__isnull=False,
+            )
+            .values_list("pk", flat=True)
+            .distinct()[:limit]
+        )
         for pk in idle:
             with transaction.atomic():
                 instance = Instance.objects.select_for_update(skip_locked=True).filter(pk=pk).first()

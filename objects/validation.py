@@ -72,7 +72,9 @@ def _format_errors(errors: Any, prefix: str = "") -> str:
 
 def _build_dataclass(handler: Handler, cls: Any, data: Any) -> Any:
     if not isinstance(data, dict):
-        raise InvalidInput(f"Invalid input for {handler.qualified_name}: expected a JSON object, got {_json_type(data)}.")
+        raise InvalidInput(
+            f"Invalid input for {handler.qualified_name}: expected a JSON object, got {_json_type(data)}."
+        )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))

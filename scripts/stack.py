@@ -66,11 +66,18 @@ class Stack:
         self.cleanups: list[tuple[str, object]] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="dvo-"))
 
-    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None, quiet: bool = False,
-              log: Path | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, cmd: list[str], env: dict[str, str] | None = None, quiet: bool = False, log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
         out = open(log, "ab") if log else (subprocess.DEVNULL if quiet else None)  # noqa: SIM115
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out,
-                                stderr=subprocess.STDOUT if out is not None else None, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            start_new_session=True,
+        )
         self.procs.append((name, proc))
         return proc
 
@@ -78,8 +85,25 @@ class Stack:
         port = port or free_port()
         data = self.tmp / "redis"
         data.mkdir(exist_ok=True)
-        self.spawn("redis", [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(data), "--loglevel", "warning"], quiet=True)
+        self.spawn(
+            "redis",
+            [
+                redis_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data),
+                "--loglevel",
+                "warning",
+            ],
+            quiet=True,
+        )
         wait_port(port, what="Redis")
         return f"redis://127.0.0.1:{port}/0"
 
@@ -92,13 +116,31 @@ class Stack:
             shutil.chown(self.tmp, "postgres")
         for tool in ("initdb", "pg_ctl"):
             if not shutil.which(tool) and not Path(f"/usr/lib/postgresql/15/bin/{tool}").exists():
-                raise RuntimeError(f"{tool} not found: install PostgreSQL's server package (apt-get install postgresql).")
+                raise RuntimeError(
+                    f"{tool} not found: install PostgreSQL's server package (apt-get install postgresql)."
+                )
         bindir = Path(shutil.which("initdb") or "/usr/lib/postgresql/15/bin/initdb").resolve().parent
-        subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                        "-E", "UTF8", "--locale=C.UTF-8"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                *as_postgres,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         with open(data / "postgresql.conf", "a") as conf:
-            conf.write(f"\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.tmp}'\n"
-                       "fsync = off\nsynchronous_commit = off\nmax_connections = 200\nshared_buffers = 128MB\n")
+            conf.write(
+                f"\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.tmp}'\n"
+                "fsync = off\nsynchronous_commit = off\nmax_connections = 200\nshared_buffers = 128MB\n"
+            )
         self.spawn("postgres", [*as_postgres, str(bindir / "postgres"), "-D", str(data)], quiet=True)
         wait_port(port, what="PostgreSQL")
         self.pg = {"bindir": bindir, "data": data, "port": port, "as": as_postgres}

@@ -20,9 +20,18 @@ def main(argv: list[str]) -> int:
         database_url = stack.start_postgres()
         say("starting Redis")
         redis_url = stack.start_redis()
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "DVO_TEST_TMP": str(stack.tmp),
-               "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONUNBUFFERED": "1",
-               "OBJECTS_TEST_OBJECTS": "1"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "DVO_TEST_TMP": str(stack.tmp),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "PYTHONUNBUFFERED": "1",
+            "OBJECTS_TEST_OBJECTS": "1",
+            "DVO_PG_BINDIR": str(stack.pg["bindir"]),
+            "DVO_PG_DATA": str(stack.pg["data"]),
+            "DVO_PG_AS": " ".join(stack.pg["as"]),
+        }
         say(f"running pytest {' '.join(argv)}")
         return subprocess.call([PYTHON, "-m", "pytest", *argv], cwd=ROOT, env=env)
     except KeyboardInterrupt:

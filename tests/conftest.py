@@ -32,9 +32,27 @@ class Workers:
         from objects.routing import all_queues
 
         queues = ",".join([*all_queues(), "objects.sweeper"])
-        return [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "threads",
-                "-c", str(self.concurrency), "-n", name, "--without-gossip",
-                "--without-mingle", "--without-heartbeat", "-l", "warning"]
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            queues,
+            "--pool",
+            "threads",
+            "-c",
+            str(self.concurrency),
+            "-n",
+            name,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "warning",
+        ]
 
     def start(self) -> None:
         for index in range(self.count):
@@ -45,8 +63,9 @@ class Workers:
         env = {**os.environ, "DATABASE_URL": self.database_url}
         log = open(self.logdir / f"worker{index}.log", "ab")  # noqa: SIM115
         name = f"test{index}-{time.time_ns()}@{socket.gethostname()}"
-        proc = subprocess.Popen(self.command(index, name), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            self.command(index, name), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         if index < len(self.procs):
             self.procs[index], self.names[index] = proc, name
         else:
@@ -93,7 +112,7 @@ def _test_database_url() -> str:
     settings = connection.settings_dict
     if settings["ENGINE"] != "django.db.backends.postgresql":
         pytest.exit("The suite needs PostgreSQL: run it with `make test` (it starts one).", returncode=2)
-    return (f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}")
+    return f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
 
 
 @pytest.fixture(scope="session")
@@ -122,3 +141,79 @@ def live(workers, transactional_db, redis_client) -> Iterator[Workers]:
             workers.start_one(index)
     workers.wait_ready()
     yield workers
+
+
+class WebServer:
+    """gunicorn (the production server: it passes the raw request path as RAW_URI) on a free loopback port."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        env = {**os.environ, "DATABASE_URL": self.database_url}
+        logdir = Path(os.environ.get("DVO_TEST_TMP", "/tmp"))
+        log = open(logdir / "gunicorn.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-k",
+                "gthread",
+                "-w",
+                "2",
+                "--threads",
+                "8",
+                "--timeout",
+                "60",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start; see gunicorn.log in the test temp folder")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def web_server(django_db_setup, django_db_blocker) -> Iterator[WebServer]:
+    """A real gunicorn serving the project on the test database (session scoped)."""
+    with django_db_blocker.unblock():
+        url = _test_database_url()
+    server = WebServer(url)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_web(live, web_server) -> WebServer:
+    """Workers, committed data and a real web server: for end-to-end HTTP tests."""
+    return web_server

@@ -13,9 +13,9 @@ from ..errors import ObjectsError
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ObjectsError):
-        return Response({"code": exc.status_code, "message": exc.message, "source": exc.source},
-                        status=exc.status_code)
+        return Response({"code": exc.status_code, "message": exc.message, "source": exc.source}, status=exc.status_code)
     if isinstance(exc, DatabaseError):
-        return Response({"code": 503, "message": "The database is unavailable; retry shortly.", "source": "ingress"},
-                        status=503)
+        return Response(
+            {"code": 503, "message": "The database is unavailable; retry shortly.", "source": "ingress"}, status=503
+        )
     return drf_exception_handler(exc, context)

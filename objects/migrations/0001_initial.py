@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,137 +15,207 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Instance',
+            name="Instance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type_name', models.CharField(max_length=100, verbose_name='object type')),
-                ('key', models.CharField(help_text='The instance address, any Unicode, 1-255 characters.', max_length=255)),
-                ('version', models.BigIntegerField(default=0, help_text='Increases on every committed state change.')),
-                ('paused', models.BooleanField(default=False, help_text="A paused key's inbox waits until resumed.")),
-                ('paused_reason', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('changed_at', models.DateTimeField(blank=True, help_text='Last committed state change.', null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("type_name", models.CharField(max_length=100, verbose_name="object type")),
+                (
+                    "key",
+                    models.CharField(help_text="The instance address, any Unicode, 1-255 characters.", max_length=255),
+                ),
+                ("version", models.BigIntegerField(default=0, help_text="Increases on every committed state change.")),
+                ("paused", models.BooleanField(default=False, help_text="A paused key's inbox waits until resumed.")),
+                ("paused_reason", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("changed_at", models.DateTimeField(blank=True, help_text="Last committed state change.", null=True)),
             ],
             options={
-                'verbose_name': 'object instance',
-                'ordering': ['type_name', 'key'],
-                'indexes': [models.Index(fields=['changed_at'], name='objects_instance_changed_idx')],
-                'constraints': [models.UniqueConstraint(fields=('type_name', 'key'), name='objects_instance_type_key_uniq')],
+                "verbose_name": "object instance",
+                "ordering": ["type_name", "key"],
+                "indexes": [models.Index(fields=["changed_at"], name="objects_instance_changed_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("type_name", "key"), name="objects_instance_type_key_uniq")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Invocation',
+            name="Invocation",
             fields=[
-                ('id', models.BigAutoField(help_text='Acceptance order.', primary_key=True, serialize=False)),
-                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('type_name', models.CharField(max_length=100, verbose_name='object type')),
-                ('key', models.CharField(max_length=255)),
-                ('handler', models.CharField(max_length=100)),
-                ('kind', models.CharField(choices=[('exclusive', 'exclusive'), ('shared', 'shared')], max_length=10)),
-                ('partition', models.PositiveSmallIntegerField(default=0)),
-                ('input', models.JSONField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('running', 'running'), ('backing_off', 'backing off'), ('succeeded', 'succeeded'), ('failed', 'failed'), ('cancelled', 'cancelled'), ('killed', 'killed')], default='pending', max_length=12)),
-                ('output', models.JSONField(blank=True, null=True)),
-                ('error_message', models.TextField(blank=True)),
-                ('error_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('error_traceback', models.TextField(blank=True)),
-                ('attempts', models.PositiveIntegerField(default=0, help_text='Failed attempts so far.')),
-                ('not_before', models.DateTimeField(blank=True, help_text='Delayed send or next retry time.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('idempotency_key', models.CharField(blank=True, max_length=255, null=True)),
-                ('input_hash', models.CharField(blank=True, max_length=64)),
-                ('idempotency_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('kill_requested', models.BooleanField(default=False)),
-                ('caller', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='callees', to='objects.invocation')),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invocations', to='objects.instance')),
+                ("id", models.BigAutoField(help_text="Acceptance order.", primary_key=True, serialize=False)),
+                ("uid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("type_name", models.CharField(max_length=100, verbose_name="object type")),
+                ("key", models.CharField(max_length=255)),
+                ("handler", models.CharField(max_length=100)),
+                ("kind", models.CharField(choices=[("exclusive", "exclusive"), ("shared", "shared")], max_length=10)),
+                ("partition", models.PositiveSmallIntegerField(default=0)),
+                ("input", models.JSONField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("running", "running"),
+                            ("backing_off", "backing off"),
+                            ("succeeded", "succeeded"),
+                            ("failed", "failed"),
+                            ("cancelled", "cancelled"),
+                            ("killed", "killed"),
+                        ],
+                        default="pending",
+                        max_length=12,
+                    ),
+                ),
+                ("output", models.JSONField(blank=True, null=True)),
+                ("error_message", models.TextField(blank=True)),
+                ("error_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("error_traceback", models.TextField(blank=True)),
+                ("attempts", models.PositiveIntegerField(default=0, help_text="Failed attempts so far.")),
+                (
+                    "not_before",
+                    models.DateTimeField(blank=True, help_text="Delayed send or next retry time.", null=True),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("idempotency_key", models.CharField(blank=True, max_length=255, null=True)),
+                ("input_hash", models.CharField(blank=True, max_length=64)),
+                ("idempotency_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("kill_requested", models.BooleanField(default=False)),
+                (
+                    "caller",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="callees",
+                        to="objects.invocation",
+                    ),
+                ),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="invocations", to="objects.instance"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='JournalEntry',
+            name="JournalEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveIntegerField()),
-                ('name', models.CharField(max_length=255)),
-                ('result', models.JSONField(null=True)),
-                ('failure', models.TextField(blank=True, help_text="The step's error, when it failed.")),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('invocation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='journal', to='objects.invocation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("index", models.PositiveIntegerField()),
+                ("name", models.CharField(max_length=255)),
+                ("result", models.JSONField(null=True)),
+                ("failure", models.TextField(blank=True, help_text="The step's error, when it failed.")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "invocation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="journal", to="objects.invocation"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'journal entries',
-                'ordering': ['invocation', 'index'],
+                "verbose_name_plural": "journal entries",
+                "ordering": ["invocation", "index"],
             },
         ),
         migrations.CreateModel(
-            name='StateChange',
+            name="StateChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('action', models.CharField(choices=[('set', 'set'), ('clear', 'clear')], max_length=5)),
-                ('old_value', models.JSONField(blank=True, null=True)),
-                ('new_value', models.JSONField(blank=True, null=True)),
-                ('version', models.BigIntegerField(help_text='Instance version after the change.')),
-                ('at', models.DateTimeField(auto_now_add=True)),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='objects.instance')),
-                ('invocation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='objects.invocation')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=255)),
+                ("action", models.CharField(choices=[("set", "set"), ("clear", "clear")], max_length=5)),
+                ("old_value", models.JSONField(blank=True, null=True)),
+                ("new_value", models.JSONField(blank=True, null=True)),
+                ("version", models.BigIntegerField(help_text="Instance version after the change.")),
+                ("at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="history", to="objects.instance"
+                    ),
+                ),
+                (
+                    "invocation",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="objects.invocation"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'state change',
-                'ordering': ['-id'],
+                "verbose_name": "state change",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='StateEntry',
+            name="StateEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('value', models.JSONField(null=True)),
-                ('size', models.PositiveIntegerField(default=0, help_text='Size of the JSON value in bytes.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='entries', to='objects.instance')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=255)),
+                ("value", models.JSONField(null=True)),
+                ("size", models.PositiveIntegerField(default=0, help_text="Size of the JSON value in bytes.")),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="entries", to="objects.instance"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'state entry',
-                'verbose_name_plural': 'state entries',
-                'ordering': ['instance', 'name'],
+                "verbose_name": "state entry",
+                "verbose_name_plural": "state entries",
+                "ordering": ["instance", "name"],
             },
         ),
         migrations.AddIndex(
-            model_name='invocation',
-            index=models.Index(condition=models.Q(('status__in', ['pending', 'backing_off', 'running'])), fields=['instance', 'id'], name='objects_inv_inbox_idx'),
+            model_name="invocation",
+            index=models.Index(
+                condition=models.Q(("status__in", ["pending", "backing_off", "running"])),
+                fields=["instance", "id"],
+                name="objects_inv_inbox_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='invocation',
-            index=models.Index(fields=['status', 'created_at'], name='objects_inv_status_idx'),
+            model_name="invocation",
+            index=models.Index(fields=["status", "created_at"], name="objects_inv_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='invocation',
-            index=models.Index(fields=['type_name', 'handler', 'created_at'], name='objects_inv_type_idx'),
+            model_name="invocation",
+            index=models.Index(fields=["type_name", "handler", "created_at"], name="objects_inv_type_idx"),
         ),
         migrations.AddConstraint(
-            model_name='invocation',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key__isnull', False)), fields=('type_name', 'key', 'handler', 'idempotency_key'), name='objects_inv_idempotency_uniq'),
+            model_name="invocation",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key__isnull", False)),
+                fields=("type_name", "key", "handler", "idempotency_key"),
+                name="objects_inv_idempotency_uniq",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journalentry',
-            constraint=models.UniqueConstraint(fields=('invocation', 'index'), name='objects_journal_inv_index_uniq'),
+            model_name="journalentry",
+            constraint=models.UniqueConstraint(fields=("invocation", "index"), name="objects_journal_inv_index_uniq"),
         ),
         migrations.AddIndex(
-            model_name='statechange',
-            index=models.Index(fields=['instance', '-id'], name='objects_change_instance_idx'),
+            model_name="statechange",
+            index=models.Index(fields=["instance", "-id"], name="objects_change_instance_idx"),
         ),
         migrations.AddIndex(
-            model_name='statechange',
-            index=models.Index(fields=['at'], name='objects_change_at_idx'),
+            model_name="statechange",
+            index=models.Index(fields=["at"], name="objects_change_at_idx"),
         ),
         migrations.AddConstraint(
-            model_name='stateentry',
-            constraint=models.UniqueConstraint(fields=('instance', 'name'), name='objects_entry_instance_name_uniq'),
+            model_name="stateentry",
+            constraint=models.UniqueConstraint(fields=("instance", "name"), name="objects_entry_instance_name_uniq"),
         ),
     ]

@@ -56,8 +56,11 @@ def test_one_key_never_overlaps_itself_while_two_keys_overlap(live):
         events = list(Event.objects.filter(key=key).order_by("at"))
         kinds = [e.kind for e in events]
         assert kinds == ["enter", "exit"] * 4, kinds
-    spans = {key: [(e.at, x.at) for e, x in zip(evs[::2], evs[1::2], strict=True)]
-             for key in ("k1", "k2") for evs in [list(Event.objects.filter(key=key).order_by("at"))]}
+    spans = {
+        key: [(e.at, x.at) for e, x in zip(evs[::2], evs[1::2], strict=True)]
+        for key in ("k1", "k2")
+        for evs in [list(Event.objects.filter(key=key).order_by("at"))]
+    }
     overlaps = sum(1 for a in spans["k1"] for b in spans["k2"] if a[0] < b[1] and b[0] < a[1])
     assert overlaps > 0, "different keys should run concurrently"
 

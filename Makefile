@@ -1,0 +1,50 @@
+# One entry point. `make run` runs the whole system; `make test` runs every test.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check lint format types migrations-check install bench bench-compare soak clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@echo "==> creating the virtualenv and installing requirements (first run takes a minute)"
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@$(BIN)/python scripts/run.py
+
+test: $(STAMP)
+	@$(BIN)/python scripts/ensure_browser.py
+	@$(BIN)/python scripts/test.py $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+types: $(STAMP)
+	$(BIN)/mypy objects
+
+migrations-check: $(STAMP)
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+check: lint types migrations-check test
+
+bench: $(STAMP)
+	@$(BIN)/python bench/run.py
+
+bench-compare: $(STAMP)
+	@$(BIN)/python bench/run.py --compare
+
+soak: $(STAMP)
+	@$(BIN)/python bench/soak.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,3 @@
+"""URLs of the Restate-compatible ingress (mounted under OBJECTS_INGRESS_PREFIX)."""
+
+urlpatterns: list = []

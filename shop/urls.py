@@ -1,0 +1,3 @@
+"""URLs of the browser shop."""
+
+urlpatterns: list = []
