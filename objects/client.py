@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection
 
 from . import conf
-from .errors import Conflict, TerminalError
+from .errors import Conflict, DeadlockError, TerminalError
 from .models import Status
 from .notify import wait_done
 from .runtime import current_chain, resolve, run_shared
@@ -55,6 +55,8 @@ def result_of(invocation: Any, *, timeout: float | None = None) -> Any:
     if invocation.status == Status.SUCCEEDED:
         return invocation.output
     if invocation.status == Status.FAILED:
+        if invocation.error_type == "DeadlockError":
+            raise DeadlockError(invocation.error_message)
         raise TerminalError(invocation.error_message, invocation.error_code or 500)
     raise Conflict(f"Invocation {invocation.public_id} was {invocation.status}.")
 

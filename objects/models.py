@@ -79,6 +79,7 @@ class Invocation(models.Model):
     output = models.JSONField(null=True, blank=True)
     error_message = models.TextField(blank=True)
     error_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_type = models.CharField(max_length=100, blank=True, help_text="Class of the last error.")
     error_traceback = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Failed attempts so far.")
     not_before = models.DateTimeField(null=True, blank=True, help_text="Delayed send or next retry time.")

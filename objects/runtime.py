@@ -226,6 +226,7 @@ def _finish(
     if error is not None:
         fields["error_message"] = str(error)
         fields["error_code"] = getattr(error, "status_code", 500)
+        fields["error_type"] = type(error).__name__
         fields["error_traceback"] = "".join(traceback.format_exception(error))
     rows = Invocation.objects.filter(pk=invocation.pk)
     if only_if_open:
@@ -294,6 +295,7 @@ class KeyRunner:
             "attempts": attempts,
             "error_message": f"{type(exc).__name__}: {exc}",
             "error_code": 500,
+            "error_type": type(exc).__name__,
             "error_traceback": "".join(traceback.format_exception(exc)),
         }
         open_rows = Invocation.objects.filter(
