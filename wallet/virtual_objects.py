@@ -1,0 +1,113 @@
+"""The `Wallet` object (key = username): cents that are never created or lost, with idempotent movements.
+
+Every writing handler takes a caller-chosen `tx_id`: a repeated tx_id returns the first result and changes
+nothing (the last TX_MEMORY tx_ids of a wallet are remembered, see `wallet.ledger`). A transfer debits
+the sender and credits the receiver in one transaction (`ctx.call` runs the receiver's `receive` under
+its lock inside the sender's transaction), so both happen or neither does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from objects import ObjectContext, SharedObjectContext, TerminalError, VirtualObject
+
+from .inputs import HistoryQuery, Movement, Receipt, Transfer
+from .ledger import ledger_balance, ledger_page, ledger_record, ledger_replay
+
+INTERNAL_HANDLERS = frozenset({"receive"})
+
+
+def wallet_access(user: Any, key: str, handler: str) -> bool:
+    """Staff, or the wallet's owner; `receive` is internal (only a transfer calls it) and refused over HTTP."""
+    if handler in INTERNAL_HANDLERS:
+        return False
+    return bool(user.is_staff or (user.is_authenticated and user.username == key))
+
+
+wallet = VirtualObject(
+    "Wallet",
+    access=wallet_access,
+    description="A user's balance in cents (key = username): deposit, withdraw, transfer, history.",
+)
+
+
+def _shortfall(balance: int, need: int) -> TerminalError:
+    return TerminalError(f"Insufficient funds: balance {balance}, need {need} (short by {need - balance})", 409)
+
+
+@wallet.exclusive
+def deposit(ctx: ObjectContext, arg: Movement) -> dict:
+    """Add `amount` cents. A refund is a deposit with its own tx_id."""
+    replay = ledger_replay(ctx, tx_id=arg.tx_id, kind="deposit", amount=arg.amount)
+    if replay is not None:
+        return replay
+    balance = ledger_balance(ctx) + arg.amount
+    return ledger_record(ctx, tx_id=arg.tx_id, kind="deposit", amount=arg.amount, balance_after=balance)
+
+
+@wallet.exclusive
+def withdraw(ctx: ObjectContext, arg: Movement) -> dict:
+    """Take `amount` cents; never below zero (409 naming the shortfall)."""
+    replay = ledger_replay(ctx, tx_id=arg.tx_id, kind="withdraw", amount=arg.amount)
+    if replay is not None:
+        return replay
+    balance = ledger_balance(ctx)
+    if arg.amount > balance:
+        raise _shortfall(balance, arg.amount)
+    return ledger_record(ctx, tx_id=arg.tx_id, kind="withdraw", amount=arg.amount, balance_after=balance - arg.amount)
+
+
+@wallet.exclusive
+def transfer(ctx: ObjectContext, arg: Transfer) -> dict:
+    """Move `amount` cents to user `to`'s wallet: debit here, credit there, in one transaction."""
+    if arg.to == ctx.key:
+        raise TerminalError("Cannot transfer to your own wallet; choose another user.", 400)
+    replay = ledger_replay(ctx, tx_id=arg.tx_id, kind="transfer_out", amount=arg.amount, counterparty=arg.to)
+    if replay is not None:
+        return replay
+    if not get_user_model().objects.filter(username=arg.to, is_active=True).exists():
+        raise TerminalError(f"No user {arg.to!r}: transfers go to an existing, active user.", 404)
+    balance = ledger_balance(ctx)
+    if arg.amount > balance:
+        raise _shortfall(balance, arg.amount)
+    ctx.call("Wallet", arg.to, "receive", {"sender": ctx.key, "amount": arg.amount, "tx_id": arg.tx_id})
+    return ledger_record(
+        ctx,
+        tx_id=arg.tx_id,
+        kind="transfer_out",
+        amount=arg.amount,
+        balance_after=balance - arg.amount,
+        counterparty=arg.to,
+    )
+
+
+@wallet.exclusive
+def receive(ctx: ObjectContext, arg: Receipt) -> dict:
+    """Internal: the credit half of a transfer, called by the sender's `transfer` only.
+
+    Recorded under tx_id "<sender>:<tx_id>". A repeat is refused (409) rather than replayed: the sender
+    only calls it for a tx_id it has not seen, so a repeat here means the credit exists and a second
+    debit must not happen.
+    """
+    tx_id = f"{arg.sender}:{arg.tx_id}"
+    if ledger_replay(ctx, tx_id=tx_id, kind="transfer_in", amount=arg.amount, counterparty=arg.sender):
+        raise TerminalError(f"Transfer {arg.tx_id!r} from {arg.sender} was already received by {ctx.key}.", 409)
+    balance = ledger_balance(ctx) + arg.amount
+    return ledger_record(
+        ctx, tx_id=tx_id, kind="transfer_in", amount=arg.amount, balance_after=balance, counterparty=arg.sender
+    )
+
+
+@wallet.shared
+def balance(ctx: SharedObjectContext) -> dict:
+    """The current balance in cents."""
+    return {"balance": ledger_balance(ctx)}
+
+
+@wallet.shared
+def history(ctx: SharedObjectContext, arg: HistoryQuery) -> dict:
+    """Movements newest first, `limit` per page; pass the returned `next` as `before` for the next page."""
+    return ledger_page(ctx, limit=arg.limit, before=arg.before)
