@@ -1,3 +1,21 @@
-"""URLs of the browser shop."""
+"""URLs of the shop (mounted at /)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+app_name = "shop"
+
+urlpatterns = [
+    path("", views.catalog, name="catalog"),
+    path("cart/", views.cart_page, name="cart"),
+    path("cart/add/", views.cart_add, name="cart_add"),
+    path("cart/update/", views.cart_update, name="cart_update"),
+    path("cart/remove/", views.cart_remove, name="cart_remove"),
+    path("cart/json/", views.cart_json, name="cart_json"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("orders/", views.order_list, name="order_list"),
+    path("orders/<str:order_id>/", views.order_detail, name="order_detail"),
+    path("wallet/", views.wallet, name="wallet"),
+    path("wallet/top-up/", views.wallet_top_up, name="wallet_top_up"),
+]

@@ -1,0 +1,74 @@
+"""Selectors of the shop: what its pages show, read from the catalog and the objects (shared handlers)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import objects
+from catalog.selectors import product_list_active
+from objects.errors import ObjectsError
+
+log = logging.getLogger("shop")
+EMPTY_CART = {"status": "open", "lines": [], "item_count": 0, "subtotal_cents": 0, "total_cents": 0}
+
+
+def cart_get(*, key: str | None) -> dict[str, Any]:
+    if key is None:
+        return dict(EMPTY_CART)
+    return objects.call("ShoppingCart", key, "get_cart")
+
+
+def catalog_with_stock() -> list[dict[str, Any]]:
+    """Active products with their live availability (None when the inventory cannot be read)."""
+    rows = []
+    for product in product_list_active():
+        try:
+            available = objects.call("Inventory", product.sku, "available")["available"]
+        except (ObjectsError, KeyError, TypeError):
+            available = None
+        rows.append({"product": product, "available": available})
+    return rows
+
+
+def order_ids_for(*, username: str) -> list[str]:
+    """The shopper's order ids, newest first: from the orders app when it offers a selector, else the cart's."""
+    try:
+        from orders.selectors import orders_for_user
+    except ImportError:
+        orders_for_user = None
+    if orders_for_user is not None:
+        try:
+            return list(orders_for_user(username))
+        except Exception:  # noqa: BLE001 - fall back to the cart's own list
+            log.exception("orders_for_user(%r) failed; using the cart's list", username)
+    return objects.call("ShoppingCart", username, "orders")
+
+
+def order_get(*, order_id: str, username: str) -> dict[str, Any] | None:
+    """The order's status, or None when it does not exist or belongs to someone else."""
+    try:
+        order = objects.call("Order", order_id, "status")
+    except ObjectsError:
+        return None
+    if not isinstance(order, dict) or order.get("user") != username:
+        return None
+    return order
+
+
+def order_list(*, username: str, limit: int = 50) -> list[dict[str, Any]]:
+    found = []
+    for order_id in order_ids_for(username=username)[:limit]:
+        order = order_get(order_id=order_id, username=username)
+        if order is not None:
+            found.append(order)
+    return found
+
+
+def wallet_get(*, username: str, before: str | None = None, limit: int = 20) -> dict[str, Any]:
+    balance = objects.call("Wallet", username, "balance")["balance"]
+    arg: dict[str, Any] = {"limit": limit}
+    if before:
+        arg["before"] = int(before) if before.isdigit() else before
+    history = objects.call("Wallet", username, "history", arg)
+    return {"balance": balance, "entries": history.get("entries", []), "next": history.get("next")}

@@ -1,0 +1,175 @@
+"""Views of the shop. Thin: validate the form, call one object handler on request.user's own key, render.
+
+Every view uses the signed-in user's own key (or the session's anonymous cart), never a key from the
+request, so editing URLs or forms cannot reach another shopper's cart, orders or wallet. Objects are
+called outside any transaction (ATOMIC_REQUESTS is off); POSTs redirect (POST-redirect-GET), and the cart
+endpoints answer JSON when the request accepts it (the page's script updates in place).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+import objects
+from cart.services import cart_key_for
+from objects.errors import ObjectsError
+
+from . import selectors
+from .forms import TOP_UP_AMOUNTS, AddToCartForm, CheckoutForm, QuantityForm, SkuForm, TopUpForm, form_error, new_token
+from .templatetags.shop_tags import money
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    if "cart" not in context:
+        try:
+            context["cart"] = selectors.cart_get(key=cart_key_for(request=request, create=False))
+        except ObjectsError:
+            context["cart"] = dict(selectors.EMPTY_CART)
+    return render(request, template, context)
+
+
+@require_GET
+def catalog(request: HttpRequest) -> HttpResponse:
+    return _page(request, "shop/catalog.html", {"rows": selectors.catalog_with_stock()})
+
+
+@require_GET
+def cart_page(request: HttpRequest) -> HttpResponse:
+    context: dict[str, Any] = {"checkout_token": new_token()}
+    if request.user.is_authenticated:
+        try:
+            context["balance"] = objects.call("Wallet", request.user.get_username(), "balance")["balance"]
+        except (ObjectsError, KeyError, TypeError):
+            context["balance"] = None
+    return _page(request, "shop/cart.html", context)
+
+
+def _cart_change(request: HttpRequest, form_class: type, handler: str, done: str) -> HttpResponse:
+    form = form_class(request.POST)
+    if not form.is_valid():
+        return _answer(request, error=form_error(form), status=400)
+    key = cart_key_for(request=request)
+    try:
+        result = objects.call("ShoppingCart", key, handler, form.cleaned_data)
+    except ObjectsError as exc:
+        return _answer(request, error=exc.message, status=exc.status_code)
+    name = next((line["name"] for line in result["lines"] if line["sku"] == form.cleaned_data["sku"]), None)
+    message = done.format(name=name or form.cleaned_data["sku"])
+    return _answer(request, cart=result, message=message)
+
+
+def _answer(
+    request: HttpRequest, *, cart: dict | None = None, message: str = "", error: str = "", status: int = 200
+) -> HttpResponse:
+    if _wants_json(request):
+        if error:
+            return JsonResponse({"message": error}, status=status)
+        return JsonResponse({"cart": cart, "message": message})
+    if error:
+        messages.error(request, error)
+    elif message:
+        messages.success(request, message)
+    target = request.POST.get("next", "")
+    return redirect("shop:catalog" if target == "catalog" else "shop:cart")
+
+
+@require_POST
+def cart_add(request: HttpRequest) -> HttpResponse:
+    return _cart_change(request, AddToCartForm, "add_item", "Added {name} to your cart.")
+
+
+@require_POST
+def cart_update(request: HttpRequest) -> HttpResponse:
+    return _cart_change(request, QuantityForm, "update_quantity", "Updated {name}.")
+
+
+@require_POST
+def cart_remove(request: HttpRequest) -> HttpResponse:
+    return _cart_change(request, SkuForm, "remove_item", "Removed {name}.")
+
+
+@require_GET
+def cart_json(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"cart": selectors.cart_get(key=cart_key_for(request=request, create=False))})
+
+
+@require_POST
+def checkout(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        messages.info(request, "Sign in to check out; your cart comes with you.")
+        return redirect(f"{reverse('login')}?next={reverse('shop:cart')}")
+    form = CheckoutForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form_error(form))
+        return redirect("shop:cart")
+    token = form.cleaned_data["token"]
+    try:
+        result = objects.call(
+            "ShoppingCart", request.user.get_username(), "checkout", idempotency_key=f"checkout-{token}"
+        )
+    except ObjectsError as exc:
+        messages.error(request, f"Checkout failed: {exc.message}")
+        return redirect("shop:cart")
+    messages.success(request, f"Thank you! Order placed and paid ({money(result.get('order_total_cents'))}).")
+    return redirect("shop:order_detail", order_id=result["order_id"])
+
+
+@login_required
+@require_GET
+def order_list(request: HttpRequest) -> HttpResponse:
+    return _page(request, "shop/order_list.html", {"orders": selectors.order_list(username=request.user.username)})
+
+
+@login_required
+@require_GET
+def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
+    order = selectors.order_get(order_id=order_id, username=request.user.get_username())
+    if order is None:
+        raise Http404("No such order.")
+    return _page(request, "shop/order_detail.html", {"order": order})
+
+
+@login_required
+@require_GET
+def wallet(request: HttpRequest) -> HttpResponse:
+    before = request.GET.get("before") or None
+    try:
+        data = selectors.wallet_get(username=request.user.get_username(), before=before)
+    except ObjectsError as exc:
+        messages.error(request, exc.message)
+        data = {"balance": None, "entries": [], "next": None}
+    return _page(request, "shop/wallet.html", {"wallet": data, "top_up_token": new_token(), "amounts": TOP_UP_AMOUNTS})
+
+
+@login_required
+@require_POST
+def wallet_top_up(request: HttpRequest) -> HttpResponse:
+    form = TopUpForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form_error(form))
+        return redirect("shop:wallet")
+    amount, token = form.cleaned_data["amount"], form.cleaned_data["token"]
+    try:
+        result = objects.call(
+            "Wallet",
+            request.user.get_username(),
+            "deposit",
+            {"amount": amount, "tx_id": f"topup-{token}"},
+            idempotency_key=f"topup-{token}",
+        )
+    except ObjectsError as exc:
+        messages.error(request, exc.message)
+        return redirect("shop:wallet")
+    messages.success(request, f"Added {money(amount)}. Your balance is {money(result['balance'])}.")
+    return redirect("shop:wallet")
