@@ -1,0 +1,235 @@
+"""Admin for invocations: read-only lists and details, with cancel, kill and retry as confirmed actions."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from ..errors import Conflict
+from ..models import Invocation, JournalEntry
+from ..selectors import invocation_caller_chain
+from ..services import invocation_cancel, invocation_kill, invocation_retry
+from .display import json_html
+
+_HEX_ID = re.compile(r"^(?:inv_)?([0-9a-fA-F]{32})$")
+
+
+class JournalEntryInline(admin.TabularInline):
+    model = JournalEntry
+    fields = ("index", "name", "result_html", "failure", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    @admin.display(description="result")
+    def result_html(self, obj: JournalEntry) -> str:
+        return json_html(obj.result)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Invocation)
+class InvocationAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "type_name", "key", "handler", "status", "attempts", "created_at", "finished_at")
+    list_filter = ("status", "type_name", "handler", "kind", "created_at")
+    search_fields = ("key",)
+    search_help_text = "A key (contains; ^ for a prefix), an invocation id (inv_…) or a number (acceptance order)."
+    date_hierarchy = "created_at"
+    list_select_related = ("instance",)
+    fields = (
+        "public_id",
+        "instance_link",
+        "handler",
+        "kind",
+        "status",
+        "input_html",
+        "output_html",
+        "error_message",
+        "error_code",
+        "traceback_html",
+        "attempts",
+        "not_before",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "caller_chain",
+        "callees_list",
+        "idempotency_key",
+        "kill_requested",
+        "partition",
+    )
+    readonly_fields = fields
+    inlines = [JournalEntryInline]
+    actions = ["cancel_invocations", "kill_invocations", "retry_invocations"]
+    change_form_template = "admin/objects/invocation/change_form.html"
+    list_per_page = 50
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Rows change only through the actions (cancel, kill, retry); the form is never saved.
+        return obj is None and super().has_change_permission(request)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Invocation]:
+        return super().get_queryset(request).select_related("instance", "caller")
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = _HEX_ID.match(term)
+        if match:
+            return queryset.filter(uid=uuid.UUID(hex=match.group(1))), False
+        if term.isdigit():
+            return queryset.filter(pk=int(term)) | queryset.filter(key=term), False
+        if term.startswith("^") and len(term) > 1:
+            return queryset.filter(key__startswith=term[1:]), False
+        return queryset.filter(key__icontains=term), False
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_operate": super().has_change_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="id", ordering="id")
+    def public_id(self, obj: Invocation) -> str:
+        return obj.public_id
+
+    @admin.display(description="instance")
+    def instance_link(self, obj: Invocation) -> str:
+        url = reverse("admin:objects_instance_change", args=[obj.instance_id])
+        return format_html('<a href="{}">{}/{}</a>', url, obj.type_name, obj.key)
+
+    @admin.display(description="input")
+    def input_html(self, obj: Invocation) -> str:
+        return json_html(obj.input)
+
+    @admin.display(description="output")
+    def output_html(self, obj: Invocation) -> str:
+        return json_html(obj.output)
+
+    @admin.display(description="traceback")
+    def traceback_html(self, obj: Invocation) -> str:
+        if not obj.error_traceback:
+            return "—"
+        return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', obj.error_traceback)
+
+    @admin.display(description="caller chain (nearest first)")
+    def caller_chain(self, obj: Invocation) -> str:
+        chain = invocation_caller_chain(invocation=obj)
+        if not chain:
+            return "— (called from outside: ingress, API or Django code)"
+        return format_html_join(
+            " ← ",
+            '<a href="{}">{} {}/{}.{}</a>',
+            (
+                (reverse("admin:objects_invocation_change", args=[c.pk]), c.public_id, c.type_name, c.key, c.handler)
+                for c in chain
+            ),
+        )
+
+    @admin.display(description="calls it made")
+    def callees_list(self, obj: Invocation) -> str:
+        callees = list(obj.callees.order_by("id")[:50])
+        if not callees:
+            return "—"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}/{}.{}</a> ({})',
+            (
+                (reverse("admin:objects_invocation_change", args=[c.pk]), c.type_name, c.key, c.handler, c.status)
+                for c in callees
+            ),
+        )
+
+    def _operate(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Invocation],
+        *,
+        action: str,
+        verb: str,
+        operation: Callable[..., Invocation],
+        warning: str,
+    ) -> HttpResponse | None:
+        if request.POST.get("post") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{verb.capitalize()} invocations?",
+                "opts": self.opts,
+                "invocations": list(queryset),
+                "action": action,
+                "verb": verb,
+                "warning": warning,
+            }
+            return TemplateResponse(request, "admin/objects/invocation/action_confirmation.html", context)
+        done = 0
+        refused: list[str] = []
+        for invocation in queryset:
+            try:
+                result = operation(invocation=invocation)
+            except Conflict as exc:
+                refused.append(exc.message)
+                continue
+            done += 1
+            self.log_change(request, invocation, f"{verb.capitalize()}: now {result.status}.")
+        if done:
+            self.message_user(request, f"{verb.capitalize()}: {done} invocation(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Refused ({len(refused)}): " + " ".join(refused), messages.WARNING)
+        return None
+
+    @admin.action(description="Cancel the selected invocations (pending, backing off)", permissions=["change"])
+    def cancel_invocations(self, request: HttpRequest, queryset: QuerySet[Invocation]) -> HttpResponse | None:
+        return self._operate(
+            request,
+            queryset,
+            action="cancel_invocations",
+            verb="cancel",
+            operation=invocation_cancel,
+            warning="Cancelled invocations never run; a waiting caller gets a 409.",
+        )
+
+    @admin.action(description="Kill the selected invocations (running: effects discarded)", permissions=["change"])
+    def kill_invocations(self, request: HttpRequest, queryset: QuerySet[Invocation]) -> HttpResponse | None:
+        return self._operate(
+            request,
+            queryset,
+            action="kill_invocations",
+            verb="kill",
+            operation=invocation_kill,
+            warning="A running invocation's state writes and sends are discarded when its handler returns.",
+        )
+
+    @admin.action(description="Retry the selected invocations now (failed, backing off)", permissions=["change"])
+    def retry_invocations(self, request: HttpRequest, queryset: QuerySet[Invocation]) -> HttpResponse | None:
+        return self._operate(
+            request,
+            queryset,
+            action="retry_invocations",
+            verb="retry",
+            operation=invocation_retry,
+            warning="The invocations go back to their keys' inboxes and run again from their journal.",
+        )

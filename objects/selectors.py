@@ -1,0 +1,150 @@
+"""Selectors that read: inbox depth, held keys, per-type overview, history, caller chains (admin, metrics, API)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .models import Instance, Invocation, StateChange, StateEntry, Status
+
+INBOX_STATUSES = (Status.PENDING, Status.BACKING_OFF)
+OPEN = (Status.PENDING, Status.RUNNING, Status.BACKING_OFF)
+
+
+def _count_subquery(queryset: QuerySet, column: str = "pk", aggregate=Count) -> Coalesce:
+    """A correlated per-instance aggregate: one subquery per row instead of joins that multiply rows."""
+    inner = queryset.filter(instance=OuterRef("pk")).order_by().values("instance").annotate(n=aggregate(column))
+    return Coalesce(Subquery(inner.values("n"), output_field=IntegerField()), Value(0))
+
+
+def instance_list_annotated(queryset: QuerySet[Instance] | None = None) -> QuerySet[Instance]:
+    """Instances with entry_count, state_size and inbox_depth (pending + backing-off invocations)."""
+    queryset = Instance.objects.all() if queryset is None else queryset
+    return queryset.annotate(
+        entry_count=_count_subquery(StateEntry.objects.all()),
+        state_size=_count_subquery(StateEntry.objects.all(), "size", Sum),
+        inbox_depth=_count_subquery(Invocation.objects.filter(status__in=INBOX_STATUSES, kind="exclusive")),
+    )
+
+
+def instance_held_ids(*, instance_ids: list[int]) -> set[int]:
+    """Which of these keys a worker (or an edit) holds right now.
+
+    Probes with a short SELECT ... FOR UPDATE SKIP LOCKED: a row it cannot lock is held. The probe's own
+    lock lasts one statement; a doorbell arriving in that instant is skipped and re-dispatched by the sweeper.
+    """
+    if not instance_ids:
+        return set()
+    with transaction.atomic():
+        free = set(
+            Instance.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=instance_ids)
+            .values_list("pk", flat=True)
+        )
+    return set(instance_ids) - free
+
+
+def instance_inbox(*, instance: Instance, limit: int = 100) -> list[Invocation]:
+    """The key's open exclusive invocations, oldest first; the head is marked `.running` when the key is held."""
+    rows = list(Invocation.objects.filter(instance=instance, status__in=OPEN, kind="exclusive").order_by("id")[:limit])
+    held = bool(rows) and instance.pk in instance_held_ids(instance_ids=[instance.pk])
+    now = timezone.now()
+    head_marked = False
+    for row in rows:
+        row.running = row.status == Status.RUNNING
+        if held and not head_marked and row.status != Status.RUNNING and not (row.not_before and row.not_before > now):
+            row.running = head_marked = True
+    return rows
+
+
+def instance_recent_invocations(*, instance: Instance, limit: int = 20) -> list[Invocation]:
+    return list(Invocation.objects.filter(instance=instance).order_by("-id")[:limit])
+
+
+def instance_history(*, instance: Instance, limit: int = 50) -> list[StateChange]:
+    """Committed changes of the key's state, newest first, with who made them."""
+    return list(
+        StateChange.objects.filter(instance=instance).select_related("user", "invocation").order_by("-id")[:limit]
+    )
+
+
+def instance_entries(*, instance: Instance) -> list[StateEntry]:
+    return list(StateEntry.objects.filter(instance=instance).order_by("name"))
+
+
+def invocation_caller_chain(*, invocation: Invocation, limit: int = 50) -> list[Invocation]:
+    """The callers of an invocation, nearest first (follows `caller` links; stops at a cycle or `limit`)."""
+    chain: list[Invocation] = []
+    seen = {invocation.pk}
+    current = invocation.caller
+    while current is not None and current.pk not in seen and len(chain) < limit:
+        chain.append(current)
+        seen.add(current.pk)
+        current = current.caller
+    return chain
+
+
+def type_overview(*, type_names: list[str] | None = None, probe_held: bool = True) -> list[dict[str, Any]]:
+    """Per object type: instances, pending, running, backing-off and failed invocations, oldest pending age.
+
+    `running` counts committed running rows plus keys held right now that have work (see instance_held_ids).
+    """
+    now = timezone.now()
+    instances = dict(Instance.objects.order_by().values_list("type_name").annotate(n=Count("pk")))
+    counts = {
+        row["type_name"]: row
+        for row in Invocation.objects.order_by()
+        .values("type_name")
+        .annotate(
+            pending=Count("pk", filter=Q(status=Status.PENDING)),
+            running=Count("pk", filter=Q(status=Status.RUNNING)),
+            backing_off=Count("pk", filter=Q(status=Status.BACKING_OFF)),
+            failed=Count("pk", filter=Q(status=Status.FAILED)),
+            oldest_pending=Min("created_at", filter=Q(status=Status.PENDING)),
+        )
+    }
+    names = sorted(set(type_names or []) | set(instances) | set(counts))
+    held_by_type: dict[str, int] = {}
+    if probe_held:
+        busy = dict(
+            Instance.objects.filter(invocations__status__in=INBOX_STATUSES, paused=False)
+            .order_by()
+            .values_list("pk", "type_name")
+            .distinct()[:500]
+        )
+        for pk in instance_held_ids(instance_ids=list(busy)):
+            held_by_type[busy[pk]] = held_by_type.get(busy[pk], 0) + 1
+    rows = []
+    for name in names:
+        row = counts.get(name, {})
+        oldest: datetime | None = row.get("oldest_pending")
+        held = held_by_type.get(name, 0)
+        rows.append(
+            {
+                "type_name": name,
+                "instances": instances.get(name, 0),
+                "pending": max(0, row.get("pending", 0) - held),
+                "running": row.get("running", 0) + held,
+                "backing_off": row.get("backing_off", 0),
+                "failed": row.get("failed", 0),
+                "oldest_pending_age": (now - oldest) if oldest else None,
+            }
+        )
+    return rows
+
+
+def inbox_depth_by_type() -> dict[str, tuple[int, timedelta | None]]:
+    """Per type: invocations waiting (pending + backing-off) and the age of the oldest pending one."""
+    now = timezone.now()
+    rows = (
+        Invocation.objects.filter(status__in=INBOX_STATUSES)
+        .order_by()
+        .values("type_name")
+        .annotate(depth=Count("pk"), oldest=Min("created_at", filter=Q(status=Status.PENDING)))
+    )
+    return {r["type_name"]: (r["depth"], (now - r["oldest"]) if r["oldest"] else None) for r in rows}
