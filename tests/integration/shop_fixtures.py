@@ -1,0 +1,33 @@
+"""Helpers shared by the cart and shop tests: products with stock, shoppers with money."""
+
+from __future__ import annotations
+
+import objects
+from catalog.models import Product
+
+
+def make_product(sku: str, *, name: str | None = None, price: int = 1000, stock: int = 10, active: bool = True):
+    product = Product.objects.create(
+        sku=sku, name=name or sku.title(), description="", price_cents=price, stock=stock, active=active
+    )
+    if stock:
+        objects.call("Inventory", sku, "restock", {"quantity": stock})
+    return product
+
+
+def fund(username: str, amount: int) -> int:
+    return objects.call("Wallet", username, "deposit", {"amount": amount, "tx_id": f"fund-{username}-{amount}"})[
+        "balance"
+    ]
+
+
+def balance(username: str) -> int:
+    return objects.call("Wallet", username, "balance")["balance"]
+
+
+def stock(sku: str) -> dict:
+    return objects.call("Inventory", sku, "available")
+
+
+def cart(key: str) -> dict:
+    return objects.call("ShoppingCart", key, "get_cart")
