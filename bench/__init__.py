@@ -1,0 +1,1 @@
+"""Benchmarks: the BenchCart object, a load generator, and the `make bench` / `make bench-compare` runner."""

@@ -1,0 +1,438 @@
+"""`make bench` / `make bench-compare`: start the stack, run every workload, write the results table and chart.
+
+`make bench` measures this project: PostgreSQL, Redis, Celery workers, gunicorn (gthread), all on loopback,
+calls through the real ingress with token authentication. `make bench-compare` (--compare) also installs a
+Restate server from the npm registry into var/restate/ and the Restate Python SDK into a virtualenv under
+var/, serves the same object with hypercorn, and runs the same workloads against it in the same run,
+interleaved, then prints the ratio of this project to Restate for each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+from stack import PYTHON, Stack, free_port, say, wait_port  # noqa: E402
+
+from bench.loadgen import WORKLOADS, Result, Target, run_workload, warm_up  # noqa: E402
+
+VAR = ROOT / "var"
+RESULTS = ROOT / "bench" / "results"
+CHART = ROOT / "docs" / "images" / "bench.png"
+RESTATE_PREFIX = VAR / "restate"
+RESTATE_VENV = VAR / "restate-py"
+RESTATE_PACKAGES = ["restate-sdk==1.3.0", "hypercorn==0.18.0"]
+RESTATE_NPM = "@restatedev/restate-server"
+TOTAL_LIMIT = 1200.0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--compare", action="store_true", help="also run the workloads against a Restate server")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per workload (default 1, or 3 with --compare)")
+    p.add_argument("--only", default="abcd", help="workloads to run, e.g. 'bc' (default: abcd)")
+    p.add_argument("--scale", type=float, default=1.0, help="fraction of each workload's calls (quick tries)")
+    p.add_argument("--workers", type=int, default=2, help="Celery worker processes, partition queues split among them")
+    p.add_argument("--pool", choices=["solo", "threads", "prefork"], default="solo", help="Celery pool per worker")
+    p.add_argument("--worker-concurrency", type=int, default=1, help="threads/processes per worker (not solo)")
+    p.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    p.add_argument("--web-threads", type=int, default=16, help="gunicorn threads per worker (gthread)")
+    p.add_argument("--fast-pg", action="store_true", help="PostgreSQL with fsync and synchronous_commit off")
+    p.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
+    p.add_argument("--profile", metavar="DIR", help="record py-spy flame graphs of a worker and gunicorn into DIR")
+    p.add_argument("--keep", action="store_true", help="print the URLs and wait for Enter before stopping")
+    args = p.parse_args(argv)
+    args.rounds = args.rounds or (3 if args.compare else 1)
+    unknown = set(args.only) - set(WORKLOADS)
+    if unknown:
+        p.error(f"unknown workload(s) {''.join(sorted(unknown))}; choose from {''.join(WORKLOADS)}")
+    return args
+
+
+# -- this project -----------------------------------------------------------------------------------------
+def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Target, dict]:
+    say("starting PostgreSQL and Redis (loopback)")
+    database_url = stack.start_postgres()
+    if not args.fast_pg:
+        _durable_postgres(database_url)
+    redis_url = stack.start_redis()
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "OBJECTS_BENCH": "1",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LOG_LEVEL": "WARNING",
+        "OBJECTS_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+    os.environ.update(env)
+    say("migrating the database")
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True, env=os.environ)
+    import django
+
+    django.setup()
+    token = _bench_token()
+    from objects.routing import all_queues
+
+    queues = all_queues()
+    names = []
+    for index in range(args.workers):
+        group = queues[index :: args.workers] + (["objects.sweeper"] if index == 0 else [])
+        name = f"bench{index}-{os.getpid()}@{socket.gethostname()}"
+        names.append(name)
+        pool = ["--pool", args.pool] + (["-c", str(args.worker_concurrency)] if args.pool != "solo" else [])
+        stack.spawn(
+            f"worker{index}",
+            [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(group), *pool, "-n", name]
+            + ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
+            log=logs / f"worker{index}.log",
+        )
+    stack.spawn(
+        "beat",
+        [PYTHON, "-m", "celery", "-A", "config", "beat", "-s", str(stack.tmp / "beat-schedule"), "-l", "warning"],
+        log=logs / "beat.log",
+    )
+    port = free_port()
+    stack.spawn(
+        "gunicorn",
+        [PYTHON, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread"]
+        + ["-w", str(args.web_workers), "--threads", str(args.web_threads), "--timeout", "120", "--keep-alive", "30"],
+        log=logs / "gunicorn.log",
+    )
+    wait_port(port, what="gunicorn")
+    _wait_workers(names)
+    from django.conf import settings
+
+    prefix = settings.OBJECTS_INGRESS_PREFIX.strip("/")
+    target = Target("django", f"http://127.0.0.1:{port}/{prefix}", {"Authorization": f"Token {token}"})
+    config = {
+        "postgres": "fsync=off, synchronous_commit=off" if args.fast_pg else "fsync=on, synchronous_commit=on",
+        "celery": f"{args.workers} worker(s), pool {args.pool}"
+        + (f" x{args.worker_concurrency}" if args.pool != "solo" else ""),
+        "gunicorn": f"gthread, {args.web_workers} worker(s) x {args.web_threads} threads",
+        "partitions": len(queues),
+    }
+    return target, config
+
+
+def _durable_postgres(database_url: str) -> None:
+    """The throwaway cluster starts without fsync; the benchmark measures a durable commit, as Restate's is."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET fsync = on")
+        conn.execute("ALTER SYSTEM SET synchronous_commit = on")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def _bench_token() -> str:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_staff": False})
+    token, _ = Token.objects.get_or_create(user=user)
+    from django.db import connections
+
+    connections.close_all()
+    return token.key
+
+
+def _wait_workers(names: list[str], timeout: float = 60.0) -> None:
+    from objects.heartbeat import live_workers
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if set(names) <= set(live_workers()):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"Celery workers did not start within {timeout:.0f}s; see the logs under var/bench/")
+
+
+# -- Restate ----------------------------------------------------------------------------------------------
+def install_restate() -> Path:
+    """The Restate server binary (from the npm registry) and the SDK virtualenv, installed under var/ once."""
+    binary = RESTATE_PREFIX / "node_modules" / "@restatedev" / f"restate-server-linux-{_arch()}" / "bin"
+    binary = binary / "restate-server"
+    if not binary.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RuntimeError("npm is not installed, so the Restate server cannot be installed (apt-get install npm)")
+        say(f"installing {RESTATE_NPM} into var/restate/ with npm")
+        RESTATE_PREFIX.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--prefix", str(RESTATE_PREFIX), RESTATE_NPM], check=True)
+    if not binary.exists():
+        raise RuntimeError(f"npm installed {RESTATE_NPM} but no server binary for this platform at {binary}")
+    python = RESTATE_VENV / "bin" / "python"
+    if not python.exists() or subprocess.run([python, "-c", "import restate, hypercorn"], check=False).returncode:
+        say("creating var/restate-py with the Restate Python SDK and hypercorn")
+        subprocess.run([sys.executable, "-m", "venv", str(RESTATE_VENV)], check=True)
+        subprocess.run([python, "-m", "pip", "install", "--quiet", *RESTATE_PACKAGES], check=True)
+    return binary
+
+
+def _arch() -> str:
+    return {"x86_64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def start_restate(stack: Stack, logs: Path) -> tuple[Target, dict]:
+    binary = install_restate()
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    ingress, admin, node, service = free_port(), free_port(), free_port(), free_port()
+    data = stack.tmp / "restate-data"
+    say(f"starting the Restate server ({version or 'unknown version'}) on loopback")
+    stack.spawn(
+        "restate",
+        [str(binary), "--no-logo", "--base-dir", str(data), "--listen-mode", "tcp"],
+        env={
+            "RESTATE_DISABLE_TELEMETRY": "true",
+            "RESTATE_BIND_IP": "127.0.0.1",
+            "RESTATE_INGRESS__BIND_PORT": str(ingress),
+            "RESTATE_ADMIN__BIND_PORT": str(admin),
+            "RESTATE_BIND_PORT": str(node),
+            "RESTATE_LOG_FILTER": "warn",
+        },
+        log=logs / "restate.log",
+    )
+    stack.spawn(
+        "restate-service",
+        [str(RESTATE_VENV / "bin" / "python"), str(ROOT / "bench" / "restate" / "service.py"), str(service)],
+        log=logs / "restate-service.log",
+    )
+    wait_port(admin, timeout=60, what="Restate admin")
+    wait_port(ingress, timeout=60, what="Restate ingress")
+    wait_port(service, timeout=30, what="Restate SDK service (hypercorn)")
+    _register(admin, service)
+    sdk = subprocess.run(
+        [str(RESTATE_VENV / "bin" / "python"), "-m", "pip", "show", "restate-sdk"], capture_output=True, text=True
+    ).stdout
+    sdk_version = next((line.split(":", 1)[1].strip() for line in sdk.splitlines() if line.startswith("Version")), "")
+    config = {"server": version, "sdk": f"restate-sdk {sdk_version}, hypercorn (keep_alive_max_requests raised)"}
+    return Target("restate", f"http://127.0.0.1:{ingress}"), config
+
+
+def _register(admin: int, service: int, timeout: float = 60.0) -> None:
+    body = json.dumps({"uri": f"http://127.0.0.1:{service}"}).encode()
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{admin}/deployments", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if response.status in (200, 201):
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise RuntimeError(f"could not register the SDK service with the Restate admin API: {last}")
+
+
+# -- the run ----------------------------------------------------------------------------------------------
+async def measure(targets: list[Target], args: argparse.Namespace, run_id: str) -> list[Result]:
+    """Every round runs each workload on every system back to back (interleaved); the lead alternates."""
+    for target in targets:
+        await warm_up(target, run_id=f"{run_id}-warm")
+    results: list[Result] = []
+    deadline = time.monotonic() + TOTAL_LIMIT
+    for round_index in range(args.rounds):
+        for name in args.only:
+            workload = WORKLOADS[name].scaled(args.scale)
+            order = targets if (round_index + "abcd".index(name)) % 2 == 0 else list(reversed(targets))
+            for target in order:
+                limit = max(10.0, min(180.0, deadline - time.monotonic()))
+                result = await run_workload(
+                    target, workload, run_id=f"{run_id}-r{round_index}", time_limit=limit, poll_limit=limit
+                )
+                print(f"   round {round_index + 1}  {result.row()}", flush=True)
+                results.append(result)
+    return results
+
+
+def summarize(results: list[Result]) -> dict[tuple[str, str], Result]:
+    """Per (workload, system), the round with the median throughput."""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for result in results:
+        groups.setdefault((result.workload, result.system), []).append(result)
+    summary = {}
+    for key, rounds in groups.items():
+        rounds.sort(key=lambda r: r.ops)
+        median = rounds[(len(rounds) - 1) // 2]
+        median.correct = all(r.correct for r in rounds)
+        if not median.correct:
+            median.check = "; ".join(r.check for r in rounds if not r.correct)
+        summary[key] = median
+    return summary
+
+
+def table(summary: dict[tuple[str, str], Result], systems: list[str]) -> str:
+    lines = [
+        "| workload | system | calls | errors | seconds | ops/s | p50 ms | p95 ms | p99 ms | check |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in WORKLOADS:
+        for system in systems:
+            r = summary.get((name, system))
+            if r is None:
+                continue
+            check = "exact" if r.correct else f"**wrong**: {r.check}"
+            lines.append(
+                f"| {name}. {WORKLOADS[name].title} | {system} | {r.calls} | {r.errors} | {r.seconds:.2f} | "
+                f"{r.ops:.0f} | {r.p50:.1f} | {r.p95:.1f} | {r.p99:.1f} | {check} |"
+            )
+    if "restate" in systems and "django" in systems:
+        lines += [
+            "",
+            "Ratio this project / Restate (throughput: above 1 is faster; latency: below 1 is faster):",
+            "",
+            "| workload | ops/s | p50 | p95 | p99 |",
+            "|---|---|---|---|---|",
+        ]
+        for name in WORKLOADS:
+            ours, theirs = summary.get((name, "django")), summary.get((name, "restate"))
+            if ours is None or theirs is None:
+                continue
+            cells = [_ratio(ours.ops, theirs.ops)] + [
+                _ratio(getattr(ours, f), getattr(theirs, f)) for f in ("p50", "p95", "p99")
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}x" if theirs else "n/a"
+
+
+def machine() -> dict:
+    memory = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) // 1024} MiB"
+    except OSError:
+        pass
+    cpu = ""
+    try:
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if "model name" in line
+            ),
+            "",
+        )
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "memory": memory, "cpu": cpu, "python": platform.python_version()}
+
+
+def write_results(results: list[Result], summary: dict, systems: list[str], info: dict, text: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "info": info,
+        "summary": [vars(r) for r in summary.values()],
+        "rounds": [vars(r) for r in results],
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
+    header = [
+        "# Latest benchmark results",
+        "",
+        f"Run {info['when']} with `{info['command']}`; {info['rounds']} round(s), the median round by throughput.",
+        "",
+        f"Machine: {info['machine']['cores']} cores, {info['machine']['memory']}, {info['machine']['cpu']}.",
+        "",
+    ]
+    for system, config in info["systems"].items():
+        header.append(f"- {system}: " + "; ".join(f"{k} {v}" for k, v in config.items()))
+    (RESULTS / "latest.md").write_text("\n".join(header) + "\n\n" + text + "\n")
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    run_id = time.strftime("%Y%m%d%H%M%S")
+    logs = VAR / "bench" / run_id
+    logs.mkdir(parents=True, exist_ok=True)
+    stack = Stack()
+    info: dict = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python bench/run.py " + " ".join(argv),
+        "rounds": args.rounds,
+        "machine": machine(),
+        "systems": {},
+    }
+    try:
+        targets = []
+        target, config = start_ours(stack, args, logs)
+        targets.append(target)
+        info["systems"]["django"] = config
+        if args.compare:
+            try:
+                restate, config = start_restate(stack, logs)
+                targets.append(restate)
+                info["systems"]["restate"] = config
+            except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+                say(f"Restate could not be installed or started ({exc}); measuring this project only")
+                info["restate_error"] = str(exc)
+        profilers = _start_profilers(stack, args, logs) if args.profile else []
+        say(f"running workloads {args.only} x {args.rounds} round(s) on {', '.join(t.name for t in targets)}")
+        results = asyncio.run(measure(targets, args, run_id))
+        for proc in profilers:
+            proc.send_signal(2)
+            proc.wait(timeout=60)
+        if args.keep:
+            input(f"stack is up: {[t.base_url for t in targets]}; press Enter to stop ")
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        say("stopping the stack")
+        stack.stop()
+    systems = [t.name for t in targets]
+    summary = summarize(results)
+    text = table(summary, systems)
+    print("\n" + text + "\n")
+    write_results(results, summary, systems, info, text)
+    if not args.no_chart:
+        from bench.chart import draw
+
+        draw(summary, systems, CHART)
+        say(f"chart written to {CHART.relative_to(ROOT)}")
+    say(f"results written to {RESULTS.relative_to(ROOT)}/latest.md and latest.json; logs in {logs.relative_to(ROOT)}")
+    return 0 if all(r.correct for r in summary.values()) else 1
+
+
+def _start_profilers(stack: Stack, args: argparse.Namespace, logs: Path) -> list[subprocess.Popen]:
+    """py-spy on the first worker and the gunicorn workers, for the whole measured run."""
+    out = Path(args.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    pyspy = str(Path(PYTHON).parent / "py-spy")
+    procs = []
+    for name, proc in stack.procs:
+        if name in ("worker0", "gunicorn"):
+            procs.append(
+                stack.spawn(
+                    f"py-spy-{name}",
+                    [pyspy, "record", "--pid", str(proc.pid), "--subprocesses", "--format", "raw"]
+                    + ["--rate", "200", "-o", str(out / f"{name}.txt"), "--nonblocking"],
+                    log=logs / f"py-spy-{name}.log",
+                )
+            )
+    time.sleep(1.0)
+    return procs
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
