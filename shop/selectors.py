@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.utils.dateparse import parse_datetime
+
 import objects
 from catalog.selectors import product_list_active
 from objects.errors import ObjectsError
@@ -53,6 +55,7 @@ def order_get(*, order_id: str, username: str) -> dict[str, Any] | None:
         return None
     if not isinstance(order, dict) or order.get("user") != username:
         return None
+    order["history"] = [{**step, "at": _when(step.get("at"))} for step in order.get("history") or []]
     return order
 
 
@@ -71,4 +74,10 @@ def wallet_get(*, username: str, before: str | None = None, limit: int = 20) -> 
     if before:
         arg["before"] = int(before) if before.isdigit() else before
     history = objects.call("Wallet", username, "history", arg)
-    return {"balance": balance, "entries": history.get("entries", []), "next": history.get("next")}
+    entries = [{**entry, "at": _when(entry.get("at"))} for entry in history.get("entries", [])]
+    return {"balance": balance, "entries": entries, "next": history.get("next")}
+
+
+def _when(value: Any) -> Any:
+    """An ISO timestamp from state as a datetime (the template formats it); anything else as it is."""
+    return (parse_datetime(value) or value) if isinstance(value, str) else value
