@@ -1,3 +1,7 @@
-"""URLs of the Restate-compatible ingress (mounted under OBJECTS_INGRESS_PREFIX)."""
+"""URLs of the Restate-compatible ingress (mounted under OBJECTS_INGRESS_PREFIX): one catch-all view."""
 
-urlpatterns: list = []
+from django.urls import re_path
+
+from .ingress import IngressView
+
+urlpatterns = [re_path(r"^(?P<rest>.*)$", IngressView.as_view(), name="objects-ingress")]

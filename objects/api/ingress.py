@@ -1,0 +1,198 @@
+"""The Restate-compatible ingress: calls, sends, attach/output and health, under OBJECTS_INGRESS_PREFIX.
+
+One catch-all view: the path is re-parsed from the undecoded request path (see paths.py). Checks run in
+a fixed order: authentication (401) -> type and handler exist (404) -> key (400) -> the type's access
+rule (403) -> delay and input (400/413) -> the invocation.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.db import DatabaseError
+from django.http import HttpResponse
+from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
+
+from ..client import result_of
+from ..errors import CallTimeout, Conflict, InvalidInput, NotFound, ObjectsError, TerminalError
+from ..models import Invocation
+from ..registry import get_object
+from ..runtime import resolve, run_shared
+from ..services import invocation_get, invocation_submit
+from ..validation import validate_input, validate_key
+from .body import body_read, json_parse
+from .delay import delay_parse
+from .paths import Route, decode_segment, raw_path, route_parse
+from .permissions import AUTHENTICATION_CLASSES, access_check, anonymous_refused
+from .responses import NOT_READY, error_response, http_status, output_response, send_response
+
+log = logging.getLogger("objects.api")
+
+
+class MethodNotAllowed(exceptions.MethodNotAllowed):
+    def __init__(self, method: str, allowed: str) -> None:
+        super().__init__(method, detail=f"Method {method} is not allowed on this path; use {allowed}.")
+        self.allowed = allowed
+
+
+class IngressView(APIView):
+    """Every ingress path; see the module docstring and docs/api.md."""
+
+    authentication_classes = AUTHENTICATION_CLASSES
+    permission_classes: list = []  # the type's access rule decides, after the type is known
+    parser_classes: list = []  # the body is read raw (body.py), not by DRF's parsers
+    renderer_classes = [JSONRenderer]
+    schema = None  # openapi.py describes the ingress per registered handler instead
+
+    @property
+    def default_response_headers(self) -> dict[str, str]:
+        return {}  # DRF's default Allow lists every method; ours names the one a path takes (on 405)
+
+    def perform_authentication(self, request) -> None:
+        """Lazy: `request.user` is evaluated when a route needs it, so /restate/health needs no credentials."""
+
+    def perform_content_negotiation(self, request, force: bool = False) -> tuple[Any, str]:
+        return JSONRenderer(), "application/json"  # responses are JSON whatever the Accept header says
+
+    def http_method_not_allowed(self, request, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self.ingress(request, **kwargs)
+
+    get = post = put = patch = delete = head = options = http_method_not_allowed
+
+    def ingress(self, request, rest: str = "") -> HttpResponse:
+        segments, encoded = raw_path(request, rest)
+        route = route_parse([decode_segment(s) for s in segments] if encoded else segments)
+        allowed = {route.method, "HEAD"} if route.method == "GET" else {route.method}
+        if request.method not in allowed:
+            raise MethodNotAllowed(request.method, route.method)
+        if route.kind == "health":
+            return HttpResponse(b'{"status":"ok"}', content_type="application/json")
+        if route.kind in ("call", "send"):
+            return self.invoke(request, route)
+        return self.attach(request, route)
+
+    # -- calls and sends ---------------------------------------------------------------------------
+    def invoke(self, request, route: Route) -> HttpResponse:
+        obj = self.authorize(request, route.type_name, route.key, route.handler)
+        target = obj.handlers[route.handler]
+        delay_text = request.GET.get("delay")
+        if route.kind == "call" and delay_text is not None:
+            raise InvalidInput("Cannot use the delay query parameter with a call; send with .../send?delay=...")
+        delay = delay_parse(delay_text) if delay_text is not None else None
+        arg = json_parse(body_read(request))
+        idempotency_key = request.headers.get("idempotency-key")
+        if route.kind == "call" and target.kind == "shared" and idempotency_key is None:
+            return self.call_shared(route, validate_input(target, arg))
+        invocation, created = invocation_submit(
+            type_name=route.type_name,
+            key=route.key,
+            handler=route.handler,
+            arg=arg,
+            idempotency_key=idempotency_key,
+            delay=delay,
+        )
+        if route.kind == "send":
+            execution_time = invocation.not_before if delay else None
+            return send_response(invocation.public_id, created=created, execution_time=execution_time)
+        return self.outcome(invocation)
+
+    def call_shared(self, route: Route, stored: Any) -> HttpResponse:
+        """A shared handler without an idempotency key runs here, on committed state, without a row."""
+        ephemeral_id = f"inv_{uuid.uuid4().hex}"
+        try:
+            output = run_shared(route.type_name, route.key, route.handler, stored)
+        except (ObjectsError, DatabaseError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a handler bug is the invocation's failure, not the ingress'
+            log.exception("shared handler %s.%s failed", route.type_name, route.handler)
+            return error_response(
+                500, f"Handler {route.type_name}.{route.handler} raised {type(exc).__name__}.", source="invocation"
+            )
+        return output_response(output, ephemeral_id)
+
+    # -- attach and output --------------------------------------------------------------------------
+    def attach(self, request, route: Route) -> HttpResponse:
+        invocation = self.find(request, route)
+        if route.kind == "output" and not invocation.is_done:
+            return error_response(
+                NOT_READY, "The invocation exists but has not completed yet.", invocation_id=invocation.public_id
+            )
+        return self.outcome(invocation)
+
+    def find(self, request, route: Route) -> Invocation:
+        if route.invocation_id:
+            try:
+                invocation = invocation_get(route.invocation_id)
+            except NotFound:
+                if not request.user.is_authenticated:
+                    raise exceptions.NotAuthenticated("Sign in to attach to invocations.") from None
+                raise
+            self.authorize(request, invocation.type_name, invocation.key, invocation.handler, known=False)
+            return invocation
+        self.authorize(request, route.type_name, route.key, route.handler)
+        found = Invocation.objects.filter(
+            type_name=route.type_name, key=route.key, handler=route.handler, idempotency_key=route.idempotency_key
+        ).first()
+        if found is None:
+            raise NotFound(
+                f"No invocation of {route.type_name}/{route.key} {route.handler} with idempotency key "
+                f"{route.idempotency_key!r}."
+            )
+        return found
+
+    def outcome(self, invocation: Invocation) -> HttpResponse:
+        """Wait for the invocation and answer like the original call would."""
+        public_id = invocation.public_id
+        try:
+            output = result_of(invocation)
+        except CallTimeout as exc:
+            return error_response(exc.status_code, exc.message, invocation_id=public_id)
+        except TerminalError as exc:
+            return error_response(
+                http_status(exc.status_code), exc.message, source="invocation", invocation_id=public_id
+            )
+        except Conflict as exc:  # cancelled or killed by an operator
+            return error_response(409, exc.message, source="invocation", invocation_id=public_id)
+        return output_response(output, public_id)
+
+    # -- checks -------------------------------------------------------------------------------------
+    def authorize(self, request, type_name: str, key: str, handler: str, *, known: bool = True) -> Any:
+        """401 -> 404 -> 400 (key) -> 403, in that order; returns the object type."""
+        obj = get_object(type_name)
+        if anonymous_refused(obj, request, key, handler):
+            raise exceptions.NotAuthenticated(
+                f"Authentication credentials were not provided; {type_name} needs a signed-in user."
+            )
+        if known or obj is not None:
+            resolve(type_name, handler)
+        validate_key(key)
+        if obj is None:  # an invocation of a type removed since: staff only
+            if not request.user.is_staff:
+                raise exceptions.PermissionDenied("Only staff may see invocations of removed object types.")
+            return None
+        access_check(obj, request, key, handler)
+        return obj
+
+    # -- errors -------------------------------------------------------------------------------------
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        if isinstance(exc, ObjectsError):
+            status = http_status(exc.status_code) if exc.source == "invocation" else exc.status_code
+            return error_response(status, exc.message, source=exc.source)
+        if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+            response = error_response(401, str(exc.detail))
+            response["WWW-Authenticate"] = 'Token realm="api"'
+            return response
+        if isinstance(exc, exceptions.APIException):
+            response = error_response(exc.status_code, str(exc.detail))
+            if isinstance(exc, MethodNotAllowed):
+                response["Allow"] = exc.allowed
+            return response
+        if isinstance(exc, DatabaseError):
+            log.warning("ingress: database error: %s", exc)
+            return error_response(503, "The database is unavailable; retry shortly.")
+        log.exception("ingress: unexpected error")
+        return error_response(500, f"Internal error ({type(exc).__name__}); see the server log.")

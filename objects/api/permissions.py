@@ -1,0 +1,74 @@
+"""Who may do what: the per-type access rule on the ingress, and staff-only for the management API.
+
+An access rule is `VirtualObject(..., access=rule)`, called as `rule(user, key, handler) -> bool`. The
+`user` is the request's user (an AnonymousUser without credentials) and carries `user.session_key`: the
+request's session key, or None. Rules for anonymous, per-session keys (`anon:<session key>`) read it with
+`getattr(user, "session_key", None)`. The session key is only given when the request passes the CSRF
+check (a cookie alone, sent by another site's form, proves nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from rest_framework import exceptions, permissions
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+
+from ..registry import VirtualObject
+
+log = logging.getLogger("objects.api")
+AUTHENTICATION_CLASSES = [TokenAuthentication, SessionAuthentication]  # Token first: its 401 names a scheme
+
+
+class IsStaff(permissions.IsAdminUser):
+    """Staff only; a request without credentials gets 401, a signed-in non-staff user 403."""
+
+    message = "The management API is for staff users only."
+
+
+def session_key_for(request) -> str | None:
+    """The request's session key, withheld from a cookie-only unsafe request that fails the CSRF check."""
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None)
+    if key is None or request.method in ("GET", "HEAD", "OPTIONS"):
+        return key
+    if isinstance(request.successful_authenticator, TokenAuthentication):
+        return key
+    try:
+        SessionAuthentication().enforce_csrf(request)
+    except exceptions.PermissionDenied:
+        return None
+    return key
+
+
+def rule_allows(obj: VirtualObject, user: Any, key: str, handler: str) -> bool:
+    """Apply the type's rule; a rule that raises refuses (and is logged): access fails closed."""
+    try:
+        return bool(obj.access(user, key, handler))
+    except Exception:  # noqa: BLE001 - a broken rule must not become a 500 or an open door
+        log.exception("access rule of %s raised for key %r, handler %r; refusing", obj.name, key, handler)
+        return False
+
+
+def anonymous_refused(obj: VirtualObject | None, request, key: str, handler: str) -> bool:
+    """True when the caller has no credentials and the type's rule does not let an anonymous caller in."""
+    if request.user.is_authenticated:
+        return False
+    if obj is None:
+        return True  # an anonymous caller learns nothing about which types exist
+    anonymous = AnonymousUser()
+    anonymous.session_key = session_key_for(request)  # type: ignore[attr-defined]
+    return not rule_allows(obj, anonymous, key, handler)
+
+
+def access_check(obj: VirtualObject, request, key: str, handler: str) -> None:
+    """Raise NotAuthenticated (401) or PermissionDenied (403, with a message) when the rule refuses."""
+    user = request.user
+    user.session_key = session_key_for(request)
+    if rule_allows(obj, user, key, handler):
+        return
+    if not user.is_authenticated:
+        raise exceptions.NotAuthenticated(f"Sign in to call {obj.name}/{key} {handler}.")
+    raise exceptions.PermissionDenied(f"{user.get_username()} may not call {obj.name}.{handler} on key {key!r}.")
