@@ -213,7 +213,9 @@ def clear_all(model_admin: InstanceAdmin, request: HttpRequest, queryset: QueryS
         model_admin.log_change(request, instance, f"Cleared all state ({instance.entry_count} entries).")
     if cleared:
         model_admin.message_user(
-            request, f"Cleared all state of {cleared} instance(s): {entries} entries removed.", messages.SUCCESS
+            request,
+            f"Cleared all state of {cleared} instance(s): {entries} entr{'y' if entries == 1 else 'ies'} removed.",
+            messages.SUCCESS,
         )
     if refused:
         model_admin.message_user(request, f"Not cleared ({len(refused)}): " + " ".join(refused), messages.ERROR)

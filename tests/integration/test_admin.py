@@ -260,7 +260,7 @@ def test_bulk_clear_reports_an_instance_changed_since_confirmation_and_leaves_it
     )
     assert entries(a) == {} and entries(b) == {"x": 2}
     text = " ".join(messages_of(response))
-    assert "Cleared all state of 1 instance(s): 1 entries removed." in text
+    assert "Cleared all state of 1 instance(s): 1 entry removed." in text
     assert "Not cleared (1)" in text and "Recorder/b changed since you loaded it" in text
 
 
