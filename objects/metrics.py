@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.http import HttpRequest, HttpResponse
@@ -119,9 +120,10 @@ class DatabaseCollector(Collector):
                 .annotate(n=Count("pk"), total=Sum("elapsed"), **buckets)
             )
             for row in rows:
-                cumulative = [(str(bound), row[f"b{i}"]) for i, bound in enumerate(BUCKETS)]
+                counts: dict[str, Any] = dict(row)
+                cumulative = [(str(bound), counts[f"b{i}"]) for i, bound in enumerate(BUCKETS)]
                 cumulative.append(("+Inf", row["n"]))
-                family.add_metric([row["type_name"], row["handler"]], cumulative, _seconds(row["total"]))
+                family.add_metric([counts["type_name"], counts["handler"]], cumulative, _seconds(counts["total"]))
             yield family
 
     def _inbox(self) -> Iterator:
@@ -146,7 +148,8 @@ class DatabaseCollector(Collector):
         try:
             from .notify import client
 
-            stored = {k.decode(): int(v) for k, v in client().hgetall(SWEEPER_KEY).items()}
+            raw: dict[bytes, bytes] = client().hgetall(SWEEPER_KEY)  # type: ignore[assignment]
+            stored = {key.decode(): int(value) for key, value in raw.items()}
         except Exception as exc:  # noqa: BLE001 - Redis down: fall back to this process's counts
             log.warning("sweeper metrics not read from Redis: %s", exc)
             stored = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,17 +50,25 @@ def instance_held_ids(*, instance_ids: list[int]) -> set[int]:
     return set(instance_ids) - free
 
 
-def instance_inbox(*, instance: Instance, limit: int = 100) -> list[Invocation]:
-    """The key's open exclusive invocations, oldest first; the head is marked `.running` when the key is held."""
+@dataclass(frozen=True)
+class InboxRow:
+    invocation: Invocation
+    running: bool
+
+
+def instance_inbox(*, instance: Instance, limit: int = 100) -> list[InboxRow]:
+    """The key's open exclusive invocations, oldest first; the runnable head is `running` when the key is held."""
     rows = list(Invocation.objects.filter(instance=instance, status__in=OPEN, kind="exclusive").order_by("id")[:limit])
     held = bool(rows) and instance.pk in instance_held_ids(instance_ids=[instance.pk])
     now = timezone.now()
+    inbox = []
     head_marked = False
     for row in rows:
-        row.running = row.status == Status.RUNNING
-        if held and not head_marked and row.status != Status.RUNNING and not (row.not_before and row.not_before > now):
-            row.running = head_marked = True
-    return rows
+        running = row.status == Status.RUNNING
+        if held and not head_marked and not running and not (row.not_before and row.not_before > now):
+            running = head_marked = True
+        inbox.append(InboxRow(row, running))
+    return inbox
 
 
 def instance_recent_invocations(*, instance: Instance, limit: int = 20) -> list[Invocation]:
@@ -121,7 +130,7 @@ def type_overview(*, type_names: list[str] | None = None, probe_held: bool = Tru
             held_by_type[busy[pk]] = held_by_type.get(busy[pk], 0) + 1
     rows = []
     for name in names:
-        row = counts.get(name, {})
+        row: dict[str, Any] = dict(counts.get(name, {}))
         oldest: datetime | None = row.get("oldest_pending")
         held = held_by_type.get(name, 0)
         rows.append(

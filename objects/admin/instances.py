@@ -76,15 +76,15 @@ class InstanceAdmin(admin.ModelAdmin):
 
     @admin.display(description="entries", ordering="entry_count")
     def entries_column(self, obj: Instance) -> int:
-        return obj.entry_count
+        return obj.entry_count  # type: ignore[attr-defined]  # annotated in get_queryset
 
     @admin.display(description="state size (bytes)", ordering="state_size")
     def size_column(self, obj: Instance) -> int:
-        return obj.state_size
+        return obj.state_size  # type: ignore[attr-defined]  # annotated in get_queryset
 
     @admin.display(description="inbox", ordering="inbox_depth")
     def inbox_column(self, obj: Instance) -> int:
-        return obj.inbox_depth
+        return obj.inbox_depth  # type: ignore[attr-defined]  # annotated in get_queryset
 
     # The instance page ----------------------------------------------------------------------------
     def change_view(
@@ -96,14 +96,15 @@ class InstanceAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def panels(self, request: HttpRequest, instance: Instance) -> dict[str, Any]:
-        entries = instance_entries(instance=instance)
-        for entry in entries:
-            entry.html = json_html(entry.value)
-        history = instance_history(instance=instance)
-        for change in history:
-            had_old = change.action == "clear" or change.old_value is not None
-            change.old_html = json_html(change.old_value) if had_old else ""
-            change.new_html = json_html(change.new_value) if change.action == "set" else ""
+        entries = [(entry, json_html(entry.value)) for entry in instance_entries(instance=instance)]
+        history = [
+            (
+                change,
+                json_html(change.old_value) if change.action == "clear" or change.old_value is not None else "",
+                json_html(change.new_value) if change.action == "set" else "",
+            )
+            for change in instance_history(instance=instance)
+        ]
         return {
             "entries": entries,
             "inbox": instance_inbox(instance=instance),

@@ -13,7 +13,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+import objects
 from objects.models import Instance, Invocation, JournalEntry, StateChange, StateEntry, Status
+from objects.notify import wait_done
 from objects.services import state_edit
 
 CHANGELIST = "/admin/objects/instance/"
@@ -147,12 +149,14 @@ def test_inbox_marks_the_head_running_while_the_key_is_held():
     try:
         assert locked.wait(10)
         held = client.get(reverse("admin:objects_instance_change", args=[inst.pk])).context["inbox"]
+        overview = {r["type_name"]: r for r in client.get(reverse("admin:objects_overview")).context["rows"]}
     finally:
         release.set()
         thread.join()
     free = client.get(reverse("admin:objects_instance_change", args=[inst.pk])).context["inbox"]
-    assert [(i.pk, i.running) for i in held] == [(head.pk, True), (queued.pk, False)]
-    assert [i.running for i in free] == [False, False]
+    assert [(row.invocation.pk, row.running) for row in held] == [(head.pk, True), (queued.pk, False)]
+    assert [row.running for row in free] == [False, False]
+    assert (overview["Recorder"]["running"], overview["Recorder"]["pending"]) == (1, 1)
 
 
 # Edits ----------------------------------------------------------------------------------------------
@@ -358,6 +362,24 @@ def test_kill_action_kills_an_invocation_no_worker_holds(admin_client_):
     response = admin_client_.post(INVOCATIONS, selected, follow=True)
     assert Invocation.objects.get(pk=pending.pk).status == "killed"
     assert "Kill: 1 invocation(s)." in " ".join(messages_of(response))
+
+
+@pytest.mark.workers
+def test_kill_action_discards_the_effects_of_a_running_invocation(live, redis_client):
+    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    public_id = objects.send("Recorder", "slow", "hold", {"release": "admin-kill"})
+    assert redis_client.blpop(["entered:slow"], timeout=30)
+    running = Invocation.objects.get(uid=public_id.removeprefix("inv_"))
+    page = client.get(reverse("admin:objects_instance_change", args=[running.instance_id]))
+    assert [(row.invocation.pk, row.running) for row in page.context["inbox"]] == [(running.pk, True)]
+    selected = {"action": "kill_invocations", "_selected_action": [running.pk], "post": "yes"}
+    response = client.post(INVOCATIONS, selected, follow=True)
+    assert "Kill: 1 invocation(s)." in messages_of(response)
+    redis_client.rpush("release:admin-kill", 1)
+    assert wait_done(running, 30).status == Status.KILLED
+    assert entries(running.instance) == {}
 
 
 # Overview -------------------------------------------------------------------------------------------
