@@ -31,15 +31,15 @@ class ExpireInput(serializers.Serializer):
 
 
 class MergeInput(serializers.Serializer):
-    source = serializers.CharField(max_length=255)
+    from_key = serializers.CharField(max_length=255)
 
     def to_internal_value(self, data):
         # "from" is a Python keyword, so the JSON field is mapped by hand.
         if isinstance(data, dict) and "from" in data:
-            data = {"source": data["from"], **{k: v for k, v in data.items() if k != "from"}}
+            data = {"from_key": data["from"], **{k: v for k, v in data.items() if k != "from"}}
         return super().to_internal_value(data)
 
-    def validate_source(self, value: str) -> str:
+    def validate_from_key(self, value: str) -> str:
         if not value.startswith(ANON_PREFIX) or len(value) == len(ANON_PREFIX):
             raise serializers.ValidationError(f"Only an anonymous cart ({ANON_PREFIX}<session key>) can be merged.")
         return value

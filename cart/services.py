@@ -15,20 +15,22 @@ log = logging.getLogger("cart")
 SESSION_ANON_CART = "anon_cart_key"
 
 
-def cart_key_for(*, request: Any, create: bool = True) -> str | None:
-    """The cart key of this request: the username, or "anon:<session key>" for a visitor.
+def cart_key_existing(*, request: Any) -> str | None:
+    """The cart key of this request, or None for a visitor who has no cart yet."""
+    if request.user.is_authenticated:
+        return request.user.get_username()
+    return request.session.get(SESSION_ANON_CART)
+
+
+def cart_key_for(*, request: Any) -> str:
+    """The cart key of this request: the username, or "anon:<session key>" for a visitor (made on first use).
 
     The anonymous key is remembered in the session, because Django changes the session key at sign-in
     and the merge must still find the visitor's cart then.
     """
-    user = request.user
-    if user.is_authenticated:
-        return user.get_username()
-    stored = request.session.get(SESSION_ANON_CART)
-    if stored:
-        return stored
-    if not create:
-        return None
+    existing = cart_key_existing(request=request)
+    if existing:
+        return existing
     if not request.session.session_key:
         request.session.save()
     key = f"{ANON_PREFIX}{request.session.session_key}"

@@ -153,7 +153,7 @@ def expire(ctx: ObjectContext, arg: dict[str, Any]) -> dict[str, Any]:
 @cart.exclusive(input=MergeInput)
 def merge(ctx: ObjectContext, arg: dict[str, Any]) -> dict[str, Any]:
     """Move an anonymous cart's lines into this cart (at sign-in), within the limits, then clear it."""
-    source = arg["source"]
+    source = arg["from_key"]
     if source == ctx.key:
         return cart_view(state=_state(ctx))
     incoming = ctx.call("ShoppingCart", source, "get_cart")

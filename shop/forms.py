@@ -43,5 +43,5 @@ def form_error(form: forms.Form) -> str:
     parts = []
     for field, errors in form.errors.items():
         label = "" if field == "__all__" else f"{field.replace('_', ' ').capitalize()}: "
-        parts.append(label + " ".join(errors))
+        parts.append(label + " ".join(str(e) for e in errors))
     return " ".join(parts) or "Invalid form."

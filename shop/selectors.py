@@ -37,13 +37,12 @@ def order_ids_for(*, username: str) -> list[str]:
     """The shopper's order ids, newest first: from the orders app when it offers a selector, else the cart's."""
     try:
         from orders.selectors import orders_for_user
+
+        return list(orders_for_user(username))
     except ImportError:
-        orders_for_user = None
-    if orders_for_user is not None:
-        try:
-            return list(orders_for_user(username))
-        except Exception:  # noqa: BLE001 - fall back to the cart's own list
-            log.exception("orders_for_user(%r) failed; using the cart's list", username)
+        pass
+    except Exception:  # noqa: BLE001 - fall back to the cart's own list
+        log.exception("orders_for_user(%r) failed; using the cart's list", username)
     return objects.call("ShoppingCart", username, "orders")
 
 

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 import objects
-from cart.services import cart_key_for
+from cart.services import cart_key_existing, cart_key_for
 from objects.errors import ObjectsError
 
 from . import selectors
@@ -33,7 +33,7 @@ def _wants_json(request: HttpRequest) -> bool:
 def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
     if "cart" not in context:
         try:
-            context["cart"] = selectors.cart_get(key=cart_key_for(request=request, create=False))
+            context["cart"] = selectors.cart_get(key=cart_key_existing(request=request))
         except ObjectsError:
             context["cart"] = dict(selectors.EMPTY_CART)
     return render(request, template, context)
@@ -101,7 +101,7 @@ def cart_remove(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def cart_json(request: HttpRequest) -> HttpResponse:
-    return JsonResponse({"cart": selectors.cart_get(key=cart_key_for(request=request, create=False))})
+    return JsonResponse({"cart": selectors.cart_get(key=cart_key_existing(request=request))})
 
 
 @require_POST
