@@ -1,0 +1,127 @@
+"""PostgreSQL restarted under HTTP load: 503 with a clear JSON message while it is down (never a 500), the
+workers recover without a restart, and afterwards nothing accepted is lost or applied twice."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+from django.db import connections
+
+from tests.faults.conftest import Attempt, Sweeper, check_invariants, settle
+
+pytestmark = pytest.mark.workers
+
+
+class HttpSubmit:
+    """The load's requests through the real ingress (gunicorn), authenticated by a token."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url
+        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        self.local = threading.local()
+        self.statuses: dict[int, int] = {}
+        self.unclear: list[str] = []
+
+    def client(self) -> httpx.Client:
+        if not hasattr(self.local, "client"):
+            self.local.client = httpx.Client(base_url=self.base_url, headers=self.headers, timeout=90)
+        return self.local.client
+
+    def __call__(self, attempt: Attempt, timeout: float) -> None:
+        path = f"/ingress/Recorder/{attempt.key}/append" + ("" if attempt.kind == "call" else "/send")
+        response = self.client().post(path, content=json.dumps({"value": attempt.value}))
+        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+        body = _json_or_none(response)
+        if response.status_code == 200 and attempt.kind == "call":
+            attempt.outcome, attempt.output = "returned", body
+            attempt.invocation_id = response.headers.get("x-restate-id", "")
+        elif response.status_code == 202 and attempt.kind == "send":
+            attempt.outcome, attempt.invocation_id = "sent", body["invocationId"]
+        elif response.status_code == 504 and body and body.get("invocationId"):
+            attempt.outcome, attempt.invocation_id = "timeout", body["invocationId"]
+            attempt.error = f"{body['message']} {body['invocationId']}"
+        else:
+            if response.status_code != 503 or not body or not body.get("message"):
+                self.unclear.append(f"{response.status_code} {response.text[:300]}")
+            attempt.outcome, attempt.error = "refused", f"{response.status_code} {response.text[:300]}"
+
+
+def _json_or_none(response: httpx.Response):
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+@pytest.fixture
+def staff_token(live) -> str:
+    from django.contrib.auth.models import User
+    from rest_framework.authtoken.models import Token
+
+    user = User.objects.create_user("fault-staff", password="x", is_staff=True)
+    return Token.objects.create(user=user).key
+
+
+def _probe(base_url: str, token: str) -> dict[str, tuple[int, str]]:
+    """One request to each kind of page while the database is down."""
+    auth = {"Authorization": f"Token {token}"}
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        requests = {
+            "ingress call": client.post("/ingress/Recorder/probe/append", json={"value": 1}, headers=auth),
+            "ingress shared": client.post("/ingress/Recorder/probe/items", headers=auth),
+            "ingress anonymous": client.post("/ingress/Recorder/probe/append", json={"value": 1}),
+            "healthz": client.get("/healthz"),
+            "api schema": client.get("/api/schema/", headers=auth),
+            "shop home": client.get("/"),
+            "shop home (browser)": client.get("/", headers={"Accept": "text/html"}),
+            "admin login": client.get("/admin/login/"),
+        }
+    return {name: (r.status_code, r.headers.get("content-type", ""), r.text[:300]) for name, r in requests.items()}
+
+
+def test_postgres_restart_under_http_load(live, live_web, load_factory, fast_redispatch, postgres_server, staff_token):
+    live_web_workers, worker_pids = live, [p.pid for p in live.procs]
+    submit = HttpSubmit(live_web.url, staff_token)
+    load = load_factory(prefix="pg", keys=50, threads=10, call_share=0.3, submit=submit, seed=31)
+    with Sweeper(interval=1.0) as sweeper:
+        load.start()
+        time.sleep(3.0)
+        down_at = time.monotonic()
+        postgres_server.stop()
+        time.sleep(0.5)
+        probes = _probe(live_web.url, staff_token)
+        time.sleep(1.5)
+        postgres_server.start()
+        up_at = time.monotonic()
+        connections.close_all()  # this thread's connection died with the server
+        time.sleep(5.0)
+        load.stop()
+        settle_seconds = settle("pg")
+    figures = check_invariants(load)
+    after = [a for a in load.attempts if a.started > up_at + 2]
+    print(
+        f"\npostgres restart: down {up_at - down_at:.1f}s; load {load.stopped - load.started:.1f}s at "
+        f"{load.rate():.0f} accepted/s; HTTP statuses {submit.statuses}; {figures}; "
+        f"accepted after restart {sum(a.accepted for a in after)}; settled in {settle_seconds:.1f}s; "
+        f"doorbells re-rung {sweeper.redispatched}; probes while down: "
+        + "; ".join(f"{name}: {status} {ctype}" for name, (status, ctype, _) in probes.items())
+    )
+    for name, (status, ctype, text) in probes.items():
+        print(f"  {name}: {status} {ctype} {text[:120]!r}")
+    assert not submit.unclear, f"requests failed without a 503 JSON message: {submit.unclear[:5]}"
+    assert submit.statuses.get(503, 0) > 0, "no request met the outage: the test proved nothing"
+    bad = {name: p for name, p in probes.items() if p[0] >= 500 and p[0] != 503}
+    assert not bad, f"pages answered a 5xx other than 503 while the database was down: {bad}"
+    for name in ("ingress call", "ingress shared", "healthz", "shop home"):
+        status, ctype, text = probes[name]
+        assert status == 503 and "application/json" in ctype and "database" in text.lower(), (name, probes[name])
+    status, ctype, text = probes["shop home (browser)"]
+    assert status == 503 and "text/html" in ctype and "database is unavailable" in text, probes["shop home (browser)"]
+    assert [p.pid for p in live_web_workers.procs] == worker_pids, "a worker was restarted"
+    assert all(p.poll() is None for p in live_web_workers.procs), "a worker died with the database"
+    assert any(a.outcome == "returned" for a in after), "calls did not work again after the restart"
+    assert any(a.outcome == "sent" for a in after), "sends did not work again after the restart"
