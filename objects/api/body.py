@@ -85,3 +85,22 @@ def _check_text(text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput("Invalid JSON string: it holds an unpaired surrogate (\\ud800-\\udfff).") from None
+
+
+class StrictJSONParser:
+    """DRF parser for the management API with the ingress' rules: size limit, no NaN/Infinity, no NUL, depth."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> Any:
+        from rest_framework.exceptions import ParseError
+
+        limit = conf.get("OBJECTS_MAX_BODY_BYTES")
+        data = stream.read(limit + 1) if stream is not None else b""
+        if len(data) > limit:
+            raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
+        try:
+            value = json_parse(data)
+        except InvalidInput as exc:
+            raise ParseError(exc.message) from None
+        return {} if value is None else value

@@ -1,3 +1,24 @@
-"""URLs of the management API (/api/)."""
+"""URLs of the management API (/api/), its OpenAPI schema (/api/schema/) and docs (/api/docs/, /api/redoc/)."""
 
-urlpatterns: list = []
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from .management import InstanceViewSet, InvocationViewSet, ObjectTypeViewSet
+from .openapi import ObjectsSchemaGenerator
+from .permissions import AUTHENTICATION_CLASSES, IsStaff
+
+router = DefaultRouter()
+router.include_root_view = False
+router.register("types", ObjectTypeViewSet, basename="objects-type")
+router.register("instances", InstanceViewSet, basename="objects-instance")
+router.register("invocations", InvocationViewSet, basename="objects-invocation")
+
+docs = {"authentication_classes": AUTHENTICATION_CLASSES, "permission_classes": [IsStaff]}
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(generator_class=ObjectsSchemaGenerator, **docs), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema", **docs), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema", **docs), name="redoc"),
+]

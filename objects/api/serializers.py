@@ -1,0 +1,139 @@
+"""Serializers of the management API: object types, instances, state, invocations, and action bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Instance, Invocation, JournalEntry
+from .schemas import input_schema
+
+
+class HandlerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["exclusive", "shared"])
+    takes_input = serializers.BooleanField()
+    input_schema = serializers.SerializerMethodField(help_text="JSON Schema of the input; null when it takes none.")
+
+    @extend_schema_field({"type": "object", "nullable": True, "additionalProperties": True})
+    def get_input_schema(self, handler: Any) -> dict[str, Any] | None:
+        return input_schema(handler)
+
+
+class ObjectTypeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    state_ttl_seconds = serializers.SerializerMethodField()
+    handlers = serializers.SerializerMethodField()
+
+    def get_state_ttl_seconds(self, obj: Any) -> float | None:
+        return obj.state_ttl.total_seconds() if obj.state_ttl else None
+
+    @extend_schema_field(HandlerSerializer(many=True))
+    def get_handlers(self, obj: Any) -> list[dict[str, Any]]:
+        return HandlerSerializer(sorted(obj.handlers.values(), key=lambda h: h.name), many=True).data
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    type = serializers.CharField(source="type_name")
+    entry_count = serializers.IntegerField(read_only=True)
+    state_size = serializers.IntegerField(read_only=True, help_text="Bytes of JSON held in state.")
+    inbox_depth = serializers.IntegerField(read_only=True, help_text="Pending and backing-off exclusive invocations.")
+
+    class Meta:
+        model = Instance
+        fields = [
+            "id",
+            "type",
+            "key",
+            "version",
+            "paused",
+            "paused_reason",
+            "created_at",
+            "changed_at",
+            "entry_count",
+            "state_size",
+            "inbox_depth",
+        ]
+
+
+class StateSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    key = serializers.CharField()
+    version = serializers.IntegerField()
+    state = serializers.DictField(child=serializers.JSONField(), help_text="Entry name -> JSON value.")
+
+
+class StateReplaceSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=0, help_text="The version you read; another one is 409.")
+    state = serializers.DictField(child=serializers.JSONField(allow_null=True), allow_empty=True)
+
+
+class StatePatchSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=0, required=False, help_text="When given, checked like PUT.")
+    entries = serializers.DictField(child=serializers.JSONField(allow_null=True), required=False, default=dict)
+    clear = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, default=list, max_length=1000
+    )
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=0, required=False, help_text="When given, a stale one is 409.")
+
+
+class PauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class InvocationSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id", read_only=True)
+    type = serializers.CharField(source="type_name")
+
+    class Meta:
+        model = Invocation
+        fields = [
+            "id",
+            "type",
+            "key",
+            "handler",
+            "kind",
+            "status",
+            "attempts",
+            "error_code",
+            "idempotency_key",
+            "not_before",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class JournalEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JournalEntry
+        fields = ["index", "name", "result", "failure", "created_at"]
+
+
+class InvocationDetailSerializer(InvocationSerializer):
+    caller = serializers.SerializerMethodField(help_text="The invocation that called or sent this one.")
+    journal = JournalEntrySerializer(many=True, read_only=True)
+    input = serializers.JSONField(allow_null=True)
+    output = serializers.JSONField(allow_null=True)
+
+    class Meta(InvocationSerializer.Meta):
+        fields = InvocationSerializer.Meta.fields + [
+            "partition",
+            "input",
+            "output",
+            "error_message",
+            "error_type",
+            "error_traceback",
+            "kill_requested",
+            "caller",
+            "journal",
+        ]
+
+    def get_caller(self, invocation: Invocation) -> str | None:
+        return invocation.caller.public_id if invocation.caller_id else None
