@@ -19,6 +19,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@$(BIN)/python scripts/ensure_browser.py
+	@$(BIN)/python scripts/ensure_js.py
 	@$(BIN)/python scripts/test.py $(ARGS)
 
 lint: $(STAMP)
