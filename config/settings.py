@@ -169,3 +169,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
     "loggers": {"objects": {"level": env.str("OBJECTS_LOG_LEVEL", default="INFO")}},
 }
+
+# -- Fault and abuse suite (issue 10): with HSTS on, subdomains and preload default to on, so that
+# `check --deploy` is clean (security.W005, W021); opt out with SECURE_HSTS_INCLUDE_SUBDOMAINS=0
+# and SECURE_HSTS_PRELOAD=0.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_HSTS_SECONDS > 0)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS > 0)
