@@ -20,7 +20,7 @@ import httpx
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 REQUEST_TIMEOUT = 60.0
-POLL_INTERVAL = 0.05
+POLL_INTERVAL = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +82,7 @@ class Result:
     correct: bool
     check: str
     error_samples: list[str] = dataclasses.field(default_factory=list)
+    cpu_ms_per_call: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def row(self) -> str:
         mark = "exact" if self.correct else f"WRONG: {self.check}"

@@ -37,13 +37,13 @@ RESTATE_PREFIX = VAR / "restate"
 RESTATE_VENV = VAR / "restate-py"
 RESTATE_PACKAGES = ["restate-sdk==1.3.0", "hypercorn==0.18.0"]
 RESTATE_NPM = "@restatedev/restate-server"
-TOTAL_LIMIT = 1200.0
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--compare", action="store_true", help="also run the workloads against a Restate server")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per workload (default 1, or 3 with --compare)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds per workload, fewer if the time budget runs out")
+    p.add_argument("--budget", type=float, default=None, help="seconds of measuring (default 420, 900 with --compare)")
     p.add_argument("--only", default="abcd", help="workloads to run, e.g. 'bc' (default: abcd)")
     p.add_argument("--scale", type=float, default=1.0, help="fraction of each workload's calls (quick tries)")
     p.add_argument("--workers", type=int, default=2, help="Celery worker processes, partition queues split among them")
@@ -56,7 +56,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profile", metavar="DIR", help="record py-spy flame graphs of a worker and gunicorn into DIR")
     p.add_argument("--keep", action="store_true", help="print the URLs and wait for Enter before stopping")
     args = p.parse_args(argv)
-    args.rounds = args.rounds or (3 if args.compare else 1)
     unknown = set(args.only) - set(WORKLOADS)
     if unknown:
         p.error(f"unknown workload(s) {''.join(sorted(unknown))}; choose from {''.join(WORKLOADS)}")
@@ -243,23 +242,83 @@ def _register(admin: int, service: int, timeout: float = 60.0) -> None:
 
 
 # -- the run ----------------------------------------------------------------------------------------------
-async def measure(targets: list[Target], args: argparse.Namespace, run_id: str) -> list[Result]:
+def _cpu_ticks() -> dict[int, tuple[int, int]]:
+    """(parent pid, user+system ticks) of every process, from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        table[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return table
+
+
+def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each group of process trees (a root pid and all its descendants)."""
+    table = _cpu_ticks()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {}
+    for group, roots in groups.items():
+        seen, stack, ticks = set(), list(roots), 0
+        while stack:
+            pid = stack.pop()
+            if pid in seen or pid not in table:
+                continue
+            seen.add(pid)
+            ticks += table[pid][1]
+            stack.extend(children.get(pid, []))
+        totals[group] = ticks / tick
+    totals["loadgen"] = sum(os.times()[:2])
+    return totals
+
+
+def cpu_groups(stack: Stack) -> dict[str, dict[str, list[int]]]:
+    """Which started processes belong to which system and which component of it."""
+    groups: dict[str, dict[str, list[int]]] = {"django": {}, "restate": {}}
+    for name, proc in stack.procs:
+        if name.startswith("py-spy"):
+            continue
+        system = "restate" if name.startswith("restate") else "django"
+        component = "worker" if name.startswith("worker") else name
+        groups[system].setdefault(component, []).append(proc.pid)
+    return groups
+
+
+async def measure(
+    targets: list[Target], args: argparse.Namespace, run_id: str, groups: dict[str, dict[str, list[int]]]
+) -> list[Result]:
     """Every round runs each workload on every system back to back (interleaved); the lead alternates."""
     for target in targets:
         await warm_up(target, run_id=f"{run_id}-warm")
     results: list[Result] = []
-    deadline = time.monotonic() + TOTAL_LIMIT
+    started = time.monotonic()
+    budget = args.budget or (900.0 if len(targets) > 1 else 420.0)
     for round_index in range(args.rounds):
+        round_started = time.monotonic()
         for name in args.only:
             workload = WORKLOADS[name].scaled(args.scale)
             order = targets if (round_index + "abcd".index(name)) % 2 == 0 else list(reversed(targets))
             for target in order:
-                limit = max(10.0, min(180.0, deadline - time.monotonic()))
+                before = cpu_seconds(groups[target.name])
                 result = await run_workload(
-                    target, workload, run_id=f"{run_id}-r{round_index}", time_limit=limit, poll_limit=limit
+                    target, workload, run_id=f"{run_id}-r{round_index}", time_limit=180.0, poll_limit=180.0
                 )
+                after = cpu_seconds(groups[target.name])
+                result.cpu_ms_per_call = {k: round((after[k] - before[k]) * 1000 / max(result.ok, 1), 2) for k in after}
+                result.cpu_ms_per_call["total"] = round(sum(result.cpu_ms_per_call.values()), 2)
                 print(f"   round {round_index + 1}  {result.row()}", flush=True)
+                print(f"            CPU ms per call: {result.cpu_ms_per_call}", flush=True)
                 results.append(result)
+        now = time.monotonic()
+        if round_index + 1 < args.rounds and now + (now - round_started) - started > budget:
+            say(f"stopping after {round_index + 1} round(s): another would exceed the {budget:.0f}s time budget")
+            break
     return results
 
 
@@ -281,8 +340,8 @@ def summarize(results: list[Result]) -> dict[tuple[str, str], Result]:
 
 def table(summary: dict[tuple[str, str], Result], systems: list[str]) -> str:
     lines = [
-        "| workload | system | calls | errors | seconds | ops/s | p50 ms | p95 ms | p99 ms | check |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| workload | system | calls | errors | seconds | ops/s | p50 ms | p95 ms | p99 ms | CPU ms/call | check |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in WORKLOADS:
         for system in systems:
@@ -292,7 +351,8 @@ def table(summary: dict[tuple[str, str], Result], systems: list[str]) -> str:
             check = "exact" if r.correct else f"**wrong**: {r.check}"
             lines.append(
                 f"| {name}. {WORKLOADS[name].title} | {system} | {r.calls} | {r.errors} | {r.seconds:.2f} | "
-                f"{r.ops:.0f} | {r.p50:.1f} | {r.p95:.1f} | {r.p99:.1f} | {check} |"
+                f"{r.ops:.0f} | {r.p50:.1f} | {r.p95:.1f} | {r.p99:.1f} | {r.cpu_ms_per_call.get('total', 0):.1f} | "
+                f"{check} |"
             )
     if "restate" in systems and "django" in systems:
         lines += [
@@ -353,7 +413,8 @@ def write_results(results: list[Result], summary: dict, systems: list[str], info
         "",
         f"Run {info['when']} with `{info['command']}`; {info['rounds']} round(s), the median round by throughput.",
         "",
-        f"Machine: {info['machine']['cores']} cores, {info['machine']['memory']}, {info['machine']['cpu']}.",
+        f"Machine: {info['machine']['cores']} cores, {info['machine']['memory']}, {info['machine']['cpu']}; load "
+        f"average (1, 5, 15 min) {info.get('load_before')} before and {info.get('load_after')} after the run.",
         "",
     ]
     for system, config in info["systems"].items():
@@ -389,7 +450,10 @@ def main(argv: list[str]) -> int:
                 info["restate_error"] = str(exc)
         profilers = _start_profilers(stack, args, logs) if args.profile else []
         say(f"running workloads {args.only} x {args.rounds} round(s) on {', '.join(t.name for t in targets)}")
-        results = asyncio.run(measure(targets, args, run_id))
+        info["load_before"] = [round(x, 2) for x in os.getloadavg()]
+        results = asyncio.run(measure(targets, args, run_id, cpu_groups(stack)))
+        info["rounds"] = max(sum(1 for r in results if r.workload == w and r.system == "django") for w in args.only)
+        info["load_after"] = [round(x, 2) for x in os.getloadavg()]
         for proc in profilers:
             proc.send_signal(2)
             proc.wait(timeout=60)
@@ -425,7 +489,7 @@ def _start_profilers(stack: Stack, args: argparse.Namespace, logs: Path) -> list
             procs.append(
                 stack.spawn(
                     f"py-spy-{name}",
-                    [pyspy, "record", "--pid", str(proc.pid), "--subprocesses", "--format", "raw"]
+                    [pyspy, "record", "--pid", str(proc.pid), "--subprocesses", "--gil", "--format", "raw"]
                     + ["--rate", "200", "-o", str(out / f"{name}.txt"), "--nonblocking"],
                     log=logs / f"py-spy-{name}.log",
                 )
