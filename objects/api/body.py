@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from rest_framework.parsers import BaseParser
 
 from .. import conf
 from ..errors import InvalidInput, PayloadTooLarge
@@ -87,7 +88,7 @@ def _check_text(text: str) -> None:
         raise InvalidInput("Invalid JSON string: it holds an unpaired surrogate (\\ud800-\\udfff).") from None
 
 
-class StrictJSONParser:
+class StrictJSONParser(BaseParser):
     """DRF parser for the management API with the ingress' rules: size limit, no NaN/Infinity, no NUL, depth."""
 
     media_type = "application/json"

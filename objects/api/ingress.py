@@ -33,6 +33,11 @@ from .responses import NOT_READY, error_response, http_status, output_response, 
 log = logging.getLogger("objects.api")
 
 
+def idempotency_key_check(value: str) -> None:
+    if not 1 <= len(value) <= 255 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput("The idempotency key must be 1 to 255 characters without control characters.")
+
+
 class MethodNotAllowed(exceptions.MethodNotAllowed):
     def __init__(self, method: str, allowed: str) -> None:
         super().__init__(method, detail=f"Method {method} is not allowed on this path; use {allowed}.")
@@ -58,10 +63,10 @@ class IngressView(APIView):
     def perform_content_negotiation(self, request, force: bool = False) -> tuple[Any, str]:
         return JSONRenderer(), "application/json"  # responses are JSON whatever the Accept header says
 
-    def http_method_not_allowed(self, request, *args: Any, **kwargs: Any) -> HttpResponse:
+    def http_method_not_allowed(self, request, *args: Any, **kwargs: Any) -> Any:
         return self.ingress(request, **kwargs)
 
-    get = post = put = patch = delete = head = options = http_method_not_allowed
+    get = post = put = patch = delete = head = options = http_method_not_allowed  # type: ignore[assignment]
 
     def ingress(self, request, rest: str = "") -> HttpResponse:
         segments, encoded = raw_path(request, rest)
@@ -85,6 +90,8 @@ class IngressView(APIView):
         delay = delay_parse(delay_text) if delay_text is not None else None
         arg = json_parse(body_read(request))
         idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is not None:
+            idempotency_key_check(idempotency_key)
         if route.kind == "call" and target.kind == "shared" and idempotency_key is None:
             return self.call_shared(route, validate_input(target, arg))
         invocation, created = invocation_submit(
@@ -134,6 +141,7 @@ class IngressView(APIView):
             self.authorize(request, invocation.type_name, invocation.key, invocation.handler, known=False)
             return invocation
         self.authorize(request, route.type_name, route.key, route.handler)
+        idempotency_key_check(route.idempotency_key)
         found = Invocation.objects.filter(
             type_name=route.type_name, key=route.key, handler=route.handler, idempotency_key=route.idempotency_key
         ).first()
@@ -178,7 +186,7 @@ class IngressView(APIView):
         return obj
 
     # -- errors -------------------------------------------------------------------------------------
-    def handle_exception(self, exc: Exception) -> HttpResponse:
+    def handle_exception(self, exc: Exception) -> Any:
         if isinstance(exc, ObjectsError):
             status = http_status(exc.status_code) if exc.source == "invocation" else exc.status_code
             return error_response(status, exc.message, source=exc.source)

@@ -6,7 +6,7 @@ objects.services.state_edit, which takes the key's lock, so an edit queues behin
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import F
@@ -16,6 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from .. import services
 from ..errors import InvalidInput, NotFound
@@ -23,6 +24,7 @@ from ..models import Instance, Invocation, StateEntry, Status
 from ..registry import all_objects, get_object
 from ..selectors import instance_list_annotated
 from .body import StrictJSONParser
+from .pagination import BoundedLimitOffsetPagination
 from .permissions import AUTHENTICATION_CLASSES, IsStaff
 from .serializers import (
     InstanceSerializer,
@@ -39,12 +41,21 @@ from .serializers import (
 INSTANCE_ORDERINGS = ("key", "changed_at", "entry_count", "inbox_depth", "state_size", "id")
 
 
-class StaffAPI:
+class StaffAPI(APIView):
     """Shared settings of every management view."""
 
     authentication_classes = AUTHENTICATION_CLASSES
     permission_classes = [IsStaff]
     parser_classes = [StrictJSONParser]
+    pagination_class = BoundedLimitOffsetPagination
+
+
+def _query_text(request, name: str) -> str | None:
+    """A text filter; NUL (which no stored value holds, and PostgreSQL refuses in a query) is a 400."""
+    raw = request.query_params.get(name)
+    if raw and "\x00" in raw:
+        raise InvalidInput(f"Query parameter {name} must not contain NUL characters.")
+    return raw or None
 
 
 def _query_int(request, name: str) -> int | None:
@@ -70,7 +81,10 @@ def _query_time(request, name: str) -> datetime | None:
         value = None
     if value is None:
         raise InvalidInput(f"Query parameter {name} must be an ISO-8601 date-time, got {raw[:40]!r}.")
-    return value
+    try:  # UTC, so that an exotic offset never reaches the database; a naive time is read as UTC
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise InvalidInput(f"Query parameter {name} is out of range.") from None
 
 
 @extend_schema_view(
@@ -133,12 +147,10 @@ class InstanceViewSet(StaffAPI, viewsets.ReadOnlyModelViewSet):
         if self.action != "list":
             return queryset
         params = self.request.query_params
-        if params.get("type"):
-            queryset = queryset.filter(type_name=params["type"])
-        if params.get("key"):
-            queryset = queryset.filter(key=params["key"])
-        if params.get("key_prefix"):
-            queryset = queryset.filter(key__startswith=params["key_prefix"])
+        for param, lookup in (("type", "type_name"), ("key", "key"), ("key_prefix", "key__startswith")):
+            value = _query_text(self.request, param)
+            if value:
+                queryset = queryset.filter(**{lookup: value})
         paused = params.get("paused")
         if paused not in (None, ""):
             if paused.lower() not in ("true", "false", "1", "0"):
@@ -279,8 +291,9 @@ class InvocationViewSet(StaffAPI, viewsets.ReadOnlyModelViewSet):
             return queryset
         params = self.request.query_params
         for param, field in (("type", "type_name"), ("key", "key"), ("handler", "handler")):
-            if params.get(param):
-                queryset = queryset.filter(**{field: params[param]})
+            value = _query_text(self.request, param)
+            if value:
+                queryset = queryset.filter(**{field: value})
         status = params.get("status")
         if status:
             if status not in Status.values:

@@ -52,7 +52,7 @@ def _request_body(handler: Handler) -> Any:
 
 
 def _endpoint(path: str, method: str, decorated: Any) -> tuple[str, str, str, Any]:
-    view_class = type("IngressDoc", (APIView,), {method.lower(): decorated})
+    view_class: Any = type("IngressDoc", (APIView,), {method.lower(): decorated})
     return (path, f"^{path}$", method, view_class.as_view())
 
 
@@ -108,4 +108,4 @@ class ObjectsSchemaGenerator(SchemaGenerator):
     def _initialise_endpoints(self) -> None:
         if self.endpoints is None:
             super()._initialise_endpoints()
-            self.endpoints = list(self.endpoints) + ingress_endpoints()
+            self.endpoints = [*(self.endpoints or []), *ingress_endpoints()]  # type: ignore[list-item]  # 4-tuples

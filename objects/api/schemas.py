@@ -41,7 +41,7 @@ def type_schema(hint: Any, depth: int = 0) -> dict[str, Any]:
     return {}
 
 
-def dataclass_schema(cls: type, depth: int = 0) -> dict[str, Any]:
+def dataclass_schema(cls: Any, depth: int = 0) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     properties = {f.name: type_schema(hints.get(f.name, Any), depth) for f in dataclasses.fields(cls)}
     required = [
@@ -67,7 +67,7 @@ def serializer_schema(serializer_class: type) -> dict[str, Any]:
     inspector.method = "POST"
     inspector.path = "/"
     view = APIView()
-    view.request = None
+    view.request = None  # type: ignore[assignment]
     inspector.view = view
     try:
         schema = inspector._map_basic_serializer(serializer_class(), "request")

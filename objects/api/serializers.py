@@ -32,7 +32,7 @@ class ObjectTypeSerializer(serializers.Serializer):
         return obj.state_ttl.total_seconds() if obj.state_ttl else None
 
     @extend_schema_field(HandlerSerializer(many=True))
-    def get_handlers(self, obj: Any) -> list[dict[str, Any]]:
+    def get_handlers(self, obj: Any) -> Any:
         return HandlerSerializer(sorted(obj.handlers.values(), key=lambda h: h.name), many=True).data
 
 
@@ -136,4 +136,4 @@ class InvocationDetailSerializer(InvocationSerializer):
         ]
 
     def get_caller(self, invocation: Invocation) -> str | None:
-        return invocation.caller.public_id if invocation.caller_id else None
+        return invocation.caller.public_id if invocation.caller is not None else None

@@ -188,21 +188,16 @@ def test_someone_elses_key_is_403_with_a_message(alice):
 
 
 def test_session_login_with_csrf_token_calls_and_without_is_403(alice):
+    from django.middleware.csrf import _get_new_csrf_string
+
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice[0])
     assert "CSRF" in error_of(post(client, "Probe/alice/echo_key"), 403)
-    client.get("/ingress/restate/health")
-    token = client.cookies.get("csrftoken")
-    if token is None:  # the health route does not set the cookie: take one from Django directly
-        from django.middleware.csrf import _get_new_csrf_string
-
-        client.cookies["csrftoken"] = token_value = _get_new_csrf_string()
-    else:
-        token_value = token.value
-    assert post(client, "Probe/alice/echo_key", HTTP_X_CSRFTOKEN=token_value).json() == "alice"
+    client.cookies["csrftoken"] = csrf = _get_new_csrf_string()
+    assert post(client, "Probe/alice/echo_key", HTTP_X_CSRFTOKEN=csrf).json() == "alice"
 
 
-def _anonymous_session_client() -> tuple[Client, str]:
+def _anonymous_session_client() -> tuple[Client, str, str]:
     from django.middleware.csrf import _get_new_csrf_string
 
     client = Client(enforce_csrf_checks=True)
@@ -334,6 +329,12 @@ def test_idempotency_key_reused_with_another_input_is_409(alice):
     post(Client(), "Recorder/k/append/send", b'{"value": 1}', HTTP_IDEMPOTENCY_KEY="once", **alice[1])
     response = post(Client(), "Recorder/k/append/send", b'{"value": 2}', HTTP_IDEMPOTENCY_KEY="once", **alice[1])
     assert "another input" in error_of(response, 409)
+
+
+def test_idempotency_key_with_control_characters_is_400(alice):
+    response = post(Client(), "Recorder/k/append/send", b'{"value": 1}', HTTP_IDEMPOTENCY_KEY="a\x00b", **alice[1])
+    assert "idempotency key" in error_of(response, 400)
+    assert not Invocation.objects.exists()
 
 
 def test_output_of_an_unfinished_invocation_is_470(alice):
