@@ -281,6 +281,15 @@ def test_handler_bug_is_500_from_the_invocation_without_internals(staff):
     assert "RuntimeError" in message and "bug" not in message
 
 
+@override_settings(OBJECTS_CALL_TIMEOUT=0.2)
+def test_call_that_outlasts_the_timeout_is_504_carrying_the_invocation_id(alice):
+    # Inside this test's transaction the accepted row is never committed, so no worker can finish it.
+    response = post(Client(), "Recorder/k/append", b'{"value": 1}', **alice[1])
+    invocation = Invocation.objects.get()
+    assert error_of(response, 504).startswith(f"Invocation {invocation.public_id} did not finish")
+    assert response.json()["invocationId"] == response["x-restate-id"] == invocation.public_id
+
+
 def test_delay_on_a_call_is_400(staff):
     assert "delay" in error_of(post(Client(), "Probe/k/echo_key?delay=10s", **staff[1]), 400)
 

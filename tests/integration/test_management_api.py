@@ -56,6 +56,33 @@ def test_types_list_handlers_kinds_and_input_schemas(api):
     assert api.get("/api/types/Nope/").status_code == 404
 
 
+def test_serializer_inputs_are_described_in_the_types_list_and_the_openapi_schema(api):
+    from rest_framework import serializers
+
+    from objects import ObjectContext, VirtualObject
+    from objects.registry import unregister
+
+    class Label(serializers.Serializer):
+        label = serializers.CharField(max_length=10)
+
+    obj = VirtualObject("Labeller")
+    try:
+
+        @obj.exclusive(input=Label)
+        def relabel(ctx: ObjectContext, data: dict) -> str:
+            return data["label"]
+
+        described = api.get("/api/types/Labeller/").json()["handlers"][-1]
+        assert described["name"] == "relabel"
+        assert described["input_schema"]["properties"]["label"] == {"type": "string", "maxLength": 10}
+        schema = api.get("/api/schema/?format=json").json()
+        body = schema["paths"]["/ingress/Labeller/{key}/relabel"]["post"]["requestBody"]
+        assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Label"}
+        assert schema["components"]["schemas"]["Label"]["properties"]["label"]["maxLength"] == 10
+    finally:
+        unregister("Labeller")
+
+
 def test_instances_filter_by_type_and_key_prefix_and_sort_by_counts(api):
     state_edit(type_name="Recorder", key="cart-a", expected_version=None, set_entries={"a": 1, "b": 2})
     state_edit(type_name="Recorder", key="cart-b", expected_version=None, set_entries={"a": 1})
