@@ -62,10 +62,16 @@ class StateCache:
         self._load()
         self._current.clear()
 
-    def snapshot(self) -> dict[str, str]:
-        return dict(self._current)
+    def snapshot(self) -> dict[str, str] | None:
+        """The current entries, or None when nothing is loaded yet (restore then forgets what a failed
+        handler loaded, so the next one reads the entries again instead of seeing an empty state)."""
+        return dict(self._current) if self._loaded else None
 
-    def restore(self, snapshot: dict[str, str]) -> None:
+    def restore(self, snapshot: dict[str, str] | None) -> None:
+        if snapshot is None:
+            self._loaded = False
+            self._current, self._committed = {}, {}
+            return
         self._current = dict(snapshot)
 
     def flush(self, *, invocation_id: int | None = None, user_id: int | None = None) -> int | None:
