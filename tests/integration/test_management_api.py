@@ -218,6 +218,13 @@ def test_swagger_ui_is_served_from_local_static_files(api):
     page = api.get("/api/docs/").content.decode()
     assert "swagger-ui" in page and "/static/drf_spectacular_sidecar/" in page
     assert "cdn" not in page.lower()
+    import re
+
+    from django.test import Client
+
+    asset = re.search(r'/static/drf_spectacular_sidecar/[^"]+\.js', page).group(0)
+    served = Client().get(asset)
+    assert served.status_code == 200 and b"".join(served.streaming_content)
 
 
 # -- schemathesis: generated requests over every management operation ------------------------------
