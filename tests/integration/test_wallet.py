@@ -64,6 +64,25 @@ def test_withdraw_never_goes_below_zero_and_names_the_shortfall(live):
     assert _balance("cat") == 300
 
 
+def test_a_refused_withdraw_does_not_erase_the_balance_for_the_next_movement(live):
+    from tests.concurrency.test_core import wait_for
+
+    objects.call("Wallet", "cy", "deposit", {"amount": 300, "tx_id": "d"})
+    for round_ in range(5):  # refusal and deposit back to back, so they usually run in one batch
+        objects.send("Wallet", "cy", "withdraw", {"amount": 10_000, "tx_id": f"w{round_}"})
+        objects.send("Wallet", "cy", "deposit", {"amount": 1, "tx_id": f"d{round_}"})
+    wait_for(lambda: len(objects.call("Wallet", "cy", "history")["entries"]) == 6)
+    assert _balance("cy") == 305
+    assert [e["balance_after"] for e in objects.call("Wallet", "cy", "history")["entries"]] == [
+        305,
+        304,
+        303,
+        302,
+        301,
+        300,
+    ]
+
+
 @pytest.mark.parametrize(
     ("arg", "fragment"),
     [
