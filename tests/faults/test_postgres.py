@@ -3,58 +3,15 @@ workers recover without a restart, and afterwards nothing accepted is lost or ap
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 
 import httpx
 import pytest
 from django.db import connections
 
-from tests.faults.conftest import Attempt, Sweeper, check_invariants, settle
+from tests.faults.model import HttpSubmit, Sweeper, check_invariants, settle
 
 pytestmark = pytest.mark.workers
-
-
-class HttpSubmit:
-    """The load's requests through the real ingress (gunicorn), authenticated by a token."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self.base_url = base_url
-        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-        self.local = threading.local()
-        self.statuses: dict[int, int] = {}
-        self.unclear: list[str] = []
-
-    def client(self) -> httpx.Client:
-        if not hasattr(self.local, "client"):
-            self.local.client = httpx.Client(base_url=self.base_url, headers=self.headers, timeout=90)
-        return self.local.client
-
-    def __call__(self, attempt: Attempt, timeout: float) -> None:
-        path = f"/ingress/Recorder/{attempt.key}/append" + ("" if attempt.kind == "call" else "/send")
-        response = self.client().post(path, content=json.dumps({"value": attempt.value}))
-        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
-        body = _json_or_none(response)
-        if response.status_code == 200 and attempt.kind == "call":
-            attempt.outcome, attempt.output = "returned", body
-            attempt.invocation_id = response.headers.get("x-restate-id", "")
-        elif response.status_code == 202 and attempt.kind == "send":
-            attempt.outcome, attempt.invocation_id = "sent", body["invocationId"]
-        elif response.status_code == 504 and body and body.get("invocationId"):
-            attempt.outcome, attempt.invocation_id = "timeout", body["invocationId"]
-            attempt.error = f"{body['message']} {body['invocationId']}"
-        else:
-            if response.status_code != 503 or not body or not body.get("message"):
-                self.unclear.append(f"{response.status_code} {response.text[:300]}")
-            attempt.outcome, attempt.error = "refused", f"{response.status_code} {response.text[:300]}"
-
-
-def _json_or_none(response: httpx.Response):
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 import pytest
 from django.db import connection
 
-from tests.faults.conftest import Sweeper, check_invariants, settle
+from tests.faults.model import Sweeper, check_invariants, settle
 
 pytestmark = pytest.mark.workers
 
