@@ -15,6 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -47,7 +48,7 @@ class StaffAPI(APIView):
     authentication_classes = AUTHENTICATION_CLASSES
     permission_classes = [IsStaff]
     parser_classes = [StrictJSONParser]
-    pagination_class = BoundedLimitOffsetPagination
+    pagination_class: type[BasePagination] | None = BoundedLimitOffsetPagination
 
 
 def _query_text(request, name: str) -> str | None:

@@ -66,12 +66,25 @@ class StateSerializer(serializers.Serializer):
     state = serializers.DictField(child=serializers.JSONField(), help_text="Entry name -> JSON value.")
 
 
-class StateReplaceSerializer(serializers.Serializer):
+class StrictSerializer(serializers.Serializer):
+    """Refuses unknown fields: a misspelt field of a state edit must not become a silent no-op."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [f"Unknown field; expected one of: {', '.join(self.fields)}."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class StateReplaceSerializer(StrictSerializer):
     version = serializers.IntegerField(min_value=0, help_text="The version you read; another one is 409.")
     state = serializers.DictField(child=serializers.JSONField(allow_null=True), allow_empty=True)
 
 
-class StatePatchSerializer(serializers.Serializer):
+class StatePatchSerializer(StrictSerializer):
     version = serializers.IntegerField(min_value=0, required=False, help_text="When given, checked like PUT.")
     entries = serializers.DictField(child=serializers.JSONField(allow_null=True), required=False, default=dict)
     clear = serializers.ListField(
@@ -79,7 +92,7 @@ class StatePatchSerializer(serializers.Serializer):
     )
 
 
-class VersionSerializer(serializers.Serializer):
+class VersionSerializer(StrictSerializer):
     version = serializers.IntegerField(min_value=0, required=False, help_text="When given, a stale one is 409.")
 
 

@@ -104,6 +104,8 @@ def test_validation_errors_name_the_fields(api):
     response = api.put(f"/api/instances/{instance_of('k').pk}/state/", {"state": {}}, format="json")
     assert response.json()["message"] == "version: This field is required."
     assert response.json()["errors"] == {"version": ["This field is required."]}
+    misspelt = api.patch(f"/api/instances/{instance_of('k').pk}/state/", {"set": {"a": 2}}, format="json")
+    assert misspelt.status_code == 400 and misspelt.json()["message"].startswith("set: Unknown field")
 
 
 def test_state_replace_with_the_current_version_and_stale_version_is_409(api, staff_user):
