@@ -6,7 +6,6 @@ from typing import Any
 
 from objects.models import Instance, StateEntry
 
-from .keys import counter_key_split
 from .models import Tenant
 
 
@@ -15,9 +14,13 @@ def tenant_is_member(*, user: Any, slug: str) -> bool:
 
 
 def counters_of(tenant_slug: str) -> list[dict[str, Any]]:
-    """The counters of a tenant, by name: [{"name", "value"}] (a counter that was never changed is absent)."""
+    """The counters of a tenant, by name: [{"name", "value"}] (never-written ones are absent)."""
     prefix = f"{tenant_slug}/"
-    keys = dict(Instance.objects.filter(type_name="Counter", key__startswith=prefix).values_list("pk", "key"))
+    keys = dict(
+        Instance.objects.filter(type_name="Counter", key__startswith=prefix)
+        .exclude(key=prefix)
+        .values_list("pk", "key")
+    )
     values = dict(StateEntry.objects.filter(instance_id__in=keys, name="value").values_list("instance_id", "value"))
-    rows = [{"name": counter_key_split(key)[1], "value": values.get(pk, 0)} for pk, key in keys.items()]
+    rows = [{"name": key.removeprefix(prefix), "value": values.get(pk, 0)} for pk, key in keys.items()]
     return sorted(rows, key=lambda row: row["name"])
