@@ -57,7 +57,6 @@ def record(
                 "SET name = EXCLUDED.name, result = EXCLUDED.result, failure = EXCLUDED.failure",
                 [invocation_pk, index, name, json.dumps(result), failure_text],
             )
-        side.commit()
         return
     JournalEntry.objects.update_or_create(
         invocation_id=invocation_pk, index=index, defaults={"name": name, "result": result, "failure": failure_text}
@@ -69,10 +68,11 @@ def _failure_text(failure: str) -> str:
 
 
 def _side_connection() -> Any:
-    """A raw autocommit-off connection of this thread, opened like the default one."""
+    """A raw autocommit connection of this thread, opened like the default one: each statement commits on
+    its own, and no transaction is ever left open (an idle transaction would hold locks)."""
     side = getattr(_local, "side", None)
     if side is None or side.closed:
         side = connection.get_new_connection(connection.get_connection_params())
-        side.autocommit = False
+        side.autocommit = True
         _local.side = side
     return side

@@ -141,7 +141,7 @@ class InvocationRun:
                 _finish(callee, Status.SUCCEEDED, output=output)
         except TerminalError as exc:
             _finish(callee, Status.FAILED, error=exc)
-            raise TerminalError(exc.message, exc.status_code) from exc
+            raise
         return output
 
     # -- ctx.send -------------------------------------------------------------------------------------
@@ -320,46 +320,59 @@ def _runnable(instance_id: int, now: Any) -> Q:
     )
 
 
-def drain_key(type_name: str, key: str) -> int:
-    """Run the inbox of (type, key) until it is empty, blocked, paused, or another worker holds it.
+class DrainResult:
+    DONE = "done"  # the inbox is empty, blocked by a backing-off head, or the key is paused
+    BUSY = "busy"  # another transaction holds the key's row (a drain, a ctx.call callee lock, an edit)
+    BLOCKED = "blocked"  # the head is backing off; a timed doorbell is scheduled for its retry
+
+
+def drain_key(type_name: str, key: str) -> tuple[int, str]:
+    """Run the inbox of (type, key) until it is empty, blocked or paused. Returns (ran, DONE|BUSY).
 
     Safe to call any number of times, concurrently, with duplicated or reordered doorbells: whoever holds
-    the row lock runs the inbox from its head; the others return at once (SKIP LOCKED).
+    the row lock runs the inbox from its head. BUSY means another transaction held the row: the caller
+    must try again shortly (the holder may be a ctx.call or an edit that will not drain the inbox).
     """
     total = 0
     while True:
-        ran, full, retry_in = _drain_batch(type_name, key)
+        ran, full, retry_in, busy = _drain_batch(type_name, key)
         total += ran
+        if busy:
+            return total, DrainResult.BUSY
         if retry_in is not None:
             from .tasks import ring
 
             ring(type_name, key, countdown=retry_in)
-            return total
-        if ran == 0:
-            return total
-        if not full and not _has_runnable(type_name, key):
-            return total
+            return total, DrainResult.BLOCKED
+        if ran == 0 or not full:
+            return total, DrainResult.DONE
+
+
+def has_runnable(type_name: str, key: str) -> bool:
+    """Whether the key's inbox has an invocation that could run now (not paused, not delayed)."""
+    return _has_runnable(type_name, key)
 
 
 def _has_runnable(type_name: str, key: str) -> bool:
-    head = (
-        Invocation.objects.filter(type_name=type_name, key=key, status__in=[Status.PENDING, Status.BACKING_OFF])
-        .filter(Q(not_before__isnull=True) | Q(not_before__lte=timezone.now()))
-        .order_by("id")
-        .values_list("status", flat=True)
-        .first()
-    )
-    return head is not None
+    now = timezone.now()
+    head = (Invocation.objects.filter(type_name=type_name, key=key, status__in=[Status.PENDING, Status.BACKING_OFF],
+                                      instance__paused=False)
+            .exclude(status=Status.PENDING, not_before__gt=now)
+            .order_by("id").values_list("status", "not_before").first())
+    return head is not None and (head[0] == Status.PENDING or head[1] is None or head[1] <= now)
 
 
-def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None]:
+def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, bool]:
     batch = conf.get("OBJECTS_BATCH_SIZE")
     try:
         with transaction.atomic():
             _set_lock_timeout()
             instance = Instance.objects.select_for_update(skip_locked=True).filter(type_name=type_name, key=key).first()
-            if instance is None or instance.paused:
-                return 0, False, None
+            if instance is None:
+                busy = Instance.objects.filter(type_name=type_name, key=key).exists()
+                return 0, False, None, busy
+            if instance.paused:
+                return 0, False, None, False
             now = timezone.now()
             heads = list(Invocation.objects.filter(_runnable(instance.pk, now)).order_by("id")[:batch])
             runner = KeyRunner(instance)
@@ -379,8 +392,8 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None]:
         log.warning("drain of %s/%s rolled back, retrying: %s", type_name, key, exc)
         connection.close_if_unusable_or_obsolete()
         time.sleep(0.05)
-        return 0, False, 0.2
-    return len(runner.finished), len(heads) == batch, runner.retry_at
+        return 0, False, 0.2, False
+    return len(runner.finished), len(heads) == batch, runner.retry_at, False
 
 
 def _set_lock_timeout() -> None:

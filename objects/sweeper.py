@@ -52,7 +52,7 @@ def redispatch(now: object, limit: int) -> int:
     )
     count = 0
     for type_name, key, partition in keys:
-        count += ring(type_name, key, partition=partition)
+        count += ring(type_name, key, partition=partition, force=True)
     return count
 
 

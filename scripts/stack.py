@@ -160,4 +160,7 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         self.procs.clear()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if os.environ.get("DVO_KEEP_TMP"):
+            print(f"==> kept {self.tmp} (DVO_KEEP_TMP is set)", flush=True)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -135,12 +135,44 @@ def redis_client():
 
 @pytest.fixture
 def live(workers, transactional_db, redis_client) -> Iterator[Workers]:
-    """Committed data and real workers (restarted if a test left one dead)."""
+    """Committed data and real workers (restarted if a test left one dead); afterwards the workers are let
+    go quiet, so that flushing the database does not deadlock against a drain still in flight."""
     for index, proc in enumerate(workers.procs):
         if proc.poll() is not None:
             workers.start_one(index)
     workers.wait_ready()
     yield workers
+    settle(redis_client)
+
+
+def settle(redis_client, timeout: float = 15.0) -> None:
+    """Wait until no doorbell is queued and no other database session is inside a transaction (0.3 s)."""
+    from django.db import connection, connections
+
+    from objects.routing import all_queues
+
+    queues = all_queues()
+    quiet_since = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            queued = sum(redis_client.llen(name) for name in queues)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+                )
+                busy = cursor.fetchone()[0]
+        except Exception:
+            connections.close_all()
+            queued, busy = 1, 1
+        if queued or busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 0.3:
+            return
+        time.sleep(0.05)
 
 
 class WebServer:
