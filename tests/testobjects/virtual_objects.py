@@ -81,3 +81,6 @@ def crash_once(ctx: ObjectContext, arg: dict) -> int:
         _redis().rpush(f"crash-started:{ctx.key}", 1)
         time.sleep(60)
     return append(ctx, Item(arg["id"]))
+
+
+from . import chains  # noqa: E402,F401  - more test types (calls, sends, steps, idempotency)
