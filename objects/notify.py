@@ -2,7 +2,9 @@
 
 The list outlives the push (a TTL), so a signal that arrives before the waiter starts waiting is not lost.
 Redis only carries the signal: the waiter always reads the outcome from the database, and polls the
-database when Redis is unreachable.
+database when Redis is unreachable. While the database itself is unreachable the waiter keeps trying until
+its deadline, so a caller gets the result or a CallTimeout carrying the invocation id, never a raw
+connection error for an invocation that was accepted.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import time
 
 import redis
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 
+from . import conf
 from .errors import CallTimeout
 from .models import DONE_STATUSES, Invocation
 
@@ -58,13 +62,22 @@ def wait_done(invocation: Invocation, timeout: float) -> Invocation:
         if remaining <= 0:
             raise CallTimeout(
                 f"Invocation {invocation.public_id} did not finish within {timeout:g}s; it goes on. "
-                f"Attach to it later: GET /ingress/restate/invocation/{invocation.public_id}/attach",
+                f"Attach to it later: GET /{conf.get('OBJECTS_INGRESS_PREFIX').strip('/')}/restate/invocation/"
+                f"{invocation.public_id}/attach",
                 invocation.public_id,
             )
         try:
             client().blpop([key], timeout=min(remaining, 1.0))
         except redis.RedisError:
             time.sleep(min(remaining, 0.25))
-        fresh = Invocation.objects.filter(pk=invocation.pk).first()
+        try:
+            fresh = Invocation.objects.filter(pk=invocation.pk).first()
+        except (OperationalError, InterfaceError) as exc:
+            # The database is restarting or unreachable: the invocation is committed and goes on, so keep
+            # waiting (on a new connection) until the deadline, then CallTimeout carries its id.
+            log.warning("waiting for %s: database unavailable, retrying: %s", invocation.public_id, exc)
+            connection.close_if_unusable_or_obsolete()
+            time.sleep(min(max(deadline - time.monotonic(), 0), 0.5))
+            continue
         if fresh is None or fresh.status in DONE_STATUSES:
             return fresh or invocation
