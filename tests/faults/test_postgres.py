@@ -3,12 +3,15 @@ workers recover without a restart, and afterwards nothing accepted is lost or ap
 
 from __future__ import annotations
 
+import threading
 import time
 
 import httpx
 import pytest
 from django.db import connections
 
+import objects
+from objects.errors import CallTimeout
 from tests.faults.model import HttpSubmit, Sweeper, check_invariants, settle
 
 pytestmark = pytest.mark.workers
@@ -40,13 +43,31 @@ def _probe(base_url: str, token: str) -> dict[str, tuple[int, str]]:
     return {name: (r.status_code, r.headers.get("content-type", ""), r.text[:300]) for name, r in requests.items()}
 
 
-def test_postgres_restart_under_http_load(live, live_web, load_factory, fast_redispatch, postgres_server, staff_token):
+def _wait_across(key: str, outcomes: dict) -> None:
+    """A caller of objects.call() whose invocation runs (2 s) while the database goes down and comes back."""
+    try:
+        outcomes[key] = objects.call("Recorder", key, "hold", {"sleep": 2}, timeout=45)
+    except Exception as exc:
+        outcomes[key] = exc
+    finally:
+        connections.close_all()
+
+
+def test_postgres_restart_under_http_load(
+    live, live_web, load_factory, fast_redispatch, postgres_server, staff_token, redis_client
+):
     live_web_workers, worker_pids = live, [p.pid for p in live.procs]
     submit = HttpSubmit(live_web.url, staff_token)
     load = load_factory(prefix="pg", keys=50, threads=10, call_share=0.3, submit=submit, seed=31)
+    waiters: dict[str, object] = {}
     with Sweeper(interval=1.0) as sweeper:
         load.start()
         time.sleep(3.0)
+        threads = [threading.Thread(target=_wait_across, args=(f"pgwait-{i}", waiters)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for i in range(3):  # each is inside its handler, in a worker's open transaction, when the database stops
+            assert redis_client.blpop([f"entered:pgwait-{i}"], timeout=30)
         down_at = time.monotonic()
         postgres_server.stop()
         time.sleep(0.5)
@@ -56,6 +77,8 @@ def test_postgres_restart_under_http_load(live, live_web, load_factory, fast_red
         up_at = time.monotonic()
         connections.close_all()  # this thread's connection died with the server
         time.sleep(5.0)
+        for thread in threads:
+            thread.join(timeout=60)
         load.stop()
         settle_seconds = settle("pg")
     figures = check_invariants(load)
@@ -69,6 +92,9 @@ def test_postgres_restart_under_http_load(live, live_web, load_factory, fast_red
     )
     for name, (status, ctype, text) in probes.items():
         print(f"  {name}: {status} {ctype} {text[:120]!r}")
+    print(f"  callers waiting in objects.call() across the outage: {waiters}")
+    for key, outcome in waiters.items():
+        assert outcome == "done" or (isinstance(outcome, CallTimeout) and outcome.invocation_id), (key, outcome)
     assert not submit.unclear, f"requests failed without a 503 JSON message: {submit.unclear[:5]}"
     assert submit.statuses.get(503, 0) > 0, "no request met the outage: the test proved nothing"
     bad = {name: p for name, p in probes.items() if p[0] >= 500 and p[0] != 503}
