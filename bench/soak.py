@@ -302,12 +302,16 @@ def main(argv: list[str]) -> int:
             "reads": {"ok": read_counts[0], "failed": read_counts[1]},
             "http_statuses": submit.statuses,
             "settled_s": round(settle_s, 1),
-            "throughput": throughput(load, started_wall, args.interval),
+            "throughput": [
+                row for row in throughput(load, started_wall, args.interval) if row["from_s"] < args.minutes * 60
+            ],
             "killed_workers": sorted({f"worker{k['worker']}" for k in kills}),
             "memory_kib": {
                 name: {
                     "start": memory_start.get(name, {}).get("rss"),
                     "end": memory_end.get(name, {}).get("rss"),
+                    "count_start": memory_start.get(name, {}).get("count"),
+                    "count_end": memory_end.get(name, {}).get("count"),
                     "cmd": (memory_end.get(name) or memory_start.get(name))["cmd"],
                 }
                 for name in sorted(set(memory_start) | set(memory_end))
@@ -341,6 +345,10 @@ def print_report(report: dict) -> None:
         start, end = m["start"], m["end"]
         if name in killed:
             growth = "restarted by the kills"
+        elif m.get("count_start") and m.get("count_end") and start and end:
+            per_start, per_end = start / m["count_start"], end / m["count_end"]
+            growth = f"{m['count_start']} -> {m['count_end']} backends, "
+            growth += f"{per_start / 1024:.1f} -> {per_end / 1024:.1f} MiB each"
         elif start and end:
             growth = f"{(end - start) / 1024:+.1f} MiB ({(end - start) / start:+.0%})"
         else:
