@@ -220,9 +220,8 @@ def _finish(
 ) -> bool:
     """Record an invocation's outcome. With `only_if_open`, refuse when an operator cancelled or killed it."""
     now = timezone.now()
-    fields: dict[str, Any] = {"status": status, "finished_at": now, "output": output}
-    if invocation.started_at is None:
-        fields["started_at"] = now
+    fields: dict[str, Any] = {"status": status, "finished_at": now, "output": output,
+                              "started_at": invocation.started_at or now}
     if error is not None:
         fields["error_message"] = str(error)
         fields["error_code"] = getattr(error, "status_code", 500)

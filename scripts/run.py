@@ -1,0 +1,112 @@
+"""`make run`: migrate, start Redis, the Celery worker, the sweeper and the web server; load demo data; supervise.
+
+A process that dies is restarted with a message; Ctrl-C stops everything this command started. Running it
+again works: migrations and demo data are idempotent, and a Redis already answering on the port is reused.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from stack import PYTHON, ROOT, Stack, say
+
+HOST, PORT = "127.0.0.1", int(os.environ.get("PORT", "8000"))
+REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((HOST, port)) != 0
+
+
+def main() -> int:
+    (ROOT / "var").mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    stack = Stack()
+    logs = ROOT / "var" / "log"
+    logs.mkdir(exist_ok=True)
+    try:
+        if "REDIS_URL" not in env:
+            if redis_answers(REDIS_PORT):
+                say(f"reusing the Redis already answering on 127.0.0.1:{REDIS_PORT}")
+            else:
+                say(f"starting Redis on 127.0.0.1:{REDIS_PORT}")
+                stack.start_redis(REDIS_PORT)
+            env["REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/0"
+        say("applying migrations")
+        manage("migrate", "--noinput", "-v", "0", env=env)
+        manage("collectstatic", "--noinput", "-v", "0", env=env)
+        if not port_free(PORT):
+            say(f"port {PORT} is already in use: stop the other server (or set PORT=8001) and run again")
+            return 1
+        from objects_queues import queues
+
+        commands = {
+            "worker": [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", queues(env), "--pool", "threads",
+                       "-c", os.environ.get("WORKER_THREADS", "4"), "-n", "worker@%h", "--without-gossip",
+                       "--without-mingle", "-l", "info"],
+            "sweeper": [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "info",
+                        "-s", str(ROOT / "var" / "celerybeat-schedule")],
+            "web": [PYTHON, "-m", "gunicorn", "config.wsgi", "-b", f"{HOST}:{PORT}", "-k", "gthread", "-w", "2",
+                    "--threads", "16", "--timeout", "60", "--access-logfile", "-"],
+        }
+        procs = {}
+        for name in ("worker", "sweeper"):
+            say(f"starting the {name} (log: var/log/{name}.log)")
+            procs[name] = stack.spawn(name, commands[name], env=env, log=logs / f"{name}.log")
+        say("loading demo data (catalog, demo users, wallets)")
+        manage("load_demo", env=env)
+        say("starting the web server (log: var/log/web.log)")
+        procs["web"] = stack.spawn("web", commands["web"], env=env, log=logs / "web.log")
+        deadline = time.monotonic() + 30
+        while port_free(PORT) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        base = f"http://{HOST}:{PORT}"
+        print(f"""
+  Django Virtual Objects is running.
+    shop         {base}/
+    admin        {base}/admin/
+    API docs     {base}/api/docs/
+    health       {base}/healthz
+    ingress      {base}/ingress/<Type>/<key>/<handler>
+  Press Ctrl-C to stop everything.
+""", flush=True)
+        while True:
+            time.sleep(1)
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    say(f"the {name} exited with status {proc.returncode}; restarting it (see var/log/{name}.log)")
+                    procs[name] = stack.spawn(name, commands[name], env=env, log=logs / f"{name}.log")
+    except KeyboardInterrupt:
+        print()
+        say("stopping")
+        return 0
+    except subprocess.CalledProcessError as exc:
+        say(f"a set-up step failed ({' '.join(map(str, exc.cmd[1:3]))}); read the error above and run `make run` again")
+        return 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    sys.exit(main())
