@@ -1,0 +1,111 @@
+"""Every code sample in docs/*.md runs: sessions and scripts against live workers, curl against a live server.
+
+A python/console/shell block that is neither run nor marked `norun: <reason>` fails the first test, so a
+new sample cannot slip in unchecked. The conventions are in tests/docs/samples.py and docs/index.md.
+"""
+
+from __future__ import annotations
+
+import doctest
+import io
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+
+from objects import registry
+from tests.docs.samples import ROOT, all_blocks, console_commands, excerpt_found
+
+BLOCKS = all_blocks()
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+PYTHON_DOCS = sorted({b.doc for b in BLOCKS if b.kind in ("pycon", "python")})
+CONSOLE_DOCS = sorted({b.doc for b in BLOCKS if b.kind == "console"})
+LOCAL_URL = "http://127.0.0.1:8000"
+
+
+def test_every_code_block_is_run_or_marked_with_a_reason():
+    unrunnable = [f"{b.where} (```{b.info})" for b in BLOCKS if b.kind == "unrunnable"]
+    assert not unrunnable, (
+        "These blocks are neither run nor marked: use ```pycon, ```python, ```python file=PATH, ```console with "
+        "`$ ` prompts, or add `norun: <reason>` to the info string:\n" + "\n".join(unrunnable)
+    )
+    assert any(b.kind in ("pycon", "console") for b in BLOCKS), "the harness found no runnable sample at all"
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "excerpt"], ids=lambda b: b.where)
+def test_excerpt_is_verbatim_from_its_file(block):
+    source = ROOT / block.file
+    assert source.is_file(), f"{block.where}: {block.file} does not exist"
+    assert excerpt_found(block.text, source.read_text()), f"{block.where}: the excerpt is not in {block.file} any more"
+
+
+def _load_demo() -> None:
+    call_command("load_demo", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("doc", PYTHON_DOCS)
+def test_python_samples_run_and_print_what_the_doc_shows(doc, live):
+    _load_demo()
+    before = {o.name for o in registry.all_objects()}
+    globs: dict = {"__name__": f"docs_{doc[:-3]}"}
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    parser = doctest.DocTestParser()
+    failures = []
+    try:
+        for block in [b for b in BLOCKS if b.doc == doc and b.kind in ("pycon", "python")]:
+            if block.kind == "python":
+                try:
+                    exec(compile(block.text, block.where, "exec"), globs)  # noqa: S102 - the doc's own sample
+                except Exception as exc:  # noqa: BLE001 - report which block failed
+                    failures.append(f"{block.where}: {type(exc).__name__}: {exc}")
+                continue
+            test = parser.get_doctest(block.text, globs, block.where, str(ROOT / "docs" / doc), block.line)
+            out = io.StringIO()
+            result = runner.run(test, out=out.write, clear_globs=False)
+            if result.failed:
+                failures.append(out.getvalue())
+    finally:
+        for name in {o.name for o in registry.all_objects()} - before:
+            registry.unregister(name)
+        connections.close_all()
+    assert not failures, "\n".join(failures)
+
+
+def _run_console(doc: str, base_url: str) -> list[str]:
+    failures = []
+    database = connections["default"].settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+    }
+    checker = doctest.OutputChecker()
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "env.sh"
+        state.write_text("")
+        for block in [b for b in BLOCKS if b.doc == doc and b.kind == "console"]:
+            for command, want in console_commands(block.text):
+                script = (
+                    f"source {state}\nset -a\n{command.replace(LOCAL_URL, base_url)}\n"
+                    f"rc=$?\nexport -p > {state}\nexit $rc\n"
+                )
+                done = subprocess.run(
+                    ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+                )
+                got = done.stdout + done.stderr
+                if done.returncode != 0 or (want and not checker.check_output(want + "\n", got, FLAGS)):
+                    failures.append(
+                        f"{block.where}: $ {command}\n  exit {done.returncode}\n  expected:\n{want}\n  got:\n{got}"
+                    )
+    return failures
+
+
+@pytest.mark.parametrize("doc", CONSOLE_DOCS)
+def test_console_samples_run_against_a_live_server(doc, live_web):
+    _load_demo()
+    failures = _run_console(doc, live_web.url)
+    assert not failures, "\n\n".join(failures)
