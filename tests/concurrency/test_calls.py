@@ -124,8 +124,9 @@ def test_journaled_step_is_not_repeated_when_the_handler_is_retried(live, redis_
 
 def test_concurrent_requests_with_one_idempotency_key_execute_once(live, redis_client):
     with ThreadPoolExecutor(20) as pool:
-        results = list(pool.map(
-            lambda _: _call("Chain", "idem", "slow_once", {"id": "i1"}, idempotency_key="order-42"), range(20)))
+        results = list(
+            pool.map(lambda _: _call("Chain", "idem", "slow_once", {"id": "i1"}, idempotency_key="order-42"), range(20))
+        )
     assert results == [1] * 20
     assert int(redis_client.get("exec:i1")) == 1
     assert Invocation.objects.filter(handler="slow_once").count() == 1
@@ -135,8 +136,10 @@ def test_idempotency_key_reused_with_another_input_is_refused(live):
     objects.send("Recorder", "idem2", "append", {"value": 1}, idempotency_key="k1")
     with pytest.raises(objects.Conflict, match="already used"):
         objects.send("Recorder", "idem2", "append", {"value": 2}, idempotency_key="k1")
-    assert objects.send("Recorder", "idem2", "append", {"value": 1}, idempotency_key="k1") == \
-        Invocation.objects.get(key="idem2").public_id
+    assert (
+        objects.send("Recorder", "idem2", "append", {"value": 1}, idempotency_key="k1")
+        == Invocation.objects.get(key="idem2").public_id
+    )
 
 
 def test_expired_idempotency_key_can_be_used_again(live):
