@@ -111,7 +111,11 @@ def console_commands(text: str) -> list[tuple[str, str]]:
 
 
 def excerpt_found(excerpt: str, source: str) -> bool:
-    """Whether the excerpt's lines appear contiguously in the source (trailing spaces ignored)."""
-    want = [line.rstrip() for line in excerpt.strip("\n").splitlines()]
+    """Whether the excerpt's lines appear contiguously in the source (trailing spaces and a common indent ignored)."""
+    want = textwrap.dedent(excerpt.strip("\n")).splitlines()
+    want = [line.rstrip() for line in want]
     have = [line.rstrip() for line in source.splitlines()]
-    return any(have[i : i + len(want)] == want for i in range(len(have) - len(want) + 1))
+    return any(
+        [line.rstrip() for line in textwrap.dedent("\n".join(have[i : i + len(want)])).splitlines()] == want
+        for i in range(len(have) - len(want) + 1)
+    )

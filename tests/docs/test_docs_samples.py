@@ -66,6 +66,7 @@ def test_python_samples_run_and_print_what_the_doc_shows(doc, live):
             test = parser.get_doctest(block.text, globs, block.where, str(ROOT / "docs" / doc), block.line)
             out = io.StringIO()
             result = runner.run(test, out=out.write, clear_globs=False)
+            globs.update(test.globs)  # DocTest copies its globals: carry them to the next block
             if result.failed:
                 failures.append(out.getvalue())
     finally:
