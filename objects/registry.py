@@ -7,7 +7,7 @@ import inspect
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -74,23 +74,9 @@ class VirtualObject:
     def __repr__(self) -> str:
         return f"VirtualObject({self.name!r})"
 
-    @overload
-    def exclusive(self, fn: Callable[..., Any], /) -> Callable[..., Any]: ...
-    @overload
-    def exclusive(
-        self, *, name: str | None = ..., input: Any = ...
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
-
     def exclusive(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None, input: Any = None) -> Any:
         """Declare an exclusive handler: it may write state and runs alone per key, in arrival order."""
         return self._decorate("exclusive", fn, name, input)
-
-    @overload
-    def shared(self, fn: Callable[..., Any], /) -> Callable[..., Any]: ...
-    @overload
-    def shared(
-        self, *, name: str | None = ..., input: Any = ...
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def shared(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None, input: Any = None) -> Any:
         """Declare a shared handler: read-only, never waits for the key, runs concurrently."""

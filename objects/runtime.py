@@ -220,8 +220,12 @@ def _finish(
 ) -> bool:
     """Record an invocation's outcome. With `only_if_open`, refuse when an operator cancelled or killed it."""
     now = timezone.now()
-    fields: dict[str, Any] = {"status": status, "finished_at": now, "output": output,
-                              "started_at": invocation.started_at or now}
+    fields: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "output": output,
+        "started_at": invocation.started_at or now,
+    }
     if error is not None:
         fields["error_message"] = str(error)
         fields["error_code"] = getattr(error, "status_code", 500)
@@ -354,10 +358,15 @@ def has_runnable(type_name: str, key: str) -> bool:
 
 def _has_runnable(type_name: str, key: str) -> bool:
     now = timezone.now()
-    head = (Invocation.objects.filter(type_name=type_name, key=key, status__in=[Status.PENDING, Status.BACKING_OFF],
-                                      instance__paused=False)
-            .exclude(status=Status.PENDING, not_before__gt=now)
-            .order_by("id").values_list("status", "not_before").first())
+    head = (
+        Invocation.objects.filter(
+            type_name=type_name, key=key, status__in=[Status.PENDING, Status.BACKING_OFF], instance__paused=False
+        )
+        .exclude(status=Status.PENDING, not_before__gt=now)
+        .order_by("id")
+        .values_list("status", "not_before")
+        .first()
+    )
     return head is not None and (head[0] == Status.PENDING or head[1] is None or head[1] <= now)
 
 

@@ -81,6 +81,8 @@ class StateCache:
         """
         if not self._loaded or self._current == self._committed:
             return None
+        instance_id = self.instance_id
+        assert instance_id is not None, "only the state of an existing instance can be written"
         now = timezone.now()
         changed = {n: t for n, t in self._current.items() if self._committed.get(n) != t}
         removed = [n for n in self._committed if n not in self._current]
@@ -88,7 +90,7 @@ class StateCache:
             StateEntry.objects.bulk_create(
                 [
                     StateEntry(
-                        instance_id=self.instance_id, name=n, value=json.loads(t), size=len(t.encode()), updated_at=now
+                        instance_id=instance_id, name=n, value=json.loads(t), size=len(t.encode()), updated_at=now
                     )
                     for n, t in changed.items()
                 ],
@@ -97,12 +99,12 @@ class StateCache:
                 update_fields=["value", "size", "updated_at"],
             )
         if removed:
-            StateEntry.objects.filter(instance_id=self.instance_id, name__in=removed).delete()
-        Instance.objects.filter(pk=self.instance_id).update(version=F("version") + 1, changed_at=now)
-        version = Instance.objects.filter(pk=self.instance_id).values_list("version", flat=True).get()
+            StateEntry.objects.filter(instance_id=instance_id, name__in=removed).delete()
+        Instance.objects.filter(pk=instance_id).update(version=F("version") + 1, changed_at=now)
+        version = Instance.objects.filter(pk=instance_id).values_list("version", flat=True).get()
         history = [
             StateChange(
-                instance_id=self.instance_id,
+                instance_id=instance_id,
                 name=n,
                 action=StateChange.Action.SET,
                 old_value=_loads(self._committed.get(n)),
@@ -114,7 +116,7 @@ class StateCache:
             for n, t in changed.items()
         ] + [
             StateChange(
-                instance_id=self.instance_id,
+                instance_id=instance_id,
                 name=n,
                 action=StateChange.Action.CLEAR,
                 old_value=_loads(self._committed[n]),

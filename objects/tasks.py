@@ -63,8 +63,15 @@ def _take_bell(type_name: str, key: str) -> bool:
         return True
 
 
-def ring(type_name: str, key: str, *, countdown: float | None = None, partition: int | None = None,
-         force: bool = False, busy: int = 0) -> bool:
+def ring(
+    type_name: str,
+    key: str,
+    *,
+    countdown: float | None = None,
+    partition: int | None = None,
+    force: bool = False,
+    busy: int = 0,
+) -> bool:
     """Publish the doorbell for a key to its partition's queue. Never raises: the sweeper covers losses.
 
     Unless `force` or timed (`countdown`), a doorbell is published only when no drain of the key is
@@ -74,8 +81,7 @@ def ring(type_name: str, key: str, *, countdown: float | None = None, partition:
         return True
     partition = partition_of(type_name, key) if partition is None else partition
     try:
-        drain.apply_async(args=[type_name, key, busy], queue=queue_name(partition), countdown=countdown,
-                          retry=False)
+        drain.apply_async(args=[type_name, key, busy], queue=queue_name(partition), countdown=countdown, retry=False)
     except Exception as exc:  # noqa: BLE001 - the invocation is committed; a lost doorbell is swept later
         log.warning("doorbell for %s/%s not delivered (%s); the sweeper will re-dispatch it", type_name, key, exc)
         return False

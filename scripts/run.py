@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from stack import PYTHON, ROOT, Stack, say
 
@@ -61,13 +60,56 @@ def main() -> int:
         from objects_queues import queues
 
         commands = {
-            "worker": [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", queues(env), "--pool", "threads",
-                       "-c", os.environ.get("WORKER_THREADS", "4"), "-n", "worker@%h", "--without-gossip",
-                       "--without-mingle", "-l", "info"],
-            "sweeper": [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "info",
-                        "-s", str(ROOT / "var" / "celerybeat-schedule")],
-            "web": [PYTHON, "-m", "gunicorn", "config.wsgi", "-b", f"{HOST}:{PORT}", "-k", "gthread", "-w", "2",
-                    "--threads", "16", "--timeout", "60", "--access-logfile", "-"],
+            "worker": [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                queues(env),
+                "--pool",
+                "threads",
+                "-c",
+                os.environ.get("WORKER_THREADS", "4"),
+                "-n",
+                "worker@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
+            ],
+            "sweeper": [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "info",
+                "-s",
+                str(ROOT / "var" / "celerybeat-schedule"),
+            ],
+            "web": [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "-b",
+                f"{HOST}:{PORT}",
+                "-k",
+                "gthread",
+                "-w",
+                "2",
+                "--threads",
+                "16",
+                "--timeout",
+                "60",
+                "--access-logfile",
+                "-",
+            ],
         }
         procs = {}
         for name in ("worker", "sweeper"):
@@ -81,7 +123,8 @@ def main() -> int:
         while port_free(PORT) and time.monotonic() < deadline:
             time.sleep(0.2)
         base = f"http://{HOST}:{PORT}"
-        print(f"""
+        print(
+            f"""
   Django Virtual Objects is running.
     shop         {base}/
     admin        {base}/admin/
@@ -89,7 +132,9 @@ def main() -> int:
     health       {base}/healthz
     ingress      {base}/ingress/<Type>/<key>/<handler>
   Press Ctrl-C to stop everything.
-""", flush=True)
+""",
+            flush=True,
+        )
         while True:
             time.sleep(1)
             for name, proc in procs.items():

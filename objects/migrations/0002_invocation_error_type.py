@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('objects', '0001_initial'),
+        ("objects", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='invocation',
-            name='error_type',
-            field=models.CharField(blank=True, help_text='Class of the last error.', max_length=100),
+            model_name="invocation",
+            name="error_type",
+            field=models.CharField(blank=True, help_text="Class of the last error.", max_length=100),
         ),
     ]

@@ -69,7 +69,7 @@ def test_hot_key_keeps_every_update_on_sqlite(tmp_path):
         ],
         cwd=ROOT,
         env=env,
-        stdout=open(tmp_path / "worker.log", "wb"),
+        stdout=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115 - closed with the process
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
