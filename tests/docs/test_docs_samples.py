@@ -10,7 +10,9 @@ import doctest
 import io
 import os
 import subprocess
+import sys
 import tempfile
+import types
 from pathlib import Path
 
 import pytest
@@ -51,7 +53,9 @@ def _load_demo() -> None:
 def test_python_samples_run_and_print_what_the_doc_shows(doc, live):
     _load_demo()
     before = {o.name for o in registry.all_objects()}
-    globs: dict = {"__name__": f"docs_{doc[:-3]}"}
+    module = types.ModuleType(f"docs_sample_{doc[:-3]}")  # dataclasses look their module up in sys.modules
+    sys.modules[module.__name__] = module
+    globs = module.__dict__
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     parser = doctest.DocTestParser()
     failures = []
@@ -72,6 +76,7 @@ def test_python_samples_run_and_print_what_the_doc_shows(doc, live):
     finally:
         for name in {o.name for o in registry.all_objects()} - before:
             registry.unregister(name)
+        sys.modules.pop(module.__name__, None)
         connections.close_all()
     assert not failures, "\n".join(failures)
 
