@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db.models import F
+from django.db import connection
 from django.utils import timezone
 
 from .models import Instance, StateChange, StateEntry
@@ -32,12 +32,14 @@ class StateCache:
     def _load(self) -> None:
         if self._loaded:
             return
-        rows = (
-            StateEntry.objects.filter(instance_id=self.instance_id).values_list("name", "value")
-            if self.instance_id
-            else []
-        )
-        self._current = {name: _dumps(value) for name, value in rows}
+        rows: list[tuple[str, Any]] = []
+        if self.instance_id:
+            # Raw SQL: this runs once per batch on the hot path, and the ORM's query building cost more than
+            # the query. jsonb arrives as text (Django registers a text loader), SQLite's JSON is text too.
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT name, value FROM {_ENTRY} WHERE instance_id = %s", [self.instance_id])
+                rows = cursor.fetchall()
+        self._current = {name: _dumps(_decoded(value)) for name, value in rows}
         self._committed = dict(self._current)
         self._loaded = True
 
@@ -83,54 +85,70 @@ class StateCache:
             return None
         instance_id = self.instance_id
         assert instance_id is not None, "only the state of an existing instance can be written"
-        now = timezone.now()
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
         changed = {n: t for n, t in self._current.items() if self._committed.get(n) != t}
         removed = [n for n in self._committed if n not in self._current]
-        if changed:
-            StateEntry.objects.bulk_create(
-                [
-                    StateEntry(
-                        instance_id=instance_id, name=n, value=json.loads(t), size=len(t.encode()), updated_at=now
-                    )
-                    for n, t in changed.items()
-                ],
-                update_conflicts=True,
-                unique_fields=["instance", "name"],
-                update_fields=["value", "size", "updated_at"],
+        # Raw SQL with the JSON texts the cache already holds: no ORM query building and no second
+        # encoding of each value (the ORM would decode and re-encode every text). One statement each.
+        json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+        with connection.cursor() as cursor:
+            if changed:
+                values = ", ".join([f"(%s, %s, {json_param}, %s, %s)"] * len(changed))
+                params: list[Any] = []
+                for name, text in changed.items():
+                    params += [instance_id, name, _sql_json(text), len(text.encode()), now]
+                cursor.execute(
+                    f"INSERT INTO {_ENTRY} (instance_id, name, value, size, updated_at) VALUES {values} "
+                    "ON CONFLICT (instance_id, name) DO UPDATE SET value = EXCLUDED.value, size = EXCLUDED.size, "
+                    "updated_at = EXCLUDED.updated_at",
+                    params,
+                )
+            if removed:
+                marks = ", ".join(["%s"] * len(removed))
+                cursor.execute(
+                    f"DELETE FROM {_ENTRY} WHERE instance_id = %s AND name IN ({marks})", [instance_id, *removed]
+                )
+            cursor.execute(
+                f"UPDATE {_INSTANCE} SET version = version + 1, changed_at = %s WHERE id = %s RETURNING version",
+                [now, instance_id],
             )
-        if removed:
-            StateEntry.objects.filter(instance_id=instance_id, name__in=removed).delete()
-        Instance.objects.filter(pk=instance_id).update(version=F("version") + 1, changed_at=now)
-        version = Instance.objects.filter(pk=instance_id).values_list("version", flat=True).get()
-        history = [
-            StateChange(
-                instance_id=instance_id,
-                name=n,
-                action=StateChange.Action.SET,
-                old_value=_loads(self._committed.get(n)),
-                new_value=json.loads(t),
-                version=version,
-                invocation_id=invocation_id,
-                user_id=user_id,
+            version = cursor.fetchone()[0]
+            history: list[tuple[str, str, str | None, str | None]] = [
+                (n, StateChange.Action.SET, self._committed.get(n), t) for n, t in changed.items()
+            ]
+            history += [(n, StateChange.Action.CLEAR, self._committed[n], None) for n in removed]
+            values = ", ".join([f"(%s, %s, %s, {json_param}, {json_param}, %s, %s, %s, %s)"] * len(history))
+            params = []
+            for name, action, old, new in history:
+                params += [
+                    instance_id,
+                    name,
+                    str(action),
+                    _sql_json(old),
+                    _sql_json(new),
+                    version,
+                    invocation_id,
+                    user_id,
+                    now,
+                ]
+            cursor.execute(
+                f"INSERT INTO {_CHANGE} (instance_id, name, action, old_value, new_value, version, invocation_id, "
+                f"user_id, at) VALUES {values}",
+                params,
             )
-            for n, t in changed.items()
-        ] + [
-            StateChange(
-                instance_id=instance_id,
-                name=n,
-                action=StateChange.Action.CLEAR,
-                old_value=_loads(self._committed[n]),
-                new_value=None,
-                version=version,
-                invocation_id=invocation_id,
-                user_id=user_id,
-            )
-            for n in removed
-        ]
-        StateChange.objects.bulk_create(history)
         self._committed = dict(self._current)
         return version
 
 
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+def _sql_json(text: str | None) -> str | None:
+    """JSON null is stored as SQL NULL, as the ORM's JSONField stores None."""
+    return None if text is None or text == "null" else text
+
+
+def _decoded(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+_ENTRY = StateEntry._meta.db_table
+_INSTANCE = Instance._meta.db_table
+_CHANGE = StateChange._meta.db_table
