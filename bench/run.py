@@ -52,6 +52,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     p.add_argument("--web-threads", type=int, default=16, help="gunicorn threads per worker (gthread)")
     p.add_argument("--fast-pg", action="store_true", help="PostgreSQL with fsync and synchronous_commit off")
+    p.add_argument(
+        "--toast", choices=["lz4", "pglz"], default="lz4", help="PostgreSQL default_toast_compression (default lz4)"
+    )
     p.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
     p.add_argument("--profile", metavar="DIR", help="record py-spy flame graphs of a worker and gunicorn into DIR")
     p.add_argument("--keep", action="store_true", help="print the URLs and wait for Enter before stopping")
@@ -66,8 +69,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Target, dict]:
     say("starting PostgreSQL and Redis (loopback)")
     database_url = stack.start_postgres()
-    if not args.fast_pg:
-        _durable_postgres(database_url)
+    _tune_postgres(database_url, durable=not args.fast_pg, toast=args.toast)
     redis_url = stack.start_redis()
     env = {
         "DATABASE_URL": database_url,
@@ -119,7 +121,8 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
     prefix = settings.OBJECTS_INGRESS_PREFIX.strip("/")
     target = Target("django", f"http://127.0.0.1:{port}/{prefix}", {"Authorization": f"Token {token}"})
     config = {
-        "postgres": "fsync=off, synchronous_commit=off" if args.fast_pg else "fsync=on, synchronous_commit=on",
+        "postgres": ("fsync=off, synchronous_commit=off" if args.fast_pg else "fsync=on, synchronous_commit=on")
+        + f", default_toast_compression={args.toast}",
         "celery": f"{args.workers} worker(s), pool {args.pool}"
         + (f" x{args.worker_concurrency}" if args.pool != "solo" else ""),
         "gunicorn": f"gthread, {args.web_workers} worker(s) x {args.web_threads} threads",
@@ -128,13 +131,19 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
     return target, config
 
 
-def _durable_postgres(database_url: str) -> None:
-    """The throwaway cluster starts without fsync; the benchmark measures a durable commit, as Restate's is."""
+def _tune_postgres(database_url: str, *, durable: bool, toast: str) -> None:
+    """The throwaway cluster starts without fsync; the benchmark measures a durable commit, as Restate's is.
+
+    lz4 TOAST compression: a growing state value (and its history row, old and new) is compressed on every
+    write; pglz, PostgreSQL's default, costs several times more CPU for the same data.
+    """
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("ALTER SYSTEM SET fsync = on")
-        conn.execute("ALTER SYSTEM SET synchronous_commit = on")
+        if durable:
+            conn.execute("ALTER SYSTEM SET fsync = on")
+            conn.execute("ALTER SYSTEM SET synchronous_commit = on")
+        conn.execute(f"ALTER SYSTEM SET default_toast_compression = '{toast}'")
         conn.execute("SELECT pg_reload_conf()")
 
 
@@ -411,7 +420,8 @@ def write_results(results: list[Result], summary: dict, systems: list[str], info
     header = [
         "# Latest benchmark results",
         "",
-        f"Run {info['when']} with `{info['command']}`; {info['rounds']} round(s), the median round by throughput.",
+        f"Run {info['when']} with `{info['command']}`; {info['rounds']} round(s), the median round by throughput "
+        "(of two, the slower).",
         "",
         f"Machine: {info['machine']['cores']} cores, {info['machine']['memory']}, {info['machine']['cpu']}; load "
         f"average (1, 5, 15 min) {info.get('load_before')} before and {info.get('load_after')} after the run.",
