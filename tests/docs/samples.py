@@ -4,6 +4,8 @@ Conventions (docs/index.md explains them to writers):
 - ```pycon          a Python session, run with doctest against live workers; outputs are checked
                     (ELLIPSIS, NORMALIZE_WHITESPACE: long outputs may wrap at spaces, `...` matches anything).
 - ```python         plain Python, exec'd against live workers (types it declares are unregistered after).
+- ```python register  declares object types: loaded with the test types (tests/testobjects/docs_examples.py)
+                    so that test workers run them too; the block's names are visible to later blocks.
 - ```python file=P  a verbatim excerpt of file P (checked line by line); P itself runs in the test suite.
 - ```console        shell commands after `$ `, run with bash against a live web server; the lines after a
                     command are its expected output (checked like pycon).
@@ -48,13 +50,15 @@ class Block:
 
     @property
     def kind(self) -> str:
-        """pycon | python | excerpt | console | norun | data | unrunnable."""
+        """pycon | python | register | excerpt | console | norun | data | unrunnable."""
         if self.lang not in CODE_LANGS:
             return "data"
         if self.norun_reason is not None:
             return "norun" if self.norun_reason else "unrunnable"
         if self.lang in ("python", "py"):
-            return "excerpt" if self.file else "python"
+            if self.file:
+                return "excerpt"
+            return "register" if "register" in self.info.split()[1:] else "python"
         if self.lang == "pycon":
             return "pycon"
         if self.lang == "console" and self.text.lstrip().startswith("$ "):

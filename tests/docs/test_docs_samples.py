@@ -21,10 +21,11 @@ from django.db import connections
 
 from objects import registry
 from tests.docs.samples import ROOT, all_blocks, console_commands, excerpt_found
+from tests.testobjects import docs_examples
 
 BLOCKS = all_blocks()
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-PYTHON_DOCS = sorted({b.doc for b in BLOCKS if b.kind in ("pycon", "python")})
+PYTHON_DOCS = sorted({b.doc for b in BLOCKS if b.kind in ("pycon", "python", "register")})
 CONSOLE_DOCS = sorted({b.doc for b in BLOCKS if b.kind == "console"})
 LOCAL_URL = "http://127.0.0.1:8000"
 
@@ -45,6 +46,12 @@ def test_excerpt_is_verbatim_from_its_file(block):
     assert excerpt_found(block.text, source.read_text()), f"{block.where}: the excerpt is not in {block.file} any more"
 
 
+def test_types_declared_in_the_docs_load_in_the_test_types():
+    assert not docs_examples.ERRORS, "\n".join(docs_examples.ERRORS)
+    declared = [b.where for b in BLOCKS if b.kind == "register"]
+    assert sorted(docs_examples.MODULES) == sorted(declared)
+
+
 def _load_demo() -> None:
     call_command("load_demo", stdout=io.StringIO())
 
@@ -60,7 +67,10 @@ def test_python_samples_run_and_print_what_the_doc_shows(doc, live):
     parser = doctest.DocTestParser()
     failures = []
     try:
-        for block in [b for b in BLOCKS if b.doc == doc and b.kind in ("pycon", "python")]:
+        for block in [b for b in BLOCKS if b.doc == doc and b.kind in ("pycon", "python", "register")]:
+            if block.kind == "register":  # loaded at start-up with the test types, here and in the workers
+                globs.update({k: v for k, v in docs_examples.MODULES[block.where].__dict__.items() if k[:2] != "__"})
+                continue
             if block.kind == "python":
                 try:
                     exec(compile(block.text, block.where, "exec"), globs)  # noqa: S102 - the doc's own sample

@@ -84,3 +84,4 @@ def crash_once(ctx: ObjectContext, arg: dict) -> int:
 
 
 from . import chains  # noqa: E402,F401  - more test types (calls, sends, steps, idempotency)
+from . import docs_examples  # noqa: E402,F401  - types declared in docs/*.md (```python register blocks)
