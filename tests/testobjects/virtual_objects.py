@@ -83,5 +83,5 @@ def crash_once(ctx: ObjectContext, arg: dict) -> int:
     return append(ctx, Item(arg["id"]))
 
 
-from . import chains  # noqa: E402,F401  - more test types (calls, sends, steps, idempotency)
-from . import docs_examples  # noqa: E402,F401  - types declared in docs/*.md (```python register blocks)
+# chains: more test types (calls, sends, steps, idempotency); docs_examples: types declared in docs/*.md
+from . import chains, docs_examples  # noqa: E402,F401
