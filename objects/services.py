@@ -5,6 +5,7 @@ Each is a plain function with keyword-only arguments; views, admin actions and t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from datetime import timedelta
@@ -51,7 +52,10 @@ def invocation_submit(
         raise InvalidInput("The delay must not be negative.")
     digest = input_hash(stored) if idempotency_key else ""
     now = timezone.now()
-    with transaction.atomic():
+    # Without an idempotency key the two statements need no transaction of their own: in autocommit the
+    # INSERT commits by itself (two round trips instead of four on the ingress's hot path) and on_commit
+    # rings at once; inside a handler's transaction (ctx.send) both still wait for that commit.
+    with transaction.atomic() if idempotency_key else contextlib.nullcontext():
         if idempotency_key:
             existing = _idempotent_match(type_name, key, handler, idempotency_key, digest)
             if existing:
