@@ -25,7 +25,8 @@ from tests.testobjects import docs_examples
 
 BLOCKS = all_blocks()
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-PYTHON_DOCS = sorted({b.doc for b in BLOCKS if b.kind in ("pycon", "python", "register")})
+LIVE_DOCS = sorted({b.doc for b in BLOCKS if b.kind in ("pycon", "register")})
+PLAIN_DOCS = sorted({b.doc for b in BLOCKS if b.kind == "python"} - set(LIVE_DOCS))
 CONSOLE_DOCS = sorted({b.doc for b in BLOCKS if b.kind == "console"})
 LOCAL_URL = "http://127.0.0.1:8000"
 
@@ -56,7 +57,15 @@ def _load_demo() -> None:
     call_command("load_demo", stdout=io.StringIO())
 
 
-@pytest.mark.parametrize("doc", PYTHON_DOCS)
+@pytest.mark.parametrize("doc", PLAIN_DOCS)
+def test_python_blocks_of_pages_without_sessions_run(doc):
+    """Pages whose only samples are plain Python (settings, access rules): run them, no workers needed."""
+    namespace: dict = {"__name__": f"docs_sample_{doc[:-3]}"}
+    for block in [b for b in BLOCKS if b.doc == doc and b.kind == "python"]:
+        exec(compile(block.text, block.where, "exec"), namespace)  # noqa: S102 - the doc's own sample
+
+
+@pytest.mark.parametrize("doc", LIVE_DOCS)
 def test_python_samples_run_and_print_what_the_doc_shows(doc, live):
     _load_demo()
     before = {o.name for o in registry.all_objects()}
@@ -125,3 +134,14 @@ def test_console_samples_run_against_a_live_server(doc, live_web):
     _load_demo()
     failures = _run_console(doc, live_web.url)
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_classifier_flags_an_unmarked_shell_block_and_accepts_a_reasoned_norun(tmp_path):
+    from tests.docs.samples import blocks
+
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```bash\nrm -rf /\n```\n```bash norun: explains a command\nmake run\n```\n"
+        "```python norun:\nx = 1\n```\n```console\n$ echo hi\nhi\n```\n```text\nout\n```\n"
+    )
+    assert [b.kind for b in blocks(page)] == ["unrunnable", "norun", "unrunnable", "console", "data"]
