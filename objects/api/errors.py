@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -31,7 +31,8 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ObjectsError):
         return Response({"code": exc.status_code, "message": exc.message, "source": exc.source}, status=exc.status_code)
-    if isinstance(exc, DatabaseError):
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # Connection-level errors only (server down or restarting, a lock timeout): a query bug stays a 500.
         log.warning("API request failed on the database: %s", exc)
         return Response(
             {"code": 503, "message": "The database is unavailable; retry shortly.", "source": "ingress"}, status=503

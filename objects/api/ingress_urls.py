@@ -4,4 +4,4 @@ from django.urls import re_path
 
 from .ingress import IngressView
 
-urlpatterns = [re_path(r"^(?P<rest>.*)$", IngressView.as_view(), name="objects-ingress")]
+urlpatterns = [re_path(r"^(?P<rest>[\s\S]*)\Z", IngressView.as_view(), name="objects-ingress")]

@@ -23,9 +23,30 @@ AUTHENTICATION_CLASSES = [TokenAuthentication, SessionAuthentication]  # Token f
 
 
 class IsStaff(permissions.IsAdminUser):
-    """Staff only; a request without credentials gets 401, a signed-in non-staff user 403."""
+    """Staff only; a request without credentials gets 401, a signed-in non-staff user 403.
+
+    Reading needs staff; changing (any unsafe method) also needs the Django "change" permission of the
+    view's model (`objects.change_instance`, `objects.change_invocation`), as in the admin: view-only
+    staff can inspect but not edit, clear, pause, cancel, kill or retry.
+    """
 
     message = "The management API is for staff users only."
+
+    def has_permission(self, request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        queryset = getattr(view, "queryset", None)
+        if queryset is None:
+            return True
+        meta = queryset.model._meta
+        if request.user.has_perm(f"{meta.app_label}.change_{meta.model_name}"):
+            return True
+        raise exceptions.PermissionDenied(
+            f"Changing {meta.verbose_name_plural} needs the '{meta.app_label}.change_{meta.model_name}' "
+            "permission; this account can only view."
+        )
 
 
 def session_key_for(request) -> str | None:

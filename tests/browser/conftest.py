@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+@pytest.fixture(autouse=True)
+def _allow_sync_db_beside_playwright(monkeypatch):
+    """Playwright's sync API keeps an event loop on the test thread; Django would refuse DB calls there.
+    Set for browser tests only, so it never leaks into servers started later (check --deploy refuses it)."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
