@@ -39,7 +39,7 @@ def capture(page, name: str) -> None:
 
 
 def test_admin_pages_for_the_operations_guide(demo, new_page):
-    page = new_page(width=1280, height=800)
+    page = new_page(width=1600, height=900)
     page.goto("/admin/login/?next=/admin/")
     page.get_by_label("Username").fill(ADMIN_USERNAME)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
