@@ -420,8 +420,8 @@ def write_results(results: list[Result], summary: dict, systems: list[str], info
     header = [
         "# Latest benchmark results",
         "",
-        f"Run {info['when']} with `{info['command']}`; {info['rounds']} round(s), the median round by throughput "
-        "(of two, the slower).",
+        f"Run {info['when']} with `{info['command']}`; {info['rounds']} round(s), the median round by throughput"
+        + (" (of two, the slower)." if info["rounds"] == 2 else "."),
         "",
         f"Machine: {info['machine']['cores']} cores, {info['machine']['memory']}, {info['machine']['cpu']}; load "
         f"average (1, 5, 15 min) {info.get('load_before')} before and {info.get('load_after')} after the run.",
