@@ -276,7 +276,7 @@ class KeyRunner:
         except InvocationKilled:
             self.state.restore(snapshot)
             self._discard(invocation)
-        except (TerminalError, InvalidInput) as exc:
+        except ObjectsError as exc:  # TerminalError, or a refused write (oversized entry, bad input): final
             self.state.restore(snapshot)
             if not _finish(invocation, Status.FAILED, error=exc, only_if_open=True):
                 self._discard(invocation)

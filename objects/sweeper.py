@@ -52,22 +52,8 @@ def redispatch(now: object, limit: int) -> int:
     )
     count = 0
     for type_name, key, partition in keys:
-        if _rung_recently(type_name, key):
-            continue
         count += ring(type_name, key, partition=partition, force=True)
     return count
-
-
-def _rung_recently(type_name: str, key: str) -> bool:
-    """At most one forced re-dispatch per key per OBJECTS_REDISPATCH_AFTER, however often the sweeper runs:
-    a backlog is drained by the doorbell already sent, not by a pile of duplicates."""
-    from .notify import client
-
-    ttl = max(1, int(conf.get("OBJECTS_REDISPATCH_AFTER")))
-    try:
-        return not client().set(f"objects:swept:{type_name}\x00{key}", 1, nx=True, ex=ttl)
-    except Exception:  # noqa: BLE001 - without Redis, re-dispatch (duplicates are harmless)
-        return False
 
 
 def expire_state(now: object, limit: int) -> int:

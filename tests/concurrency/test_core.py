@@ -154,3 +154,13 @@ def test_threads_see_committed_results_across_workers(live):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(go, range(4)))
     assert all(r == list(range(1, 21)) for r in results)
+
+
+def test_oversized_state_entry_fails_at_once_with_413_and_keeps_nothing(live, settings):
+    objects.call("Recorder", "big", "append", {"value": 1})
+    with pytest.raises(objects.TerminalError) as info:
+        objects.call("Recorder", "big", "append", {"value": "x" * (1024 * 1024 + 10)})
+    assert info.value.status_code == 413 and "limit is 1048576 bytes" in str(info.value)
+    failed = Invocation.objects.filter(key="big").order_by("-id").first()
+    assert failed.status == Status.FAILED and failed.attempts == 0
+    assert objects.call("Recorder", "big", "items") == [1]
