@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from . import conf, journal, notify
 from .context import ObjectContext, SharedObjectContext
-from .errors import DeadlockError, InvalidInput, InvocationKilled, NotFound, ObjectsError, TerminalError
+from .errors import DeadlockError, InvocationKilled, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, Status
 from .registry import Handler, get_object
 from .state import StateCache
