@@ -19,6 +19,7 @@ def _allow_sync_db_beside_playwright(monkeypatch):
     Set for browser tests only, so it never leaks into servers started later (check --deploy refuses it)."""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless=new",
