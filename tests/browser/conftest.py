@@ -34,8 +34,11 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
+    """One Chromium per test module: Playwright's sync API runs an event loop on this thread while it is
+    open, and Django refuses database calls on a thread with a running loop, so it must not outlive the
+    browser tests."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (make test does).")
     from playwright.sync_api import sync_playwright

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_user():
-    return User.objects.create_user("boss", password="pw", is_staff=True)
+    return User.objects.create_user("boss", password="pw", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
