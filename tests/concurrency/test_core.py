@@ -164,3 +164,29 @@ def test_oversized_state_entry_fails_at_once_with_413_and_keeps_nothing(live, se
     failed = Invocation.objects.filter(key="big").order_by("-id").first()
     assert failed.status == Status.FAILED and failed.attempts == 0
     assert objects.call("Recorder", "big", "items") == [1]
+
+
+def test_a_backing_off_head_holds_back_later_invocations_of_its_key(live):
+    objects.send("Recorder", "blocked", "flaky", {"id": 1, "fail_times": 3})
+    objects.send("Recorder", "blocked", "append", {"value": 2})
+    objects.send("Recorder", "other-key", "append", {"value": 3})
+    wait_for(lambda: objects.call("Recorder", "blocked", "items") == [1, 2], timeout=30)
+    flaky = Invocation.objects.get(key="blocked", handler="flaky")
+    later = Invocation.objects.get(key="blocked", handler="append")
+    assert flaky.attempts == 3 and later.started_at >= flaky.finished_at
+
+
+def test_sweeper_clears_state_idle_longer_than_the_state_ttl(live):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from objects.models import Instance
+    from objects.sweeper import sweep
+
+    objects.call("Ephemeral", "old", "put", {"value": "a"})
+    objects.call("Ephemeral", "fresh", "put", {"value": "b"})
+    Instance.objects.filter(type_name="Ephemeral", key="old").update(changed_at=timezone.now() - timedelta(minutes=2))
+    assert sweep()["state_expired"] == 1
+    assert objects.call("Ephemeral", "old", "value") is None
+    assert objects.call("Ephemeral", "fresh", "value") == "b"

@@ -110,3 +110,16 @@ def slow_once(ctx: ObjectContext, arg: dict) -> int:
     count = _redis().incr(f"exec:{arg['id']}")
     ctx.set("n", ctx.get("n", 0) + 1)
     return count
+
+
+ephemeral = VirtualObject("Ephemeral", state_ttl=60)
+
+
+@ephemeral.exclusive
+def put(ctx: ObjectContext, arg: dict) -> None:
+    ctx.set("value", arg["value"])
+
+
+@ephemeral.shared
+def value(ctx: SharedObjectContext):
+    return ctx.get("value")
