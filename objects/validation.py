@@ -12,6 +12,7 @@ from . import conf
 from .errors import InvalidInput, PayloadTooLarge
 from .registry import Handler
 
+OUT_OF_RANGE = "number out of range: integers must fit in 64 bits (-2**63 to 2**63-1)."
 KEY_RULE = "a key is 1 to 255 characters of any Unicode except control characters (U+0000-U+001F, U+007F)"
 
 
@@ -106,8 +107,11 @@ def _type_problem(expected: Any, value: Any) -> str | None:
         return None
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(expected)
-        if any(_type_problem(o, value) is None for o in options):
+        problems = [_type_problem(o, value) for o in options]
+        if any(p is None for p in problems):
             return None
+        if OUT_OF_RANGE in problems:
+            return OUT_OF_RANGE
         return f"expected one of {', '.join(getattr(o, '__name__', str(o)) for o in options)}, got {_json_type(value)}."
     if expected is type(None):
         return None if value is None else f"expected null, got {_json_type(value)}."
@@ -125,6 +129,6 @@ def _type_problem(expected: Any, value: Any) -> str | None:
         return None
     if not check(value):
         return f"expected {base.__name__}, got {_json_type(value)}."
-    if base is int and abs(value) > 2**63 - 1:
-        return "number out of range."
+    if base is int and not -(2**63) <= value <= 2**63 - 1:
+        return OUT_OF_RANGE
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from objects import ObjectContext, SharedObjectContext, TerminalError, VirtualObject
@@ -115,9 +116,14 @@ def slow_once(ctx: ObjectContext, arg: dict) -> int:
 ephemeral = VirtualObject("Ephemeral", state_ttl=60)
 
 
+@dataclass
+class Put:
+    value: str
+
+
 @ephemeral.exclusive
-def put(ctx: ObjectContext, arg: dict) -> None:
-    ctx.set("value", arg["value"])
+def put(ctx: ObjectContext, arg: Put) -> None:
+    ctx.set("value", arg.value)
 
 
 @ephemeral.shared
