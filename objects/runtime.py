@@ -1,4 +1,6 @@
-"""The runtime: run a key's inbox under its row lock, each invocation in a savepoint; calls, sends, steps.
+"""The runtime of one invocation: its context, call chain, ctx.call / ctx.send / ctx.run, and its outcome.
+
+The inbox of a key (which invocations run, in which order, under which lock) is objects/inbox.py.
 
 Guarantees (DESIGN.md invariants 2-6) and their preconditions:
 - Exclusive per key: the worker holds the key's Instance row lock (SELECT ... FOR UPDATE) for the whole
@@ -13,19 +15,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 
-from . import conf, journal, notify
+from . import journal
 from .context import ObjectContext, SharedObjectContext
-from .errors import DeadlockError, InvocationKilled, NotFound, ObjectsError, TerminalError
+from .errors import DeadlockError, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, Status
 from .registry import Handler, get_object
 from .state import StateCache
@@ -63,11 +63,6 @@ def resolve(type_name: str, handler_name: str) -> Handler:
         known = ", ".join(sorted(obj.handlers)) or "none"
         raise NotFound(f"Object type {type_name!r} has no handler {handler_name!r}; its handlers: {known}.")
     return handler
-
-
-def backoff_delay(attempts: int) -> float:
-    delay = conf.get("OBJECTS_RETRY_INITIAL_DELAY") * conf.get("OBJECTS_RETRY_FACTOR") ** max(attempts - 1, 0)
-    return float(min(delay, conf.get("OBJECTS_RETRY_MAX_DELAY")))
 
 
 class InvocationRun:
@@ -138,9 +133,9 @@ class InvocationRun:
             with transaction.atomic():
                 output = run.execute()
                 state.flush(invocation_id=callee.pk)
-                _finish(callee, Status.SUCCEEDED, output=output)
+                finish(callee, Status.SUCCEEDED, output=output)
         except TerminalError as exc:
-            _finish(callee, Status.FAILED, error=exc)
+            finish(callee, Status.FAILED, error=exc)
             raise
         return output
 
@@ -210,7 +205,7 @@ def run_shared(type_name: str, key: str, handler_name: str, stored: Any, chain: 
     return InvocationRun(fake, handler, state, chain or (frame,)).execute()
 
 
-def _finish(
+def finish(
     invocation: Invocation,
     status: str,
     *,
@@ -239,172 +234,3 @@ def _finish(
     for name, value in fields.items():
         setattr(invocation, name, value)
     return True
-
-
-class KeyRunner:
-    """Runs the inbox of one locked key."""
-
-    def __init__(self, instance: Instance) -> None:
-        self.instance = instance
-        self.state = StateCache.for_instance(instance.pk)
-        self.finished: list[Invocation] = []
-        self.retry_at: float | None = None
-
-    def run(self, invocation: Invocation) -> bool:
-        """Run one invocation in a savepoint. Returns False when the key must stop (a retry is due)."""
-        try:
-            handler = resolve(invocation.type_name, invocation.handler)
-        except NotFound as exc:
-            _finish(
-                invocation,
-                Status.FAILED,
-                error=TerminalError(f"{exc} (it was removed after acceptance)", 404),
-                only_if_open=True,
-            )
-            self.finished.append(invocation)
-            return True
-        snapshot = self.state.snapshot()
-        frame = Frame(invocation.type_name, invocation.key, invocation.handler, handler.kind == "exclusive")
-        run = InvocationRun(invocation, handler, self.state, (frame,))
-        invocation.started_at = invocation.started_at or timezone.now()
-        try:
-            with transaction.atomic():
-                output = run.execute()
-                self.state.flush(invocation_id=invocation.pk)
-                if not _finish(invocation, Status.SUCCEEDED, output=output, only_if_open=True):
-                    raise InvocationKilled()
-        except InvocationKilled:
-            self.state.restore(snapshot)
-            self._discard(invocation)
-        except ObjectsError as exc:  # TerminalError, or a refused write (oversized entry, bad input): final
-            self.state.restore(snapshot)
-            if not _finish(invocation, Status.FAILED, error=exc, only_if_open=True):
-                self._discard(invocation)
-        except Exception as exc:  # noqa: BLE001 - any other error is retryable by contract
-            self.state.restore(snapshot)
-            return self._retry_or_fail(invocation, exc)
-        self.finished.append(invocation)
-        return True
-
-    def _discard(self, invocation: Invocation) -> None:
-        """The operator cancelled or killed it while it ran: keep the operator's status."""
-        Invocation.objects.filter(pk=invocation.pk, kill_requested=True).exclude(
-            status__in=[Status.CANCELLED, Status.KILLED]
-        ).update(status=Status.KILLED, finished_at=timezone.now())
-
-    def _retry_or_fail(self, invocation: Invocation, exc: Exception) -> bool:
-        attempts = invocation.attempts + 1
-        error_fields = {
-            "attempts": attempts,
-            "error_message": f"{type(exc).__name__}: {exc}",
-            "error_code": 500,
-            "error_type": type(exc).__name__,
-            "error_traceback": "".join(traceback.format_exception(exc)),
-        }
-        open_rows = Invocation.objects.filter(
-            pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF], kill_requested=False
-        )
-        if attempts >= conf.get("OBJECTS_RETRY_MAX_ATTEMPTS"):
-            open_rows.update(status=Status.FAILED, finished_at=timezone.now(), **error_fields)
-            self.finished.append(invocation)
-            return True
-        delay = backoff_delay(attempts)
-        open_rows.update(
-            status=Status.BACKING_OFF, not_before=timezone.now() + timedelta(seconds=delay), **error_fields
-        )
-        log.info("invocation %s failed (attempt %s), retrying in %.2fs: %s", invocation.public_id, attempts, delay, exc)
-        self.retry_at = delay
-        return False
-
-
-def _runnable(instance_id: int, now: Any) -> Q:
-    return Q(instance_id=instance_id, status__in=[Status.PENDING, Status.BACKING_OFF]) & (
-        Q(not_before__isnull=True) | Q(not_before__lte=now) | Q(status=Status.BACKING_OFF)
-    )
-
-
-class DrainResult:
-    DONE = "done"  # the inbox is empty, blocked by a backing-off head, or the key is paused
-    BUSY = "busy"  # another transaction holds the key's row (a drain, a ctx.call callee lock, an edit)
-    BLOCKED = "blocked"  # the head is backing off; a timed doorbell is scheduled for its retry
-
-
-def drain_key(type_name: str, key: str) -> tuple[int, str]:
-    """Run the inbox of (type, key) until it is empty, blocked or paused. Returns (ran, DONE|BUSY).
-
-    Safe to call any number of times, concurrently, with duplicated or reordered doorbells: whoever holds
-    the row lock runs the inbox from its head. BUSY means another transaction held the row: the caller
-    must try again shortly (the holder may be a ctx.call or an edit that will not drain the inbox).
-    """
-    total = 0
-    while True:
-        ran, full, retry_in, busy = _drain_batch(type_name, key)
-        total += ran
-        if busy:
-            return total, DrainResult.BUSY
-        if retry_in is not None:
-            from .tasks import ring
-
-            ring(type_name, key, countdown=retry_in)
-            return total, DrainResult.BLOCKED
-        if ran == 0 or not full:
-            return total, DrainResult.DONE
-
-
-def has_runnable(type_name: str, key: str) -> bool:
-    """Whether the key's inbox has an invocation that could run now (not paused, not delayed)."""
-    return _has_runnable(type_name, key)
-
-
-def _has_runnable(type_name: str, key: str) -> bool:
-    now = timezone.now()
-    head = (
-        Invocation.objects.filter(
-            type_name=type_name, key=key, status__in=[Status.PENDING, Status.BACKING_OFF], instance__paused=False
-        )
-        .exclude(status=Status.PENDING, not_before__gt=now)
-        .order_by("id")
-        .values_list("status", "not_before")
-        .first()
-    )
-    return head is not None and (head[0] == Status.PENDING or head[1] is None or head[1] <= now)
-
-
-def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, bool]:
-    batch = conf.get("OBJECTS_BATCH_SIZE")
-    try:
-        with transaction.atomic():
-            _set_lock_timeout()
-            instance = Instance.objects.select_for_update(skip_locked=True).filter(type_name=type_name, key=key).first()
-            if instance is None:
-                busy = Instance.objects.filter(type_name=type_name, key=key).exists()
-                return 0, False, None, busy
-            if instance.paused:
-                return 0, False, None, False
-            now = timezone.now()
-            heads = list(Invocation.objects.filter(_runnable(instance.pk, now)).order_by("id")[:batch])
-            runner = KeyRunner(instance)
-            for invocation in heads:
-                if invocation.not_before and invocation.not_before > now:
-                    if invocation.status == Status.BACKING_OFF:
-                        runner.retry_at = (invocation.not_before - now).total_seconds()
-                        break
-                    continue
-                if not runner.run(invocation):
-                    break
-            finished = [i.public_id for i in runner.finished]
-            transaction.on_commit(lambda: notify.notify_done(finished))
-    except DatabaseError as exc:
-        # The transaction was lost (a deadlock victim, a lock timeout, a dropped connection): nothing of it
-        # committed, so running the batch again later is safe.
-        log.warning("drain of %s/%s rolled back, retrying: %s", type_name, key, exc)
-        connection.close_if_unusable_or_obsolete()
-        time.sleep(0.05)
-        return 0, False, 0.2, False
-    return len(runner.finished), len(heads) == batch, runner.retry_at, False
-
-
-def _set_lock_timeout() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL lock_timeout = %s", [f"{conf.get('OBJECTS_LOCK_TIMEOUT_MS')}ms"])

@@ -29,8 +29,8 @@ def drain(type_name: str, key: str, busy: int = 0) -> int:
     more, so an invocation accepted while the flag was up is never left behind. When another transaction
     holds the key's row, the drain comes back shortly with growing pauses instead of dropping the work.
     """
+    from .inbox import DrainResult, drain_key, has_runnable
     from .notify import client
-    from .runtime import DrainResult, drain_key, has_runnable
 
     total = 0
     while True:
