@@ -145,8 +145,9 @@ def live(workers, transactional_db, redis_client) -> Iterator[Workers]:
     settle(redis_client)
 
 
-def settle(redis_client, timeout: float = 15.0) -> None:
-    """Wait until no doorbell is queued and no other database session is inside a transaction (0.3 s)."""
+def settle(redis_client, timeout: float = 15.0, quiet: float = 0.3) -> None:
+    """Wait until no doorbell is queued and no other database session is inside a transaction for `quiet`
+    seconds, so the test database can be flushed without a deadlock against a worker still draining."""
     from django.db import connection, connections
 
     from objects.routing import all_queues
@@ -170,7 +171,7 @@ def settle(redis_client, timeout: float = 15.0) -> None:
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= 0.3:
+        elif time.monotonic() - quiet_since >= quiet:
             return
         time.sleep(0.05)
 

@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from django.db import connections
 
+from tests.conftest import settle
 from tests.faults.model import Load
 
 
@@ -121,37 +121,6 @@ def postgres_server() -> PostgresServer:
     return PostgresServer()
 
 
-def quiesce(redis_client, timeout: float = 20.0) -> None:
-    """Wait until no doorbell is queued and no other session is inside a transaction for a whole second, so
-    the test database can be flushed without a deadlock against a worker still draining stray doorbells."""
-    from django.db import connection
-
-    from objects.routing import all_queues
-
-    queues = all_queues()
-    quiet_since = None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            queued = sum(redis_client.llen(name) for name in queues)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
-                )
-                busy = cursor.fetchone()[0]
-        except Exception:
-            connections.close_all()
-            queued, busy = 1, 1
-        if queued or busy:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= 1.0:
-            return
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def load_factory(live, redis_client) -> Iterator[Callable[..., Load]]:
     """Makes Load objects; afterwards stops them and lets the workers go quiet before the database is flushed."""
@@ -166,4 +135,4 @@ def load_factory(live, redis_client) -> Iterator[Callable[..., Load]]:
     for load in made:
         if not load._stop.is_set():
             load.stop()
-    quiesce(redis_client)
+    settle(redis_client, timeout=20.0, quiet=1.0)
