@@ -134,9 +134,12 @@ def redis_client():
 
 
 @pytest.fixture
-def live(workers, transactional_db, redis_client) -> Iterator[Workers]:
+def live(workers, django_db_reset_sequences, redis_client) -> Iterator[Workers]:
     """Committed data and real workers (restarted if a test left one dead); afterwards the workers are let
-    go quiet, so that flushing the database does not deadlock against a drain still in flight."""
+    go quiet, so that flushing the database does not deadlock against a drain still in flight.
+
+    Sequences are reset on flush so content types get the same ids again: the session's gunicorn caches
+    them (ContentType cache), and a stale id breaks the admin log's foreign key."""
     for index, proc in enumerate(workers.procs):
         if proc.poll() is not None:
             workers.start_one(index)
