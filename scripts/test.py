@@ -7,6 +7,7 @@ is pytest's; everything started here is stopped on success, failure or Ctrl-C.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -41,5 +42,10 @@ def main(argv: list[str]) -> int:
         stack.stop()
 
 
+def _terminate(*_: object) -> None:
+    raise KeyboardInterrupt  # so that `finally` stops PostgreSQL and Redis on SIGTERM too
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main(sys.argv[1:]))
