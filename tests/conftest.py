@@ -19,8 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 class Workers:
     """Real `celery worker` processes consuming every partition queue; can be killed and restarted."""
 
-    def __init__(self, database_url: str, count: int = 2, concurrency: int = 4) -> None:
+    def __init__(
+        self, database_url: str, count: int = 2, concurrency: int = 4, env: dict[str, str] | None = None
+    ) -> None:
         self.database_url = database_url
+        self.env = env or {}
         self.count = count
         self.concurrency = concurrency
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -60,7 +63,7 @@ class Workers:
         self.wait_ready()
 
     def start_one(self, index: int) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "DATABASE_URL": self.database_url}
+        env = {**os.environ, "DATABASE_URL": self.database_url, **self.env}
         log = open(self.logdir / f"worker{index}.log", "ab")  # noqa: SIM115
         name = f"test{index}-{time.time_ns()}@{socket.gethostname()}"
         proc = subprocess.Popen(
@@ -100,10 +103,15 @@ class Workers:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         for proc in self.procs:
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            reap(proc, timeout=3)
+
+
+def reap(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for a process group that was asked to stop; kill it when it does not within `timeout`."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _test_database_url() -> str:
@@ -232,10 +240,7 @@ class WebServer:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+            reap(self.proc, timeout=5)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Workers
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CLIENT = textwrap.dedent("""
@@ -45,34 +47,7 @@ def test_hot_key_keeps_every_update_on_sqlite(tmp_path):
         "OBJECTS_TEST_OBJECTS": "1",
     }
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    queues = ",".join(f"objects.p{n}" for n in range(8))
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            queues,
-            "--pool",
-            "threads",
-            "-c",
-            "4",
-            "-n",
-            "sqlite@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115 - closed with the process
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    worker = Workers(env["DATABASE_URL"], count=1, env=env).start_one(0)
     try:
         out = subprocess.run(
             [sys.executable, "-c", CLIENT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400
