@@ -5,7 +5,11 @@ import os
 from celery import Celery
 from kombu import Exchange, Queue
 
+from objects.broker import harden_redis_transport
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+harden_redis_transport()  # a worker survives Redis going away and coming back (objects/broker.py)
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")

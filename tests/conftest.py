@@ -87,6 +87,15 @@ class Workers:
             time.sleep(0.1)
         raise RuntimeError(f"Celery workers did not answer within {timeout}s; see {self.logdir}")
 
+    def dead(self) -> list[str]:
+        """The workers that exited by themselves, each with the last lines of its log."""
+        dead = []
+        for index, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                tail = (self.logdir / f"worker{index}.log").read_text(errors="replace").splitlines()[-15:]
+                dead.append(f"worker{index} exited with {proc.returncode}: " + "\n".join(tail))
+        return dead
+
     def kill(self, index: int = 0, sig: int = signal.SIGKILL) -> None:
         proc = self.procs[index]
         if proc.poll() is None:

@@ -227,7 +227,23 @@ def settle(prefix: str, timeout: float = 90.0) -> float:
             connections.close_all()
         time.sleep(0.5)
     left = list(open_.values_list("key", "status", "attempts", "error_message")[:10])
-    raise AssertionError(f"invocations still open {timeout:.0f}s after the load stopped: {left}")
+    raise AssertionError(f"invocations still open {timeout:.0f}s after the load stopped: {left}; {_broker_view()}")
+
+
+def _broker_view() -> str:
+    """What Redis holds for the doorbells: queue lengths, the unacked set, the exchange binding table."""
+    try:
+        import redis
+        from django.conf import settings
+
+        from objects.routing import all_queues
+
+        r = redis.Redis.from_url(settings.REDIS_URL)
+        queues = {q: r.llen(q) for q in [*all_queues(), "objects.sweeper", "ae.undeliver"]}
+        bindings = {k.decode(): r.scard(k) for k in r.scan_iter("_kombu.binding.*")}
+        return f"redis queues {queues}; unacked {r.zcard('unacked_index')}; bindings {bindings}"
+    except Exception as exc:  # noqa: BLE001 - diagnostics only
+        return f"redis not readable ({exc})"
 
 
 def check_invariants(load: Load) -> dict[str, int]:

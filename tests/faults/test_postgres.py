@@ -80,6 +80,7 @@ def test_postgres_restart_under_http_load(
         for thread in threads:
             thread.join(timeout=60)
         load.stop()
+        assert not live.dead(), f"a worker did not survive the PostgreSQL restart: {live.dead()}"
         settle_seconds = settle("pg")
     figures = check_invariants(load)
     after = [a for a in load.attempts if a.started > up_at + 2]

@@ -32,6 +32,7 @@ def test_redis_restart_under_load_loses_nothing(live, load_factory, fast_redispa
         up_at = time.monotonic()
         time.sleep(8.0)  # the workers' broker connections come back on their own (Celery retries every 2 s)
         load.stop()
+        assert not live.dead(), f"a worker did not survive the Redis restart: {live.dead()}"
         settle_seconds = settle("rrestart")
     figures = check_invariants(load)
     waiting = _assert_waiters_answered(load, down_at, up_at)
@@ -62,6 +63,7 @@ def test_flushall_under_load_loses_nothing(live, load_factory, fast_redispatch, 
             redis_client.flushall()
         time.sleep(3.0)
         load.stop()
+        assert not live.dead(), f"a worker did not survive FLUSHALL: {live.dead()}"
         settle_seconds = settle("flush")
     figures = check_invariants(load)
     waiting = sum(_assert_waiters_answered(load, moment, moment) for moment in flushes)
