@@ -9,6 +9,7 @@ connection error for an invocation that was accepted.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -38,13 +39,16 @@ def done_key(public_id: str) -> str:
     return f"objects:done:{public_id}"
 
 
-def notify_done(public_ids: list[str]) -> None:
+def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None) -> None:
+    """Signal finished invocations. With `outcomes` (public id -> `outcome_text`), the signal carries the
+    committed outcome, so the waiter needs no database read; without, it says "read the database"."""
     if not public_ids:
         return
+    outcomes = outcomes or {}
     try:
         pipe = client().pipeline(transaction=False)
         for public_id in public_ids:
-            pipe.rpush(done_key(public_id), 1)
+            pipe.rpush(done_key(public_id), outcomes.get(public_id, "1"))
             pipe.expire(done_key(public_id), SIGNAL_TTL)
         pipe.execute()
     except redis.RedisError as exc:
@@ -67,9 +71,12 @@ def wait_done(invocation: Invocation, timeout: float) -> Invocation:
                 invocation.public_id,
             )
         try:
-            client().blpop([key], timeout=min(remaining, 1.0))
+            signal = client().blpop([key], timeout=min(remaining, 1.0))
         except redis.RedisError:
+            signal = None
             time.sleep(min(remaining, 0.25))
+        if signal is not None and _apply_outcome(invocation, signal[1]):
+            return invocation
         try:
             fresh = Invocation.objects.filter(pk=invocation.pk).first()
         except (OperationalError, InterfaceError) as exc:
@@ -81,3 +88,32 @@ def wait_done(invocation: Invocation, timeout: float) -> Invocation:
             continue
         if fresh is None or fresh.status in DONE_STATUSES:
             return fresh or invocation
+
+
+_OUTCOME_FIELDS = ("status", "output", "error_message", "error_code", "error_type")
+
+
+def outcome_text(invocation: Invocation) -> str | None:
+    """The finished invocation's outcome as the worker committed it, for the done signal; None when the
+    in-memory row may differ from the committed one (then the waiter reads the database)."""
+    if invocation.status not in DONE_STATUSES:
+        return None
+    try:
+        return json.dumps({name: getattr(invocation, name) for name in _OUTCOME_FIELDS})
+    except (TypeError, ValueError):
+        return None
+
+
+def _apply_outcome(invocation: Invocation, payload: bytes) -> bool:
+    """Take the outcome from the signal when it carries one (True); a bare signal means read the database."""
+    if payload in (b"1", b""):
+        return False
+    try:
+        outcome = json.loads(payload)
+    except ValueError:
+        return False
+    if not isinstance(outcome, dict) or outcome.get("status") not in DONE_STATUSES:
+        return False
+    for name in _OUTCOME_FIELDS:
+        setattr(invocation, name, outcome.get(name))
+    return True

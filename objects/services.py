@@ -18,7 +18,7 @@ from . import conf
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation, Status
 from .routing import partition_of
-from .runtime import instance_ensure, resolve
+from .runtime import instance_ensure, instance_id_ensure, resolve
 from .state import StateCache
 from .validation import check_entry_size, validate_input, validate_key
 
@@ -60,9 +60,8 @@ def invocation_submit(
             existing = _idempotent_match(type_name, key, handler, idempotency_key, digest)
             if existing:
                 return existing, False
-        instance = instance_ensure(type_name, key)
         fields = dict(
-            instance=instance,
+            instance_id=instance_id_ensure(type_name, key),
             type_name=type_name,
             key=key,
             handler=handler,

@@ -13,7 +13,21 @@ SWEEP_QUEUE = "objects.sweeper"
 
 
 BELL_PREFIX = "objects:bell:"
-BELL_TTL = 30  # seconds; a crashed drain's flag expires, and the sweeper rings with force=True anyway
+BELL_TTL = 30  # seconds; a crashed drain's counter expires, and the sweeper rings with force=True anyway
+
+# Drop the key's doorbell counter only if no ring counted since the drain read it; otherwise return the new
+# count, and the drain goes round again (an invocation accepted during the drain is never left behind).
+_RELEASE = """
+local now = redis.call('GET', KEYS[1])
+if now == ARGV[1] or (not now and ARGV[1] == '') then
+    redis.call('DEL', KEYS[1])
+    return false
+end
+return now or ''
+"""
+
+
+_release_script = None
 
 
 def bell_key(type_name: str, key: str) -> str:
@@ -24,14 +38,17 @@ def bell_key(type_name: str, key: str) -> str:
 def drain(type_name: str, key: str, busy: int = 0) -> int:
     """Doorbell: run the key's inbox. Carries no invocation, so duplicates and losses are harmless.
 
-    While a drain is pending or running, a per-key flag in Redis stops further doorbells for that key
-    (one Celery message per burst, not per call). At the end the flag is dropped and the inbox checked once
-    more, so an invocation accepted while the flag was up is never left behind. When another transaction
-    holds the key's row, the drain comes back shortly with growing pauses instead of dropping the work.
+    Every ring counts on a per-key counter in Redis; only the ring that takes it from 0 to 1 publishes a
+    Celery message (one message per burst, not per call). The drain reads the counter before it runs the
+    inbox and, when the inbox is done, deletes it only if no ring counted meanwhile; otherwise it runs the
+    inbox again. A ring is counted after its invocation committed, so an unchanged counter proves the
+    drain's last inbox read saw every invocation rung for. When another transaction holds the key's row,
+    the drain comes back shortly with growing pauses instead of dropping the work.
     """
     from .inbox import DrainResult, drain_key, has_runnable
-    from .notify import client
 
+    bell = bell_key(type_name, key)
+    seen = _bell_read(bell)
     total = 0
     while True:
         ran, result = drain_key(type_name, key)
@@ -39,11 +56,17 @@ def drain(type_name: str, key: str, busy: int = 0) -> int:
         if result == DrainResult.BUSY:
             ring(type_name, key, countdown=min(0.02 * 2**busy, 1.0), force=True, busy=busy + 1)
             return total
-        try:
-            client().delete(bell_key(type_name, key))
-        except Exception:  # noqa: BLE001 - without Redis every ring publishes; nothing depends on the flag
-            pass
-        if result == DrainResult.BLOCKED or not has_runnable(type_name, key) or not _take_bell(type_name, key):
+        if result == DrainResult.BLOCKED:  # a timed doorbell is set for the head's retry
+            _bell_drop(bell)
+            return total
+        if seen is None:  # Redis was unreachable when this pass began: the inbox itself says whether to go on
+            _bell_drop(bell)
+            if not has_runnable(type_name, key):
+                return total
+            seen = _bell_read(bell)
+            continue
+        seen = _bell_release(bell, seen)
+        if seen is None:
             return total
 
 
@@ -54,13 +77,55 @@ def sweep() -> dict[str, int]:
     return run_sweep()
 
 
-def _take_bell(type_name: str, key: str) -> bool:
+def _bell_read(bell: str) -> str | None:
+    """The counter's value as text ('' when absent), or None when Redis is unreachable."""
     from .notify import client
 
     try:
-        return bool(client().set(bell_key(type_name, key), 1, nx=True, ex=BELL_TTL))
+        value = client().get(bell)
+    except Exception:  # noqa: BLE001 - Redis down: every ring publishes; one pass, then stop
+        return None
+    return "" if value is None else value.decode()
+
+
+def _bell_release(bell: str, seen: str | None) -> str | None:
+    """Delete the counter if it still reads `seen` (None: done); otherwise its new value (drain again)."""
+    from .notify import client
+
+    if seen is None:
+        return None
+    global _release_script
+    try:
+        if _release_script is None:
+            _release_script = client().register_script(_RELEASE)
+        now = _release_script(keys=[bell], args=[seen])
+    except Exception:  # noqa: BLE001 - Redis down: rings publish without the counter, nothing waits on it
+        return None
+    return None if now is None else (now.decode() if isinstance(now, bytes) else str(now))
+
+
+def _bell_drop(bell: str) -> None:
+    from .notify import client
+
+    try:
+        client().delete(bell)
+    except Exception:  # noqa: BLE001 - without Redis every ring publishes; nothing depends on the counter
+        pass
+
+
+def _bell_count(type_name: str, key: str) -> bool:
+    """Count a ring; True when it is the first since the last drain finished (so it must publish)."""
+    from .notify import client
+
+    bell = bell_key(type_name, key)
+    try:
+        with client().pipeline(transaction=True) as pipe:
+            pipe.incr(bell)
+            pipe.expire(bell, BELL_TTL)
+            count, _ = pipe.execute()
     except Exception:  # noqa: BLE001 - Redis down: ring anyway (a duplicate drain is harmless)
         return True
+    return int(count) == 1
 
 
 def ring(
@@ -75,9 +140,9 @@ def ring(
     """Publish the doorbell for a key to its partition's queue. Never raises: the sweeper covers losses.
 
     Unless `force` or timed (`countdown`), a doorbell is published only when no drain of the key is
-    already pending or running (the per-key flag).
+    already pending or running (the per-key counter; see `drain`).
     """
-    if not force and countdown is None and not _take_bell(type_name, key):
+    if not force and countdown is None and not _bell_count(type_name, key):
         return True
     partition = partition_of(type_name, key) if partition is None else partition
     try:

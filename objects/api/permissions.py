@@ -17,9 +17,10 @@ from rest_framework import exceptions, permissions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 
 from ..registry import VirtualObject
+from .authentication import CachedTokenAuthentication
 
 log = logging.getLogger("objects.api")
-AUTHENTICATION_CLASSES = [TokenAuthentication, SessionAuthentication]  # Token first: its 401 names a scheme
+AUTHENTICATION_CLASSES = [CachedTokenAuthentication, SessionAuthentication]  # Token first: its 401 names a scheme
 
 
 class IsStaff(permissions.IsAdminUser):
