@@ -197,7 +197,7 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
 # The drain's two reads in raw SQL: the ORM's query building cost more worker CPU than PostgreSQL's work.
 _LOCK_SQL = 'SELECT id, paused FROM {instance} WHERE type_name = %s AND "key" = %s'
 _HEADS_SQL = (
-    "SELECT * FROM {invocation} WHERE instance_id = %s AND status IN ('pending', 'backing_off') "
+    "SELECT {columns} FROM {invocation} WHERE instance_id = %s AND status IN ('pending', 'backing_off') "
     "AND (not_before IS NULL OR not_before <= %s OR status = 'backing_off') ORDER BY id LIMIT %s"
 )
 
@@ -214,8 +214,41 @@ def _lock_key(type_name: str, key: str) -> tuple[int, bool] | None:
 
 
 def _inbox_heads(instance_id: int, now: Any, batch: int) -> list[Invocation]:
-    sql = _HEADS_SQL.format(invocation=connection.ops.quote_name(Invocation._meta.db_table))
-    return list(Invocation.objects.raw(sql, [instance_id, connection.ops.adapt_datetimefield_value(now), batch]))
+    """The key's next invocations, as model instances built from one cursor read with the fields' own
+    converters (what a queryset does, without its per-call query compilation)."""
+    fields = Invocation._meta.concrete_fields
+    sql = _HEADS_SQL.format(
+        columns=", ".join(connection.ops.quote_name(f.column) for f in fields),
+        invocation=connection.ops.quote_name(Invocation._meta.db_table),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [instance_id, connection.ops.adapt_datetimefield_value(now), batch])
+        rows = cursor.fetchall()
+    converters = _converters(connection)
+    names = [f.attname for f in fields]
+    heads = []
+    for row in rows:
+        values = list(row)
+        for index, column, functions in converters:
+            for function in functions:
+                values[index] = function(values[index], column, connection)
+        heads.append(Invocation.from_db(connection.alias, names, values))
+    return heads
+
+
+_converter_cache: dict[str, list[tuple[int, Any, list[Any]]]] = {}
+
+
+def _converters(conn: Any) -> list[tuple[int, Any, list[Any]]]:
+    if conn.alias not in _converter_cache:
+        found = []
+        for index, field in enumerate(Invocation._meta.concrete_fields):
+            column = field.get_col(Invocation._meta.db_table)
+            functions = conn.ops.get_db_converters(column) + column.get_db_converters(conn)
+            if functions:
+                found.append((index, column, functions))
+        _converter_cache[conn.alias] = found
+    return _converter_cache[conn.alias]
 
 
 def _set_lock_timeout() -> None:
