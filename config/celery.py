@@ -20,21 +20,27 @@ app.autodiscover_tasks()
 
 
 def _queues() -> list[Queue]:
-    # Published to the default exchange (""): a message goes straight to the list named by its routing key,
-    # with no binding table in Redis, so a FLUSHALL or a Redis restart cannot make queues unroutable.
+    # Celery puts its default exchange (named after task_default_queue) in place of the empty name, so the
+    # exchange's binding table lives in Redis; workers declare it again when they reconnect, and a doorbell
+    # lost to a FLUSHALL or a restart meanwhile is re-rung by the sweeper (tests/faults/test_redis.py).
     from django.conf import settings
 
     names = [f"objects.p{n}" for n in range(int(getattr(settings, "OBJECTS_PARTITIONS", 8)))] + ["objects.sweeper"]
     return [Queue(name, Exchange("", type="direct"), routing_key=name) for name in names]
 
 
-app.conf.task_queues = _queues()
-app.conf.task_default_queue = "objects.sweeper"
+@app.on_after_configure.connect
+def _configure_from_settings(sender: Celery, **_: object) -> None:
+    """Queues and the sweeper's schedule come from the Django settings once they are loaded (a settings
+    module that imports and overrides config.settings may still be importing when this module is)."""
+    from django.conf import settings
 
-app.conf.beat_schedule = {
-    "objects-sweep": {
-        "task": "objects.sweep",
-        "schedule": float(os.environ.get("OBJECTS_SWEEP_INTERVAL", "5")),
-        "options": {"queue": "objects.sweeper", "expires": 30},
-    },
-}
+    sender.conf.task_queues = _queues()
+    sender.conf.task_default_queue = "objects.sweeper"
+    sender.conf.beat_schedule = {
+        "objects-sweep": {
+            "task": "objects.sweep",
+            "schedule": float(getattr(settings, "OBJECTS_SWEEP_INTERVAL", 5.0)),
+            "options": {"queue": "objects.sweeper", "expires": 30},
+        },
+    }
