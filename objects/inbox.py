@@ -160,7 +160,7 @@ def _has_runnable(type_name: str, key: str) -> bool:
 
 def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, bool]:
     batch = conf.get("OBJECTS_BATCH_SIZE")
-    _set_lock_timeout()
+    set_lock_timeout()
     try:
         with transaction.atomic():
             locked = _lock_key(type_name, key)
@@ -251,7 +251,7 @@ def _converters(conn: Any) -> list[tuple[int, Any, list[Any]]]:
     return _converter_cache[conn.alias]
 
 
-def _set_lock_timeout() -> None:
+def set_lock_timeout() -> None:
     """Bound every lock wait of this (worker) session, once per database connection, outside a transaction
     (a SET inside one would be undone by its rollback). Inside a caller's transaction: SET LOCAL, as before."""
     if connection.vendor != "postgresql":

@@ -11,7 +11,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from . import conf
@@ -229,8 +229,36 @@ def state_edit(
         if not isinstance(name, str) or not 1 <= len(name) <= 255:
             raise InvalidInput(f"Invalid state entry name {name!r}: 1 to 255 characters.")
         check_entry_size(name, value)
+    try:
+        return _state_edit_locked(type_name, key, expected_version, set_entries, clear, clear_all, replace, user_id)
+    except OperationalError as exc:
+        if getattr(getattr(exc, "__cause__", None), "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        seconds = conf.get("OBJECTS_LOCK_TIMEOUT_MS") / 1000
+        raise Conflict(
+            f"{type_name}/{key} is busy: its lock was held for more than {seconds:g}s (a long invocation or a "
+            "stuck key). Retry shortly, or pause the key and look at its inbox."
+        ) from None
+
+
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout fired
+
+
+def _state_edit_locked(
+    type_name: str,
+    key: str,
+    expected_version: int | None,
+    set_entries: dict[str, Any] | None,
+    clear: list[str] | None,
+    clear_all: bool,
+    replace: bool,
+    user_id: int | None,
+) -> int:
+    from .inbox import set_lock_timeout
+
     with transaction.atomic():
         instance_ensure(type_name, key)
+        set_lock_timeout()  # an edit waits behind a running drain, but not forever
         instance = Instance.objects.select_for_update().get(type_name=type_name, key=key)
         if expected_version is not None and instance.version != expected_version:
             raise Conflict(
