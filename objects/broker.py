@@ -37,5 +37,5 @@ def harden_redis_transport() -> None:
             )
         return original(self, asynchronous=asynchronous)
 
-    channel._connparams = _connparams
+    channel._connparams = _connparams  # type: ignore[method-assign]
     setattr(channel, _MARK, True)

@@ -218,7 +218,7 @@ def _inbox_heads(instance_id: int, now: Any, batch: int) -> list[Invocation]:
     converters (what a queryset does, without its per-call query compilation)."""
     fields = Invocation._meta.concrete_fields
     sql = _HEADS_SQL.format(
-        columns=", ".join(connection.ops.quote_name(f.column) for f in fields),
+        columns=", ".join(connection.ops.quote_name(str(f.column)) for f in fields),
         invocation=connection.ops.quote_name(Invocation._meta.db_table),
     )
     with connection.cursor() as cursor:
@@ -266,7 +266,7 @@ def set_lock_timeout() -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('lock_timeout', %s, false)", [value])
-    connection._objects_lock_timeout = (id(connection.connection), value)
+    connection._objects_lock_timeout = (id(connection.connection), value)  # type: ignore[attr-defined]
 
 
 @receiver(connection_created)

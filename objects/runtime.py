@@ -251,7 +251,8 @@ def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:
     """One UPDATE in raw SQL (it runs once per invocation on the hot path; the ORM's query building cost more
     than the statement). The output is stored as the ORM's JSONField stores it (JSON null as SQL NULL)."""
     json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-    columns, params = [], []
+    columns: list[str] = []
+    params: list[Any] = []
     for name, value in fields.items():
         if name == "output":
             columns.append(f"output = {json_param}")

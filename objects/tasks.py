@@ -85,7 +85,7 @@ def _bell_read(bell: str) -> str | None:
         value = client().get(bell)
     except Exception:  # noqa: BLE001 - Redis down: every ring publishes; one pass, then stop
         return None
-    return "" if value is None else value.decode()
+    return "" if value is None else value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _bell_release(bell: str, seen: str | None) -> str | None:

@@ -8,7 +8,10 @@ from pathlib import Path
 
 def test_sweep_interval_comes_from_the_settings(tmp_path):
     (tmp_path / "sweep_settings.py").write_text("from config.settings import *  # noqa\nOBJECTS_SWEEP_INTERVAL = 2.5\n")
-    code = "import django; django.setup(); from config.celery import app; print(app.conf.beat_schedule['objects-sweep']['schedule'])"
+    code = (
+        "import django; django.setup(); from config.celery import app; "
+        "print(app.conf.beat_schedule['objects-sweep']['schedule'])"
+    )
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": f"{Path.cwd()}:{tmp_path}",

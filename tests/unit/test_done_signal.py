@@ -51,3 +51,15 @@ def test_a_bare_signal_reads_the_database(pending, django_assert_num_queries):
 
 def test_an_open_invocation_has_no_outcome_to_send(pending):
     assert notify.outcome_text(pending) is None
+
+
+def test_an_output_from_the_signal_reads_like_one_from_the_row(pending):
+    output = {"total_cents": 2499, "status": "open", "lines": [{"sku": "A", "quantity": 1, "name": "é"}], "ü": 1}
+    Invocation.objects.filter(pk=pending.pk).update(status=Status.SUCCEEDED, output=output)
+    from_row = Invocation.objects.get(pk=pending.pk)
+    in_memory = Invocation.objects.get(pk=pending.pk)
+    in_memory.output = output  # as the worker holds it: the handler's own key order
+    notify.notify_done([pending.public_id], {pending.public_id: notify.outcome_text(in_memory)})
+    from_signal = notify.wait_done(pending, timeout=5)
+    assert list(from_signal.output) == list(from_row.output)
+    assert list(from_signal.output["lines"][0]) == list(from_row.output["lines"][0])
