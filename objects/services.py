@@ -11,7 +11,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from . import conf
@@ -79,16 +79,40 @@ def invocation_submit(
             )
             try:
                 with transaction.atomic():
-                    invocation = Invocation.objects.create(**fields)
+                    invocation = invocation_insert(Invocation(**fields))
             except IntegrityError:
                 existing = _idempotent_match(type_name, key, handler, idempotency_key, digest)
                 if existing is None:
                     raise
                 return existing, False
         else:
-            invocation = Invocation.objects.create(**fields)
+            invocation = invocation_insert(Invocation(**fields))
         _ring_on_commit(invocation, delay)
     return invocation, True
+
+
+def invocation_insert(invocation: Invocation) -> Invocation:
+    """Insert a new invocation row with one raw INSERT of the values the fields prepare themselves (the ingress's
+    hot path: the ORM's `create()` spent more CPU building the statement than PostgreSQL spent running it)."""
+    fields = _INSERT_FIELDS
+    values = [field.get_db_prep_save(field.pre_save(invocation, True), connection) for field in fields]
+    table = connection.ops.quote_name(Invocation._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+    with connection.cursor() as cursor:
+        if connection.features.can_return_columns_from_insert:
+            cursor.execute(sql + " RETURNING id", values)
+            invocation.pk = cursor.fetchone()[0]
+        else:
+            cursor.execute(sql, values)
+            invocation.pk = cursor.lastrowid
+    invocation._state.adding = False
+    invocation._state.db = connection.alias
+    return invocation
+
+
+_INSERT_FIELDS = [f for f in Invocation._meta.concrete_fields if not f.primary_key]
 
 
 def _idempotent_match(type_name: str, key: str, handler: str, idempotency_key: str, digest: str) -> Invocation | None:
