@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,3 +269,31 @@ def web_server(django_db_setup, django_db_blocker) -> Iterator[WebServer]:
 def live_web(live, web_server) -> WebServer:
     """Workers, committed data and a real web server: for end-to-end HTTP tests."""
     return web_server
+
+
+@contextlib.contextmanager
+def key_row_held(instance_pk: int, timeout: float = 30.0) -> Iterator[threading.Thread]:
+    """Hold a key's row lock from another connection (as a running drain does) until the block ends."""
+    from django.db import connections, transaction
+
+    from objects.models import Instance
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Instance.objects.select_for_update().get(pk=instance_pk)
+                locked.set()
+                release.wait(timeout)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10), "the row lock was not taken"
+        yield holder
+    finally:
+        release.set()
+        holder.join(timeout)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
-from django.db import connections, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +15,7 @@ import objects
 from objects.models import Instance, Invocation, JournalEntry, StateChange, StateEntry, Status
 from objects.notify import wait_done
 from objects.services import state_edit
+from tests.conftest import key_row_held
 
 CHANGELIST = "/admin/objects/instance/"
 INVOCATIONS = "/admin/objects/invocation/"
@@ -133,26 +132,9 @@ def test_inbox_marks_the_head_running_while_the_key_is_held():
     client.force_login(user)
     inst = put("busy", n=1)
     head, queued = invocation(inst), invocation(inst)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold():
-        try:
-            with transaction.atomic():
-                Instance.objects.select_for_update().get(pk=inst.pk)
-                locked.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert locked.wait(10)
+    with key_row_held(inst.pk):
         held = client.get(reverse("admin:objects_instance_change", args=[inst.pk])).context["inbox"]
         overview = {r["type_name"]: r for r in client.get(reverse("admin:objects_overview")).context["rows"]}
-    finally:
-        release.set()
-        thread.join()
     free = client.get(reverse("admin:objects_instance_change", args=[inst.pk])).context["inbox"]
     assert [(row.invocation.pk, row.running) for row in held] == [(head.pk, True), (queued.pk, False)]
     assert [row.running for row in free] == [False, False]
