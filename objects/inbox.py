@@ -35,6 +35,14 @@ def backoff_delay(attempts: int) -> float:
     return float(min(delay, conf.get("OBJECTS_RETRY_MAX_DELAY")))
 
 
+START_PREFIX = "objects:starts:"
+START_TTL = 24 * 3600
+
+
+def start_key(public_id: str) -> str:
+    return f"{START_PREFIX}{public_id}"
+
+
 class KeyRunner:
     """Runs the inbox of one locked key."""
 
@@ -43,6 +51,53 @@ class KeyRunner:
         self.state = StateCache.for_instance(instance.pk)
         self.finished: list[Invocation] = []
         self.retry_at: float | None = None
+        self._counted: str | None = None  # the start counter of the handler run last, not yet cleared
+
+    def count_start(self, invocation: Invocation) -> int:
+        """Count a start of `invocation` in Redis and clear the previous handler's count, in one round trip.
+
+        A count survives only when the process died while that handler ran (SIGKILL, out of memory, a crash):
+        a handler that returns or raises is cleared before the next one starts or at the end of the batch.
+        Returns the count, 0 when Redis is unreachable (then there is no crash protection for this run).
+        """
+        key = start_key(invocation.public_id)
+        try:
+            pipe = notify.client().pipeline(transaction=False)
+            if self._counted:
+                pipe.delete(self._counted)
+            pipe.incr(key)
+            pipe.expire(key, START_TTL)
+            results = pipe.execute()
+        except Exception:  # noqa: BLE001 - Redis down: run unprotected rather than not at all
+            self._counted = None
+            return 0
+        self._counted = key
+        return int(results[-2])
+
+    def clear_start(self) -> None:
+        if self._counted:
+            try:
+                notify.client().delete(self._counted)
+            except Exception:  # noqa: BLE001 - a stale count only matters if it reaches the limit; it expires
+                pass
+            self._counted = None
+
+    def _crashed_too_often(self, invocation: Invocation) -> bool:
+        starts = self.count_start(invocation)
+        limit = conf.get("OBJECTS_CRASH_LIMIT")
+        if starts <= limit:
+            return False
+        self.clear_start()
+        error = TerminalError(
+            f"Invocation {invocation.public_id} ended its worker process {starts - 1} times while its handler "
+            f"{invocation.type_name}.{invocation.handler} ran (killed, out of memory or crashed), so it was "
+            "failed to let the key's later invocations run. Fix the handler, then retry it from the admin.",
+            500,
+        )
+        log.error("%s", error.message)
+        if finish(invocation, Status.FAILED, error=error, only_if_open=True):
+            self.finished.append(invocation)
+        return True
 
     def run(self, invocation: Invocation) -> bool:
         """Run one invocation in a savepoint. Returns False when the key must stop (a retry is due)."""
@@ -56,6 +111,8 @@ class KeyRunner:
                 only_if_open=True,
             )
             self.finished.append(invocation)
+            return True
+        if self._crashed_too_often(invocation):
             return True
         snapshot = self.state.snapshot()
         frame = Frame(invocation.type_name, invocation.key, invocation.handler, handler.kind == "exclusive")
@@ -173,14 +230,17 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
             now = timezone.now()
             heads = _inbox_heads(instance_id, now, batch)
             runner = KeyRunner(Instance(pk=instance_id, type_name=type_name, key=key, paused=False))
-            for invocation in heads:
-                if invocation.not_before and invocation.not_before > now:
-                    if invocation.status == Status.BACKING_OFF:
-                        runner.retry_at = (invocation.not_before - now).total_seconds()
+            try:
+                for invocation in heads:
+                    if invocation.not_before and invocation.not_before > now:
+                        if invocation.status == Status.BACKING_OFF:
+                            runner.retry_at = (invocation.not_before - now).total_seconds()
+                            break
+                        continue
+                    if not runner.run(invocation):
                         break
-                    continue
-                if not runner.run(invocation):
-                    break
+            finally:
+                runner.clear_start()  # only a process that dies mid-handler leaves a start counted
             finished = [i.public_id for i in runner.finished]
             outcomes = {i.public_id: text for i in runner.finished if (text := notify.outcome_text(i)) is not None}
             transaction.on_commit(lambda: notify.notify_done(finished, outcomes))

@@ -199,9 +199,21 @@ def invocation_retry(*, invocation: Invocation) -> Invocation:
             f"Invocation {invocation.public_id} is {invocation.status}; only failed or backing-off "
             "invocations can be retried."
         )
+    _forget_crashes(invocation)
     ring(invocation.type_name, invocation.key, partition=invocation.partition)
     invocation.refresh_from_db()
     return invocation
+
+
+def _forget_crashes(invocation: Invocation) -> None:
+    """An operator's retry starts the crash count afresh (objects/inbox.py, OBJECTS_CRASH_LIMIT)."""
+    from .inbox import start_key
+    from .notify import client
+
+    try:
+        client().delete(start_key(invocation.public_id))
+    except Exception:  # noqa: BLE001 - without Redis there is no count to forget
+        pass
 
 
 def _signal_done(invocation: Invocation) -> None:

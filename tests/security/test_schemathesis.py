@@ -17,11 +17,12 @@ from schemathesis import GenerationMode
 pytestmark = pytest.mark.workers
 
 MAX_EXAMPLES = 4
-# Test-only handlers that block a worker on purpose (hold, crash_once) or fail on purpose (flaky, refuse,
-# sneaky_write), test-only call-chain types and the docs' example types (Docs*, some fail on purpose);
+# Test-only handlers that block or kill a worker on purpose (hold, crash_once, crash_always) or fail on
+# purpose (flaky, refuse, sneaky_write), test-only call-chain types and the docs' example types (Docs*, some
+# fail on purpose);
 # sends are left out because they only queue work (the call of the same handler is fuzzed).
 SKIP = re.compile(
-    r"^/ingress/(Recorder/\{key\}/(hold|crash_once|flaky|refuse|sneaky_write)|Chain/|Relay/|Third/|Docs\w*/)|/send$"
+    r"^/ingress/(Recorder/\{key\}/(hold|crash_once|crash_always|flaky|refuse|sneaky_write)|Chain/|Relay/|Third/|Docs\w*/)|/send$"
 )
 
 

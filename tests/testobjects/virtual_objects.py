@@ -83,5 +83,16 @@ def crash_once(ctx: ObjectContext, arg: dict) -> int:
     return append(ctx, Item(arg["id"]))
 
 
+@recorder.exclusive
+def crash_always(ctx: ObjectContext, arg: dict) -> None:
+    """A poison handler: it SIGKILLs the worker process running it, every time (keys `poison-*` only)."""
+    import signal
+
+    if not ctx.key.startswith("poison-") or arg.get("confirm") != "kill my worker":
+        raise TerminalError("crash_always only runs on poison-* keys with confirm='kill my worker'", 400)
+    _redis().incr(f"crashes:{ctx.key}")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 # chains: more test types (calls, sends, steps, idempotency); docs_examples: types declared in docs/*.md
 from . import chains, docs_examples  # noqa: E402,F401
