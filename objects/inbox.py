@@ -57,7 +57,8 @@ class KeyRunner:
         """Count a start of `invocation` in Redis and clear the previous handler's count, in one round trip.
 
         A count survives only when the process died while that handler ran (SIGKILL, out of memory, a crash):
-        a handler that returns or raises is cleared before the next one starts or at the end of the batch.
+        a handler that returns or raises is cleared when the next one starts, or with the done signal after
+        the batch commits, or at once when the batch fails.
         Returns the count, 0 when Redis is unreachable (then there is no crash protection for this run).
         """
         key = start_key(invocation.public_id)
@@ -239,11 +240,13 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
                         continue
                     if not runner.run(invocation):
                         break
-            finally:
+            except BaseException:
                 runner.clear_start()  # only a process that dies mid-handler leaves a start counted
+                raise
             finished = [i.public_id for i in runner.finished]
             outcomes = {i.public_id: text for i in runner.finished if (text := notify.outcome_text(i)) is not None}
-            transaction.on_commit(lambda: notify.notify_done(finished, outcomes))
+            counted, runner._counted = runner._counted, None  # cleared with the done signal, after commit
+            transaction.on_commit(lambda: notify.notify_done(finished, outcomes, forget=counted))
     except DatabaseError as exc:
         # The transaction was lost (a deadlock victim, a lock timeout, a dropped connection): nothing of it
         # committed, so running the batch again later is safe.
