@@ -75,6 +75,11 @@ class KeyRunner:
         self._counted = key
         return int(results[-2])
 
+    def take_counted(self) -> str | None:
+        """Hand the last handler's start count over to be deleted with the done signal, after commit."""
+        counted, self._counted = self._counted, None
+        return counted
+
     def clear_start(self) -> None:
         if self._counted:
             try:
@@ -199,10 +204,6 @@ def drain_key(type_name: str, key: str) -> tuple[int, str]:
 
 def has_runnable(type_name: str, key: str) -> bool:
     """Whether the key's inbox has an invocation that could run now (not paused, not delayed)."""
-    return _has_runnable(type_name, key)
-
-
-def _has_runnable(type_name: str, key: str) -> bool:
     now = timezone.now()
     head = (
         Invocation.objects.filter(
@@ -245,7 +246,7 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
                 raise
             finished = [i.public_id for i in runner.finished]
             outcomes = {i.public_id: text for i in runner.finished if (text := notify.outcome_text(i)) is not None}
-            counted, runner._counted = runner._counted, None  # cleared with the done signal, after commit
+            counted = runner.take_counted()
             transaction.on_commit(lambda: notify.notify_done(finished, outcomes, forget=counted))
     except DatabaseError as exc:
         # The transaction was lost (a deadlock victim, a lock timeout, a dropped connection): nothing of it
@@ -324,12 +325,12 @@ def set_lock_timeout() -> None:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL lock_timeout = %s", [value])
         return
-    connection.ensure_connection()
-    if getattr(connection, "_objects_lock_timeout", None) == (id(connection.connection), value):
+    connection.ensure_connection()  # a new session resets the marker (below) before it is read
+    if getattr(connection, "_objects_lock_timeout", None) == value:
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('lock_timeout', %s, false)", [value])
-    connection._objects_lock_timeout = (id(connection.connection), value)  # type: ignore[attr-defined]
+    connection._objects_lock_timeout = value  # type: ignore[attr-defined]
 
 
 @receiver(connection_created)

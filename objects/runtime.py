@@ -13,12 +13,11 @@ Guarantees (DESIGN.md invariants 2-6) and their preconditions:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 import traceback
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -182,11 +181,6 @@ class InvocationRun:
         return result
 
 
-def instance_ensure(type_name: str, key: str) -> Instance:
-    instance_id_ensure(type_name, key)
-    return Instance.objects.get(type_name=type_name, key=key)
-
-
 def instance_id_ensure(type_name: str, key: str) -> int:
     """The id of the key's row, created when the key is new. One indexed SELECT on the ingress's hot path
     (raw: the ORM's query building cost more than the query)."""
@@ -205,8 +199,7 @@ _INSTANCE_ID_SQL = 'SELECT id FROM {table} WHERE type_name = %s AND "key" = %s'
 
 def instance_lock(type_name: str, key: str) -> Instance:
     """Lock the key's row (waiting for it), creating the row first when the key is new."""
-    instance_ensure(type_name, key)
-    return Instance.objects.select_for_update().get(type_name=type_name, key=key)
+    return Instance.objects.select_for_update().get(pk=instance_id_ensure(type_name, key))
 
 
 def run_shared(type_name: str, key: str, handler_name: str, stored: Any, chain: tuple[Frame, ...] = ()) -> Any:
@@ -249,17 +242,9 @@ def finish(
 
 def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:
     """One UPDATE in raw SQL (it runs once per invocation on the hot path; the ORM's query building cost more
-    than the statement). The output is stored as the ORM's JSONField stores it (JSON null as SQL NULL)."""
-    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-    columns: list[str] = []
-    params: list[Any] = []
-    for name, value in fields.items():
-        if name == "output":
-            columns.append(f"output = {json_param}")
-            params.append(None if value is None else json.dumps(value))
-        else:
-            columns.append(f"{name} = %s")
-            params.append(connection.ops.adapt_datetimefield_value(value) if isinstance(value, datetime) else value)
+    than the statement). Each field prepares its own value, as the ORM would (JSON null as SQL NULL)."""
+    columns = [f"{connection.ops.quote_name(str(_FIELDS[name].column))} = %s" for name in fields]
+    params = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in fields.items()]
     sql = f"UPDATE {connection.ops.quote_name(Invocation._meta.db_table)} SET {', '.join(columns)} WHERE id = %s"
     params.append(pk)
     if only_if_open:
@@ -268,3 +253,6 @@ def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount > 0
+
+
+_FIELDS = {field.attname: field for field in Invocation._meta.concrete_fields}

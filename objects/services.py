@@ -18,7 +18,7 @@ from . import conf
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation, Status
 from .routing import partition_of
-from .runtime import instance_ensure, instance_id_ensure, resolve
+from .runtime import instance_id_ensure, resolve
 from .state import StateCache
 from .validation import check_entry_size, validate_input, validate_key
 
@@ -205,6 +205,9 @@ def invocation_retry(*, invocation: Invocation) -> Invocation:
     return invocation
 
 
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout fired
+
+
 def _forget_crashes(invocation: Invocation) -> None:
     """An operator's retry starts the crash count afresh (objects/inbox.py, OBJECTS_CRASH_LIMIT)."""
     from .inbox import start_key
@@ -265,48 +268,31 @@ def state_edit(
         if not isinstance(name, str) or not 1 <= len(name) <= 255:
             raise InvalidInput(f"Invalid state entry name {name!r}: 1 to 255 characters.")
         check_entry_size(name, value)
+    from .inbox import set_lock_timeout
+
     try:
-        return _state_edit_locked(type_name, key, expected_version, set_entries, clear, clear_all, replace, user_id)
+        with transaction.atomic():
+            set_lock_timeout()  # an edit waits behind a running drain, but not forever
+            instance = Instance.objects.select_for_update().get(pk=instance_id_ensure(type_name, key))
+            if expected_version is not None and instance.version != expected_version:
+                raise Conflict(
+                    f"{type_name}/{key} changed since you loaded it (version {expected_version}, now "
+                    f"{instance.version}); reload and retry."
+                )
+            state = StateCache.for_instance(instance.pk)
+            if clear_all or replace:
+                state.clear_all()
+            for name in clear or []:
+                state.clear(name)
+            for name, value in (set_entries or {}).items():
+                state.set(name, value)
+            version = state.flush(user_id=user_id)
     except OperationalError as exc:
-        if getattr(getattr(exc, "__cause__", None), "sqlstate", None) != LOCK_NOT_AVAILABLE:
+        if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
             raise
         seconds = conf.get("OBJECTS_LOCK_TIMEOUT_MS") / 1000
         raise Conflict(
             f"{type_name}/{key} is busy: its lock was held for more than {seconds:g}s (a long invocation or a "
             "stuck key). Retry shortly, or pause the key and look at its inbox."
         ) from None
-
-
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout fired
-
-
-def _state_edit_locked(
-    type_name: str,
-    key: str,
-    expected_version: int | None,
-    set_entries: dict[str, Any] | None,
-    clear: list[str] | None,
-    clear_all: bool,
-    replace: bool,
-    user_id: int | None,
-) -> int:
-    from .inbox import set_lock_timeout
-
-    with transaction.atomic():
-        instance_ensure(type_name, key)
-        set_lock_timeout()  # an edit waits behind a running drain, but not forever
-        instance = Instance.objects.select_for_update().get(type_name=type_name, key=key)
-        if expected_version is not None and instance.version != expected_version:
-            raise Conflict(
-                f"{type_name}/{key} changed since you loaded it (version {expected_version}, now "
-                f"{instance.version}); reload and retry."
-            )
-        state = StateCache.for_instance(instance.pk)
-        if clear_all or replace:
-            state.clear_all()
-        for name in clear or []:
-            state.clear(name)
-        for name, value in (set_entries or {}).items():
-            state.set(name, value)
-        version = state.flush(user_id=user_id)
     return instance.version if version is None else version
