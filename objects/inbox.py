@@ -105,6 +105,26 @@ class KeyRunner:
             self.finished.append(invocation)
         return True
 
+    def run_inbox(self, heads: list[Invocation], now: Any, deadline: float | None = None) -> bool:
+        """Run the key's next invocations in order; a delayed send is passed over, a backing-off head stops
+        the key (`retry_at` says when it is due). With a `deadline` (time.monotonic()), it stops once past it,
+        after at least one invocation, and returns False (some of `heads` were left for later)."""
+        try:
+            for index, invocation in enumerate(heads):
+                if deadline is not None and index and time.monotonic() > deadline:
+                    return False
+                if invocation.not_before and invocation.not_before > now:
+                    if invocation.status == Status.BACKING_OFF:
+                        self.retry_at = (invocation.not_before - now).total_seconds()
+                        break
+                    continue
+                if not self.run(invocation):
+                    break
+        except BaseException:
+            self.clear_start()  # only a process that dies mid-handler leaves a start counted
+            raise
+        return True
+
     def run(self, invocation: Invocation) -> bool:
         """Run one invocation in a savepoint. Returns False when the key must stop (a retry is due)."""
         try:
@@ -202,21 +222,6 @@ def drain_key(type_name: str, key: str) -> tuple[int, str]:
             return total, DrainResult.DONE
 
 
-def has_runnable(type_name: str, key: str) -> bool:
-    """Whether the key's inbox has an invocation that could run now (not paused, not delayed)."""
-    now = timezone.now()
-    head = (
-        Invocation.objects.filter(
-            type_name=type_name, key=key, status__in=[Status.PENDING, Status.BACKING_OFF], instance__paused=False
-        )
-        .exclude(status=Status.PENDING, not_before__gt=now)
-        .order_by("id")
-        .values_list("status", "not_before")
-        .first()
-    )
-    return head is not None and (head[0] == Status.PENDING or head[1] is None or head[1] <= now)
-
-
 def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, bool]:
     batch = conf.get("OBJECTS_BATCH_SIZE")
     set_lock_timeout()
@@ -232,21 +237,10 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
             now = timezone.now()
             heads = _inbox_heads(instance_id, now, batch)
             runner = KeyRunner(Instance(pk=instance_id, type_name=type_name, key=key, paused=False))
-            try:
-                for invocation in heads:
-                    if invocation.not_before and invocation.not_before > now:
-                        if invocation.status == Status.BACKING_OFF:
-                            runner.retry_at = (invocation.not_before - now).total_seconds()
-                            break
-                        continue
-                    if not runner.run(invocation):
-                        break
-            except BaseException:
-                runner.clear_start()  # only a process that dies mid-handler leaves a start counted
-                raise
+            runner.run_inbox(heads, now)
             finished = [i.public_id for i in runner.finished]
             outcomes = {i.public_id: text for i in runner.finished if (text := notify.outcome_text(i)) is not None}
-            counted = runner.take_counted()
+            counted = [c] if (c := runner.take_counted()) else None
             transaction.on_commit(lambda: notify.notify_done(finished, outcomes, forget=counted))
     except DatabaseError as exc:
         # The transaction was lost (a deadlock victim, a lock timeout, a dropped connection): nothing of it
@@ -280,14 +274,23 @@ def _lock_key(type_name: str, key: str) -> tuple[int, bool] | None:
 def _inbox_heads(instance_id: int, now: Any, batch: int) -> list[Invocation]:
     """The key's next invocations, as model instances built from one cursor read with the fields' own
     converters (what a queryset does, without its per-call query compilation)."""
-    fields = Invocation._meta.concrete_fields
     sql = _HEADS_SQL.format(
-        columns=", ".join(connection.ops.quote_name(str(f.column)) for f in fields),
+        columns=invocation_columns(),
         invocation=connection.ops.quote_name(Invocation._meta.db_table),
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [instance_id, connection.ops.adapt_datetimefield_value(now), batch])
         rows = cursor.fetchall()
+    return invocations_from_rows(rows)
+
+
+def invocation_columns() -> str:
+    return ", ".join(connection.ops.quote_name(str(f.column)) for f in Invocation._meta.concrete_fields)
+
+
+def invocations_from_rows(rows: list[tuple[Any, ...]]) -> list[Invocation]:
+    """Model instances from rows of `invocation_columns()`, converted by the fields' own converters."""
+    fields = Invocation._meta.concrete_fields
     converters = _converters(connection)
     names = [f.attname for f in fields]
     heads = []

@@ -100,6 +100,11 @@ class Invocation(models.Model):
                 name="objects_inv_inbox_idx",
                 condition=Q(status__in=["pending", "backing_off", "running"]),
             ),
+            models.Index(
+                fields=["partition", "id"],
+                name="objects_inv_partition_idx",
+                condition=Q(status__in=["pending", "backing_off"]),
+            ),
             models.Index(fields=["status", "created_at"], name="objects_inv_status_idx"),
             models.Index(fields=["type_name", "handler", "created_at"], name="objects_inv_type_idx"),
         ]

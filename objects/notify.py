@@ -40,17 +40,17 @@ def done_key(public_id: str) -> str:
     return f"objects:done:{public_id}"
 
 
-def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None, forget: str | None = None) -> None:
+def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None, forget: list[str] | None = None) -> None:
     """Signal finished invocations. With `outcomes` (public id -> `outcome_text`), the signal carries the
     committed outcome, so the waiter needs no database read; without, it says "read the database".
-    `forget` is a Redis key deleted in the same round trip (the last handler's start count, inbox.py)."""
+    `forget` are Redis keys deleted in the same round trip (the last handlers' start counts, inbox.py)."""
     if not public_ids and not forget:
         return
     outcomes = outcomes or {}
     try:
         pipe = client().pipeline(transaction=False)
         if forget:
-            pipe.delete(forget)
+            pipe.delete(*forget)
         for public_id in public_ids:
             pipe.rpush(done_key(public_id), outcomes.get(public_id, "1"))
             pipe.expire(done_key(public_id), SIGNAL_TTL)

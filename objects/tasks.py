@@ -1,10 +1,18 @@
-"""Celery tasks: the per-key doorbell (`objects.drain`) and the periodic sweeper (`objects.sweep`)."""
+"""Celery tasks: the doorbells (`objects.drain_partition`, `objects.drain`) and the sweeper (`objects.sweep`).
+
+A new invocation rings its partition: one Celery message per burst of calls to the partition, whose drain
+runs many keys per transaction (objects/partition.py). Per-key drains remain for what concerns one key:
+a timed retry or delayed send, a key whose row was busy, a slow key, the sweeper's re-dispatch.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from .routing import partition_of, queue_name
 
@@ -12,11 +20,14 @@ log = logging.getLogger("objects.tasks")
 SWEEP_QUEUE = "objects.sweeper"
 
 
-BELL_PREFIX = "objects:bell:"
-BELL_TTL = 30  # seconds; a crashed drain's counter expires, and the sweeper rings with force=True anyway
+PARTITION_BELL_PREFIX = "objects:pbell:"
+# A partition's counter outlives a dead drain (SIGKILL: Celery redelivers its message only after the
+# visibility timeout) by at most this long; a live drain renews it every pass. Meanwhile the sweeper's
+# per-key doorbells keep the partition's keys running.
+PARTITION_BELL_TTL = 10
 
-# Drop the key's doorbell counter only if no ring counted since the drain read it; otherwise return the new
-# count, and the drain goes round again (an invocation accepted during the drain is never left behind).
+# Drop a doorbell counter only if no ring counted since the drain read it; otherwise return the new count,
+# and the drain goes round again (an invocation accepted during the drain is never left behind).
 _RELEASE = """
 local now = redis.call('GET', KEYS[1])
 if now == ARGV[1] or (not now and ARGV[1] == '') then
@@ -30,41 +41,50 @@ return now or ''
 _release_script = None
 
 
-def bell_key(type_name: str, key: str) -> str:
-    return f"{BELL_PREFIX}{type_name}\x00{key}"
-
-
 @shared_task(name="objects.drain", ignore_result=True, acks_late=True)
 def drain(type_name: str, key: str, busy: int = 0) -> int:
-    """Doorbell: run the key's inbox. Carries no invocation, so duplicates and losses are harmless.
+    """Per-key doorbell: run one key's inbox now. It is rung for one key's sake: a retry or a delayed send
+    that is due, a key whose row the partition's drain found busy, a slow key, the sweeper's re-dispatch;
+    what it was rung for is committed before it rings, and anything accepted later rings the partition.
+    Carries no invocation, so duplicates and losses are harmless. When another transaction holds the key's
+    row, it comes back shortly with growing pauses instead of dropping the work."""
+    from .inbox import DrainResult, drain_key
 
-    Every ring counts on a per-key counter in Redis; only the ring that takes it from 0 to 1 publishes a
-    Celery message (one message per burst, not per call). The drain reads the counter before it runs the
-    inbox and, when the inbox is done, deletes it only if no ring counted meanwhile; otherwise it runs the
-    inbox again. A ring is counted after its invocation committed, so an unchanged counter proves the
-    drain's last inbox read saw every invocation rung for. When another transaction holds the key's row,
-    the drain comes back shortly with growing pauses instead of dropping the work.
+    ran, result = drain_key(type_name, key)
+    if result == DrainResult.BUSY:
+        ring(type_name, key, countdown=min(0.02 * 2**busy, 1.0), force=True, busy=busy + 1)
+    return ran
+
+
+def partition_bell_key(partition: int) -> str:
+    return f"{PARTITION_BELL_PREFIX}{partition}"
+
+
+@shared_task(name="objects.drain_partition", ignore_result=True, acks_late=True)
+def drain_partition(partition: int) -> int:
+    """Doorbell of a partition: run its runnable keys, many per transaction, until a pass finds nothing new.
+
+    A counter per partition in Redis: a ring counts after its invocation committed, only the ring that takes
+    the counter from 0 to 1 publishes, and the drain deletes the counter only if no ring counted since it
+    read it; otherwise it goes round again. So an unchanged counter proves that the drain's last pass saw
+    every invocation rung for (docs/decisions/0002).
     """
-    from .inbox import DrainResult, drain_key, has_runnable
+    from .partition import drain_pass
 
-    bell = bell_key(type_name, key)
-    seen = _bell_read(bell)
+    bell = partition_bell_key(partition)
+    seen = _bell_read(bell, ttl=PARTITION_BELL_TTL)
+    renewed = time.monotonic()
     total = 0
     while True:
-        ran, result = drain_key(type_name, key)
-        total += ran
-        if result == DrainResult.BUSY:
-            ring(type_name, key, countdown=min(0.02 * 2**busy, 1.0), force=True, busy=busy + 1)
-            return total
-        if result == DrainResult.BLOCKED:  # a timed doorbell is set for the head's retry
-            _bell_drop(bell)
-            return total
-        if seen is None:  # Redis was unreachable when this pass began: the inbox itself says whether to go on
-            _bell_drop(bell)
-            if not has_runnable(type_name, key):
-                return total
-            seen = _bell_read(bell)
+        result = drain_pass(partition)
+        total += result.ran
+        if seen is not None and time.monotonic() - renewed > 1.0:
+            _bell_renew(bell)
+            renewed = time.monotonic()
+        if result.more:
             continue
+        if seen is None:  # Redis was unreachable: every ring publishes its own message meanwhile
+            return total
         seen = _bell_release(bell, seen)
         if seen is None:
             return total
@@ -77,15 +97,31 @@ def sweep() -> dict[str, int]:
     return run_sweep()
 
 
-def _bell_read(bell: str) -> str | None:
-    """The counter's value as text ('' when absent), or None when Redis is unreachable."""
+def _bell_read(bell: str, ttl: int | None = None) -> str | None:
+    """The counter's value as text ('' when absent), or None when Redis is unreachable. With `ttl`, the
+    counter's expiry is renewed in the same round trip."""
     from .notify import client
 
     try:
-        value = client().get(bell)
+        if ttl is None:
+            value = client().get(bell)
+        else:
+            with client().pipeline(transaction=False) as pipe:
+                pipe.get(bell)
+                pipe.expire(bell, ttl)
+                value, _ = pipe.execute()
     except Exception:  # noqa: BLE001 - Redis down: every ring publishes; one pass, then stop
         return None
     return "" if value is None else value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bell_renew(bell: str) -> None:
+    from .notify import client
+
+    try:
+        client().expire(bell, PARTITION_BELL_TTL)
+    except Exception:  # noqa: BLE001 - an expired counter only lets one more drain start
+        pass
 
 
 def _bell_release(bell: str, seen: str | None) -> str | None:
@@ -104,28 +140,32 @@ def _bell_release(bell: str, seen: str | None) -> str | None:
     return None if now is None else (now.decode() if isinstance(now, bytes) else str(now))
 
 
-def _bell_drop(bell: str) -> None:
+def _partition_bell_count(partition: int) -> bool:
+    """Count a ring of the partition; True when it is the first since its last drain finished (publish).
+    The expiry is set by the first ring only, so a counter left by a dead drain runs out."""
     from .notify import client
 
-    try:
-        client().delete(bell)
-    except Exception:  # noqa: BLE001 - without Redis every ring publishes; nothing depends on the counter
-        pass
-
-
-def _bell_count(type_name: str, key: str) -> bool:
-    """Count a ring; True when it is the first since the last drain finished (so it must publish)."""
-    from .notify import client
-
-    bell = bell_key(type_name, key)
+    bell = partition_bell_key(partition)
     try:
         with client().pipeline(transaction=True) as pipe:
+            pipe.set(bell, 0, ex=PARTITION_BELL_TTL, nx=True)
             pipe.incr(bell)
-            pipe.expire(bell, BELL_TTL)
-            count, _ = pipe.execute()
+            _, count = pipe.execute()
     except Exception:  # noqa: BLE001 - Redis down: ring anyway (a duplicate drain is harmless)
         return True
     return int(count) == 1
+
+
+def ring_partition(partition: int, *, force: bool = False) -> bool:
+    """Publish the partition's doorbell unless a drain of it is already pending or running (or `force`)."""
+    if not force and not _partition_bell_count(partition):
+        return True
+    try:
+        drain_partition.apply_async(args=[partition], queue=queue_name(partition), retry=False)
+    except Exception as exc:  # noqa: BLE001 - the invocation is committed; a lost doorbell is swept later
+        log.warning("doorbell for partition %s not delivered (%s); the sweeper will re-dispatch it", partition, exc)
+        return False
+    return True
 
 
 def ring(
@@ -137,20 +177,42 @@ def ring(
     force: bool = False,
     busy: int = 0,
 ) -> bool:
-    """Publish the doorbell for a key to its partition's queue. Never raises: the sweeper covers losses.
+    """Ring for a key. Never raises: the sweeper covers losses.
 
-    Unless `force` or timed (`countdown`), a doorbell is published only when no drain of the key is
-    already pending or running (the per-key counter; see `drain`).
+    Plain rings (a new invocation, a resume, a retry) go to the key's partition (`ring_partition`). A timed
+    ring (`countdown`: a delayed send, a retry when due) or a forced one (a busy row, a slow key, the
+    sweeper) publishes a per-key drain of the key's queue.
     """
-    if not force and countdown is None and not _bell_count(type_name, key):
-        return True
     partition = partition_of(type_name, key) if partition is None else partition
+    if not force and countdown is None:
+        return ring_partition(partition)
     try:
         drain.apply_async(args=[type_name, key, busy], queue=queue_name(partition), countdown=countdown, retry=False)
     except Exception as exc:  # noqa: BLE001 - the invocation is committed; a lost doorbell is swept later
         log.warning("doorbell for %s/%s not delivered (%s); the sweeper will re-dispatch it", type_name, key, exc)
         return False
     return True
+
+
+@worker_ready.connect
+def _reset_partition_bells(sender: Any = None, **kwargs: Any) -> None:
+    """A worker that starts (or restarts after being killed mid-drain) clears the counters of the partitions
+    it consumes and drains them, instead of waiting for a dead drain's counter to run out."""
+    try:
+        queues = [q.name for q in sender.app.amqp.queues.consume_from.values()]
+    except AttributeError:
+        return
+    prefix = queue_name(0)[:-1]
+    numbers = [name[len(prefix) :] for name in queues if name.startswith(prefix)]
+    partitions = [int(number) for number in numbers if number.isdigit()]
+    from .notify import client
+
+    for partition in partitions:
+        try:
+            client().delete(partition_bell_key(partition))
+        except Exception:  # noqa: BLE001 - without Redis every ring publishes anyway
+            pass
+        ring_partition(partition, force=True)
 
 
 from . import heartbeat  # noqa: E402,F401  - registers the worker heartbeat signals

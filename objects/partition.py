@@ -1,0 +1,216 @@
+"""The drain of a partition: the inboxes of many keys of one partition in one transaction (group commit).
+
+The ingress rings a partition, not a key (objects/tasks.py): one Celery message per burst of calls to the
+partition, and one pass here runs every runnable key it finds, up to OBJECTS_GROUP_KEYS keys, each key's
+next OBJECTS_BATCH_SIZE invocations, under one BEGIN/COMMIT. The per-key guarantees are those of
+objects/inbox.py, unchanged: each key runs under its row lock, from its head, each invocation in its own
+savepoint. What the group adds, and how it keeps the keys independent:
+- a key whose row another transaction holds (a per-key drain, a ctx.call callee lock, an edit) is handed to
+  a per-key drain (objects.drain) that comes back until the row is free: the group never waits for a lock;
+- a key whose head is backing off is not picked until its retry is due (its timed per-key doorbell runs it);
+- a pass stops taking keys once it has run for OBJECTS_GROUP_BUDGET_MS and commits, and a key whose handlers
+  ran longer than that is run by per-key drains for a minute, so a slow handler delays at most the
+  keys of its pass, once, not every later call to the partition;
+- a database error loses the whole pass (nothing of it committed) and hands every key to a per-key drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from . import conf, notify
+from .inbox import KeyRunner, invocation_columns, invocations_from_rows, set_lock_timeout
+from .models import Instance, Invocation
+
+log = logging.getLogger("objects.partition")
+
+SLOW_FOR = 60.0  # seconds a key whose handlers outran the pass budget is left to per-key drains
+HAND_OFF_EVERY = 0.5  # seconds between two hand-offs of the same slow key by one process
+
+_slow: dict[tuple[str, str], float] = {}  # (type, key) -> until when it is run by per-key drains
+_handed: dict[tuple[str, str], float] = {}  # (type, key) -> when this process last handed it off
+
+
+@dataclass(frozen=True)
+class Candidate:
+    instance_id: int
+    type_name: str
+    key: str
+
+
+@dataclass
+class PassResult:
+    ran: int = 0
+    more: bool = False  # work is left that this pass did not take: the drain goes round again
+
+
+def drain_pass(partition: int) -> PassResult:
+    """One group pass over the partition's runnable keys. Safe to run concurrently with anything."""
+    now = timezone.now()
+    candidates = _runnable_keys(partition, now, conf.get("OBJECTS_GROUP_KEYS"))
+    if not candidates:
+        return PassResult()
+    group = [c for c in candidates if not _is_slow(c)]
+    _hand_off_slow([c for c in candidates if _is_slow(c)])
+    result = PassResult(more=len(candidates) == conf.get("OBJECTS_GROUP_KEYS"))
+    if not group:
+        return result
+    budget = conf.get("OBJECTS_GROUP_BUDGET_MS") / 1000
+    batch = conf.get("OBJECTS_BATCH_SIZE")
+    runners: list[KeyRunner] = []
+    busy: list[Candidate] = []
+    set_lock_timeout()
+    try:
+        with transaction.atomic():
+            locked = _lock_keys([c.instance_id for c in group])
+            busy = [c for c in group if c.instance_id not in locked]
+            heads = _inbox_heads(sorted(locked), now, batch)
+            started = time.monotonic()
+            try:
+                for candidate in group:
+                    if candidate.instance_id not in locked:
+                        continue
+                    if runners and time.monotonic() - started > budget:
+                        result.more = True  # the rest of the group is unlocked at commit and taken next pass
+                        break
+                    runner = KeyRunner(
+                        Instance(pk=candidate.instance_id, type_name=candidate.type_name, key=candidate.key)
+                    )
+                    runners.append(runner)
+                    key_started = time.monotonic()
+                    mine = heads.get(candidate.instance_id, [])
+                    complete = runner.run_inbox(mine, now, deadline=key_started + budget)
+                    if not complete or time.monotonic() - key_started > budget:
+                        # its handlers outran the budget: per-key drains run it for a while
+                        if len(_slow) > 10_000:
+                            _slow.clear()
+                        _slow[(candidate.type_name, candidate.key)] = time.monotonic() + SLOW_FOR
+                    if not complete or (len(mine) == batch and runner.retry_at is None):
+                        result.more = True
+            except BaseException:
+                for runner in runners:
+                    runner.clear_start()
+                raise
+            finished = [i for runner in runners for i in runner.finished]
+            ids = [i.public_id for i in finished]
+            outcomes = {i.public_id: text for i in finished if (text := notify.outcome_text(i)) is not None}
+            counted = [c for runner in runners if (c := runner.take_counted())]
+            transaction.on_commit(lambda: notify.notify_done(ids, outcomes, forget=counted))
+    except DatabaseError as exc:
+        # A deadlock victim, a lock timeout, a dropped connection: nothing of the pass committed. Its keys go
+        # to per-key drains, which retry with growing pauses.
+        log.warning("group drain of partition %s rolled back, handing its keys to per-key drains: %s", partition, exc)
+        connection.close_if_unusable_or_obsolete()
+        _ring_keys(group, countdown=0.2)
+        return PassResult()
+    from .tasks import ring
+
+    for runner in runners:
+        if runner.retry_at is not None:  # its head is backing off: a timed doorbell runs it when due
+            ring(runner.instance.type_name, runner.instance.key, countdown=runner.retry_at, partition=partition)
+    _ring_keys(busy, countdown=0.02, partition=partition)
+    result.ran = sum(len(runner.finished) for runner in runners)
+    return result
+
+
+def has_runnable(partition: int) -> bool:
+    return bool(_runnable_keys(partition, timezone.now(), 1))
+
+
+def _is_slow(candidate: Candidate) -> bool:
+    until = _slow.get((candidate.type_name, candidate.key))
+    if until is None:
+        return False
+    if until < time.monotonic():
+        del _slow[(candidate.type_name, candidate.key)]
+        return False
+    return True
+
+
+def _hand_off_slow(candidates: list[Candidate]) -> None:
+    """Give slow keys to per-key drains, at most one every HAND_OFF_EVERY seconds per key and process.
+
+    `_handed` holds when the key's last hand-off runs. One still to come covers this pass (it reads the inbox
+    after this pass saw it); after one in the past, the next is immediate or timed, never skipped."""
+    now = time.monotonic()
+    for candidate in candidates:
+        address = (candidate.type_name, candidate.key)
+        last = _handed.get(address)
+        if last is not None and last >= now:
+            continue
+        due = now if last is None else max(now, last + HAND_OFF_EVERY)
+        _handed[address] = due
+        _ring_keys([candidate], countdown=(due - now) or None)
+    if len(_handed) > 10_000:
+        _handed.clear()
+
+
+def _ring_keys(candidates: list[Candidate], countdown: float | None, partition: int | None = None) -> None:
+    from .tasks import ring
+
+    for candidate in candidates:
+        ring(candidate.type_name, candidate.key, countdown=countdown, partition=partition, force=True)
+
+
+# Raw SQL: these run on every pass; the ORM's query building would cost more than PostgreSQL's work.
+_RUNNABLE_SQL = (
+    'SELECT i.instance_id, k.type_name, k."key", MIN(i.id) AS head FROM {invocation} i '
+    "JOIN {instance} k ON k.id = i.instance_id "
+    "WHERE i.partition = %s AND i.status IN ('pending', 'backing_off') "
+    "AND (i.not_before IS NULL OR i.not_before <= %s) AND k.paused = %s "
+    "AND NOT EXISTS (SELECT 1 FROM {invocation} b WHERE b.instance_id = i.instance_id "
+    "AND b.status = 'backing_off' AND b.not_before > %s AND b.id < i.id) "
+    'GROUP BY i.instance_id, k.type_name, k."key" ORDER BY head LIMIT %s'
+)
+_LOCK_SQL = "SELECT id FROM {instance} WHERE id IN ({marks}) AND paused = %s ORDER BY id"
+_HEADS_SQL = (
+    "SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id) AS rank_ "
+    "FROM {invocation} WHERE instance_id IN ({marks}) AND status IN ('pending', 'backing_off') "
+    "AND (not_before IS NULL OR not_before <= %s OR status = 'backing_off')) heads "
+    "WHERE rank_ <= %s ORDER BY instance_id, id"
+)
+
+
+def _tables() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {"invocation": quote(Invocation._meta.db_table), "instance": quote(Instance._meta.db_table)}
+
+
+def _runnable_keys(partition: int, now: Any, limit: int) -> list[Candidate]:
+    """Keys of the partition, oldest head first, that have an invocation to run now: not paused, and not held
+    back by a backing-off head that is not due yet."""
+    when = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(_RUNNABLE_SQL.format(**_tables()), [partition, when, False, when, limit])
+        rows = cursor.fetchall()
+    return [Candidate(int(row[0]), row[1], row[2]) for row in rows]
+
+
+def _lock_keys(instance_ids: list[int]) -> set[int]:
+    """Lock the keys' rows without waiting; the ids of those locked (held elsewhere or paused: left out)."""
+    sql = _LOCK_SQL.format(marks=", ".join(["%s"] * len(instance_ids)), **_tables())
+    if connection.features.has_select_for_update_skip_locked:
+        sql += " FOR UPDATE SKIP LOCKED"  # SQLite has no row locks: its immediate transactions serialize writers
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*instance_ids, False])
+        return {int(row[0]) for row in cursor.fetchall()}
+
+
+def _inbox_heads(instance_ids: list[int], now: Any, batch: int) -> dict[int, list[Invocation]]:
+    """The next `batch` invocations of each key, in acceptance order, from one statement."""
+    if not instance_ids:
+        return {}
+    sql = _HEADS_SQL.format(columns=invocation_columns(), marks=", ".join(["%s"] * len(instance_ids)), **_tables())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*instance_ids, connection.ops.adapt_datetimefield_value(now), batch])
+        rows = cursor.fetchall()
+    heads: dict[int, list[Invocation]] = {}
+    for invocation in invocations_from_rows(rows):
+        heads.setdefault(invocation.instance_id, []).append(invocation)
+    return heads

@@ -1,0 +1,147 @@
+"""The partition's drain (objects/partition.py): many keys per transaction, and the keys stay independent.
+
+Each test accepts invocations on real PostgreSQL, then runs one pass in this process (Celery's publish is
+replaced by a recorder, so no worker takes the work first) and reads the rows back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest.mock import patch
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+import objects
+from objects import tasks
+from objects.models import Instance, Invocation, Status
+from objects.partition import _slow, drain_pass
+from objects.routing import partition_of
+from tests.conftest import key_row_held
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PARTITION = 5
+
+
+def keys_in(partition: int, count: int, prefix: str) -> list[str]:
+    found, n = [], 0
+    while len(found) < count:
+        key = f"{prefix}-{n}"
+        if partition_of("Recorder", key) == partition:
+            found.append(key)
+        n += 1
+    return found
+
+
+@pytest.fixture
+def published(monkeypatch, redis_client):
+    sent: list[tuple] = []
+    monkeypatch.setattr(tasks.drain_partition, "apply_async", lambda args, **options: sent.append(("p", *args)))
+    monkeypatch.setattr(
+        tasks.drain, "apply_async", lambda args, **options: sent.append(("k", *args[:2], options.get("countdown")))
+    )
+    bells = [tasks.partition_bell_key(p) for p in range(8)]
+    redis_client.delete(*bells)
+    _slow.clear()
+    yield sent
+    redis_client.delete(*bells)
+    _slow.clear()
+
+
+def statuses(key: str) -> list[str]:
+    rows = Invocation.objects.filter(type_name="Recorder", key=key).order_by("id")
+    return list(rows.values_list("status", flat=True))
+
+
+def test_one_pass_runs_every_runnable_key_of_its_partition_in_one_transaction(published):
+    keys = keys_in(PARTITION, 4, "group")
+    other = keys_in(PARTITION + 1, 1, "elsewhere")[0]
+    for n, key in enumerate([*keys, other]):
+        objects.send("Recorder", key, "append", {"value": n})
+    assert published == [("p", PARTITION), ("p", PARTITION + 1)]  # one message per partition, not per call
+
+    commits = []
+    with (
+        CaptureQueriesContext(connection) as queries,
+        patch.object(connection, "commit", side_effect=lambda real=connection.commit: commits.append(1) or real()),
+    ):
+        result = drain_pass(PARTITION)
+
+    assert (result.ran, result.more) == (4, False)
+    assert [statuses(key) for key in keys] == [[Status.SUCCEEDED]] * 4
+    assert statuses(other) == [Status.PENDING]  # another partition's key is not touched
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert sum("FOR UPDATE SKIP LOCKED" in sql for sql in statements) == 1  # one statement locks all four keys
+    assert sum("ROW_NUMBER()" in sql for sql in statements) == 1  # one statement reads all four inboxes
+    assert len(commits) == 1  # and one commit writes all four outcomes
+    assert drain_pass(PARTITION).ran == 0
+
+
+def test_a_key_whose_row_is_held_elsewhere_goes_to_a_per_key_drain_and_the_rest_run(published):
+    held, free = keys_in(PARTITION, 2, "busy")
+    objects.send("Recorder", held, "append", {"value": 1})
+    objects.send("Recorder", free, "append", {"value": 2})
+    published.clear()
+    with key_row_held(Instance.objects.get(type_name="Recorder", key=held).pk):
+        result = drain_pass(PARTITION)
+    assert result.ran == 1
+    assert statuses(free) == [Status.SUCCEEDED]
+    assert statuses(held) == [Status.PENDING]
+    assert published == [("k", "Recorder", held, 0.02)]  # it comes back until the row is free
+
+
+def test_paused_keys_and_keys_behind_a_backing_off_head_are_not_picked(published):
+    paused, backing_off, ready = keys_in(PARTITION, 3, "skip")
+    for key in (paused, backing_off, ready):
+        objects.send("Recorder", key, "append", {"value": key})
+    Instance.objects.filter(type_name="Recorder", key=paused).update(paused=True)
+    head = Invocation.objects.get(type_name="Recorder", key=backing_off)
+    Invocation.objects.filter(pk=head.pk).update(
+        status=Status.BACKING_OFF, not_before=timezone.now() + timedelta(minutes=5), attempts=1
+    )
+    objects.send("Recorder", backing_off, "append", {"value": "later"})  # must wait behind its head
+    published.clear()
+
+    assert drain_pass(PARTITION).ran == 1
+    assert statuses(ready) == [Status.SUCCEEDED]
+    assert statuses(paused) == [Status.PENDING]
+    assert statuses(backing_off) == [Status.BACKING_OFF, Status.PENDING]
+    assert published == []  # no doorbell for them on every pass: the resume and the timed retry ring
+
+
+def test_a_full_key_makes_the_drain_go_round_again(published, settings):
+    settings.OBJECTS_BATCH_SIZE = 2
+    (key,) = keys_in(PARTITION, 1, "full")
+    for n in range(3):
+        objects.send("Recorder", key, "append", {"value": n})
+    first = drain_pass(PARTITION)
+    assert (first.ran, first.more) == (2, True)
+    second = drain_pass(PARTITION)
+    assert (second.ran, second.more) == (1, False)
+    assert objects.call("Recorder", key, "items") == [0, 1, 2]
+
+
+def test_a_slow_key_is_left_to_per_key_drains_and_does_not_hold_back_its_partition(published, settings):
+    settings.OBJECTS_GROUP_BUDGET_MS = 50
+    slow, quick = keys_in(PARTITION, 2, "slow")
+    for _ in range(3):
+        objects.send("Recorder", slow, "hold", {"sleep": 0.1})
+    objects.send("Recorder", quick, "append", {"value": 1})
+    published.clear()
+
+    first = drain_pass(PARTITION)  # the slow key's first handler outruns the budget: the pass stops there
+    assert (first.ran, first.more) == (1, True)
+    assert statuses(slow) == [Status.SUCCEEDED, Status.PENDING, Status.PENDING]
+    assert statuses(quick) == [Status.PENDING]
+
+    second = drain_pass(PARTITION)  # now the slow key goes to a per-key drain and the quick one runs
+    assert second.ran == 1
+    assert statuses(quick) == [Status.SUCCEEDED]
+    assert statuses(slow) == [Status.SUCCEEDED, Status.PENDING, Status.PENDING]
+    assert published == [("k", "Recorder", slow, None)]
+
+    drain_pass(PARTITION)  # handed off a moment ago: the next hand-off is timed, half a second after it
+    drain_pass(PARTITION)  # and that one, still to come, covers later passes: no third message
+    assert len(published) == 2
+    assert published[1][:3] == ("k", "Recorder", slow) and 0.3 < published[1][3] <= 0.5
