@@ -76,10 +76,22 @@ def instance_recent_invocations(*, instance: Instance, limit: int = 20) -> list[
 
 
 def instance_history(*, instance: Instance, limit: int = 50) -> list[StateChange]:
-    """Committed changes of the key's state, newest first, with who made them."""
-    return list(
+    """Committed changes of the key's state, newest first, with who made them.
+
+    A handler's change is stored with its new value only; its `old_value` is filled in here from the
+    previous change of the same entry (that row's new value, or nothing after a clear)."""
+    changes = list(
         StateChange.objects.filter(instance=instance).select_related("user", "invocation").order_by("-id")[:limit]
     )
+    for index, change in enumerate(changes):
+        if change.action != StateChange.Action.SET or change.old_value is not None or change.user_id is not None:
+            continue
+        previous = next((c for c in changes[index + 1 :] if c.name == change.name), None)
+        if previous is None:
+            previous = StateChange.objects.filter(instance=instance, name=change.name, id__lt=change.id).first()
+        if previous is not None and previous.action == StateChange.Action.SET:
+            change.old_value = previous.new_value
+    return changes
 
 
 def instance_entries(*, instance: Instance) -> list[StateEntry]:

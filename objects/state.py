@@ -113,8 +113,12 @@ class StateCache:
                 [now, instance_id],
             )
             version = cursor.fetchone()[0]
+            # A handler's change records the new value only: the old one is the previous row's new value
+            # (selectors.instance_history fills it in), and writing it again doubled the bytes PostgreSQL
+            # compressed and logged per call for a large entry. An operator's edit and a clear keep it.
             history: list[tuple[str, str, str | None, str | None]] = [
-                (n, StateChange.Action.SET, self._committed.get(n), t) for n, t in changed.items()
+                (n, StateChange.Action.SET, None if user_id is None else self._committed.get(n), t)
+                for n, t in changed.items()
             ]
             history += [(n, StateChange.Action.CLEAR, self._committed[n], None) for n in removed]
             values = ", ".join([f"(%s, %s, %s, {json_param}, {json_param}, %s, %s, %s, %s)"] * len(history))

@@ -125,6 +125,24 @@ def test_instance_page_shows_highlighted_state_inbox_recent_invocations_and_hist
     assert history.count("restore this version") == 2
 
 
+def test_a_handlers_change_stores_only_its_new_value_and_history_shows_the_old_one(admin_client_):
+    from objects.selectors import instance_history
+
+    inst = put("hist", balance=1)
+    put("hist", balance=2)
+    state_edit(type_name="Recorder", key="hist", expected_version=None, clear=["balance"])
+    put("hist", balance=3)
+    put("hist", balance=4)
+    stored = list(StateChange.objects.filter(instance=inst).order_by("id").values_list("action", "old_value"))
+    assert stored == [("set", None), ("set", None), ("clear", 2), ("set", None), ("set", None)]
+    shown = [(c.action, c.old_value, c.new_value) for c in instance_history(instance=inst)]
+    assert shown == [("set", 3, 4), ("set", None, 3), ("clear", 2, None), ("set", 1, 2), ("set", None, 1)]
+    assert [c.old_value for c in instance_history(instance=inst, limit=1)] == [3]  # found beyond the page
+    body = admin_client_.get(reverse("admin:objects_instance_change", args=[inst.pk])).content.decode()
+    history = body.split('id="state-history"')[1]
+    assert history.index(">3<") < history.index(">4<")  # the newest row shows 3 → 4
+
+
 @pytest.mark.django_db(transaction=True)
 def test_inbox_marks_the_head_running_while_the_key_is_held():
     user = User.objects.create_superuser("root", "root@example.com", "pw")
