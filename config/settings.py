@@ -109,6 +109,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 OBJECTS_PARTITIONS = env.int("OBJECTS_PARTITIONS", default=8)
 OBJECTS_INGRESS_PREFIX = env.str("OBJECTS_INGRESS_PREFIX", default="ingress")
 OBJECTS_SWEEP_INTERVAL = env.float("OBJECTS_SWEEP_INTERVAL", default=5.0)
+OBJECTS_DRAIN_LINGER_MS = env.int("OBJECTS_DRAIN_LINGER_MS", default=50)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -14,6 +14,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 
+from . import conf
 from .routing import partition_of, queue_name
 
 log = logging.getLogger("objects.tasks")
@@ -68,12 +69,22 @@ def drain_partition(partition: int) -> int:
     the counter from 0 to 1 publishes, and the drain deletes the counter only if no ring counted since it
     read it; otherwise it goes round again. So an unchanged counter proves that the drain's last pass saw
     every invocation rung for (docs/decisions/0002).
+
+    Before letting go, the drain lingers up to OBJECTS_DRAIN_LINGER_MS on the partition's wake list, which
+    every ring pushes to: while it holds the counter no ring publishes a Celery message, so calls arriving
+    one after another are run without one. It stops lingering when a ring wakes another partition this
+    (single-process) worker consumes, and hands its partition back to the queue after DRAIN_TASK_LIMIT
+    seconds, so the worker's other messages (other partitions, timed retries, sweeps) are not held up.
     """
     from .partition import drain_pass
 
     bell = partition_bell_key(partition)
-    seen = _bell_read(bell, ttl=PARTITION_BELL_TTL)
-    renewed = time.monotonic()
+    seen = _bell_read(
+        bell, ttl=PARTITION_BELL_TTL, hints=[partition_wake_key(partition), partition_published_key(partition)]
+    )
+    started = renewed = time.monotonic()
+    linger = conf.get("OBJECTS_DRAIN_LINGER_MS") / 1000
+    overdue = False
     total = 0
     while True:
         result = drain_pass(partition)
@@ -85,9 +96,56 @@ def drain_partition(partition: int) -> int:
             continue
         if seen is None:  # Redis was unreachable: every ring publishes its own message meanwhile
             return total
+        overdue = overdue or time.monotonic() - started > DRAIN_TASK_LIMIT
+        if linger and not overdue:
+            woke = _linger(partition, linger)
+            if woke == "mine":
+                seen = _bell_read(bell)  # read before the next pass, as at the start
+                if seen is None:
+                    return total
+                continue
+            overdue = woke == "other"
         seen = _bell_release(bell, seen)
         if seen is None:
             return total
+        if overdue:  # rings keep coming: keep the counter, queue the partition again behind the others
+            ring_partition(partition, force=True)
+            return total
+
+
+DRAIN_TASK_LIMIT = 1.0  # seconds a drain lingers and goes round before it lets the worker's queue move
+WAKE_PREFIX = "objects:wake:"
+PUBLISHED_PREFIX = "objects:published:"
+_consumed: list[int] = []  # partitions this worker process consumes (set when it starts)
+_single = False  # one task at a time in this process (solo pool, or prefork's child): linger on all of them
+
+
+def partition_wake_key(partition: int) -> str:
+    return f"{WAKE_PREFIX}{partition}"
+
+
+def partition_published_key(partition: int) -> str:
+    return f"{PUBLISHED_PREFIX}{partition}"
+
+
+def _linger(partition: int, seconds: float) -> str | None:
+    """Wait for a ring of `partition`: "mine" when one came, None after `seconds`. In a single-task worker a
+    Celery message published for another partition it consumes ends the wait ("other"), so that message is
+    taken soon instead of after the linger."""
+    from .notify import client
+
+    mine = partition_wake_key(partition)
+    keys = [mine]
+    if _single:
+        keys += [partition_published_key(p) for p in _consumed if p != partition]
+    try:
+        got = client().blpop(keys, timeout=seconds)
+    except Exception:  # noqa: BLE001 - Redis down: stop lingering, let go of the partition
+        return None
+    if got is None:
+        return None
+    woke = got[0].decode() if isinstance(got[0], bytes) else str(got[0])
+    return "mine" if woke == mine else "other"
 
 
 @shared_task(name="objects.sweep", ignore_result=True)
@@ -97,19 +155,23 @@ def sweep() -> dict[str, int]:
     return run_sweep()
 
 
-def _bell_read(bell: str, ttl: int | None = None) -> str | None:
+def _bell_read(bell: str, ttl: int | None = None, hints: list[str] | None = None) -> str | None:
     """The counter's value as text ('' when absent), or None when Redis is unreachable. With `ttl`, the
-    counter's expiry is renewed in the same round trip."""
+    counter's expiry is renewed in the same round trip; `hints` (wake lists the pass about to run makes
+    stale) are deleted in it."""
     from .notify import client
 
     try:
-        if ttl is None:
+        if ttl is None and not hints:
             value = client().get(bell)
         else:
             with client().pipeline(transaction=False) as pipe:
                 pipe.get(bell)
-                pipe.expire(bell, ttl)
-                value, _ = pipe.execute()
+                if ttl is not None:
+                    pipe.expire(bell, ttl)
+                if hints:
+                    pipe.delete(*hints)
+                value = pipe.execute()[0]
     except Exception:  # noqa: BLE001 - Redis down: every ring publishes; one pass, then stop
         return None
     return "" if value is None else value.decode() if isinstance(value, bytes) else str(value)
@@ -140,17 +202,36 @@ def _bell_release(bell: str, seen: str | None) -> str | None:
     return None if now is None else (now.decode() if isinstance(now, bytes) else str(now))
 
 
+# Count a ring of the partition. The counter's expiry is set by the first ring only, so a counter left by a
+# dead drain runs out however many rings follow; a live drain renews it. A later ring wakes the drain that
+# holds the counter (the partition's wake list); the first one, which publishes a Celery message, tells a
+# drain of another partition lingering in the same single-task worker to make way (the "published" list).
+_RING = """
+local count = redis.call('INCR', KEYS[1])
+local hint = KEYS[2]
+if count == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+    hint = KEYS[3]
+end
+redis.call('LPUSH', hint, '1')
+redis.call('LTRIM', hint, 0, 0)
+redis.call('EXPIRE', hint, ARGV[1])
+return count
+"""
+_ring_script = None
+
+
 def _partition_bell_count(partition: int) -> bool:
-    """Count a ring of the partition; True when it is the first since its last drain finished (publish).
-    The expiry is set by the first ring only, so a counter left by a dead drain runs out."""
+    """Count a ring of the partition (one round trip); True when it is the first since its last drain
+    finished, so it must publish."""
     from .notify import client
 
-    bell = partition_bell_key(partition)
+    global _ring_script
     try:
-        with client().pipeline(transaction=True) as pipe:
-            pipe.set(bell, 0, ex=PARTITION_BELL_TTL, nx=True)
-            pipe.incr(bell)
-            _, count = pipe.execute()
+        if _ring_script is None:
+            _ring_script = client().register_script(_RING)
+        keys = [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
+        count = _ring_script(keys=keys, args=[PARTITION_BELL_TTL])
     except Exception:  # noqa: BLE001 - Redis down: ring anyway (a duplicate drain is harmless)
         return True
     return int(count) == 1
@@ -205,6 +286,10 @@ def _reset_partition_bells(sender: Any = None, **kwargs: Any) -> None:
     prefix = queue_name(0)[:-1]
     numbers = [name[len(prefix) :] for name in queues if name.startswith(prefix)]
     partitions = [int(number) for number in numbers if number.isdigit()]
+    global _consumed, _single
+    _consumed = partitions
+    pool = str(getattr(getattr(sender, "controller", None), "pool_cls", "")).lower()
+    _single = "solo" in pool or "prefork" in pool or getattr(getattr(sender, "controller", None), "concurrency", 0) == 1
     from .notify import client
 
     for partition in partitions:

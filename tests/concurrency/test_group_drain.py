@@ -41,7 +41,8 @@ def published(monkeypatch, redis_client):
     monkeypatch.setattr(
         tasks.drain, "apply_async", lambda args, **options: sent.append(("k", *args[:2], options.get("countdown")))
     )
-    bells = [tasks.partition_bell_key(p) for p in range(8)]
+    bells = [key(p) for p in range(8) for key in (tasks.partition_bell_key, tasks.partition_wake_key)]
+    bells += [tasks.partition_published_key(p) for p in range(8)]
     redis_client.delete(*bells)
     _slow.clear()
     yield sent
@@ -145,3 +146,99 @@ def test_a_slow_key_is_left_to_per_key_drains_and_does_not_hold_back_its_partiti
     drain_pass(PARTITION)  # and that one, still to come, covers later passes: no third message
     assert len(published) == 2
     assert published[1][:3] == ("k", "Recorder", slow) and 0.3 < published[1][3] <= 0.5
+
+
+# The drain's linger (objects/tasks.py): calls that follow one another run without a Celery message each.
+
+
+@pytest.fixture
+def drain_in_thread():
+    import threading
+
+    from django.db import connections
+
+    threads = []
+
+    def start(partition: int) -> threading.Thread:
+        def run() -> None:
+            try:
+                tasks.drain_partition(partition)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        threads.append(thread)
+        return thread
+
+    yield start
+    for thread in threads:
+        thread.join(10)
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_lingering_drain_runs_the_next_call_without_a_celery_message(
+    published, settings, monkeypatch, drain_in_thread, redis_client
+):
+    settings.OBJECTS_DRAIN_LINGER_MS = 1500
+    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 10.0)
+    (key,) = keys_in(PARTITION, 1, "linger")
+    objects.send("Recorder", key, "append", {"value": 1})
+    assert published == [("p", PARTITION)]
+    drain = drain_in_thread(PARTITION)  # what the worker does with that message
+    assert wait_until(lambda: statuses(key) == [Status.SUCCEEDED])
+
+    objects.send("Recorder", key, "append", {"value": 2})  # the drain still holds the partition: no message
+    assert wait_until(lambda: statuses(key) == [Status.SUCCEEDED] * 2, timeout=1.0)
+    assert published == [("p", PARTITION)]
+    assert drain.is_alive()
+    drain.join(5)  # after a quiet linger it lets go, and the next call publishes again
+    assert not drain.is_alive()
+    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None
+    objects.send("Recorder", key, "append", {"value": 3})
+    assert published == [("p", PARTITION), ("p", PARTITION)]
+
+
+def test_a_message_for_another_partition_of_a_single_task_worker_ends_the_linger(
+    published, settings, monkeypatch, drain_in_thread
+):
+    import time
+
+    settings.OBJECTS_DRAIN_LINGER_MS = 3000
+    other = PARTITION + 1
+    monkeypatch.setattr(tasks, "_single", True)
+    monkeypatch.setattr(tasks, "_consumed", [PARTITION, other])
+    tasks.ring_partition(PARTITION)
+    drain = drain_in_thread(PARTITION)
+    time.sleep(0.3)
+    assert drain.is_alive()  # lingering
+    objects.send("Recorder", keys_in(other, 1, "other")[0], "append", {"value": 1})
+    drain.join(1.0)  # well before its 3 s linger: the worker can take the other partition's message now
+    assert not drain.is_alive()
+    assert published == [("p", PARTITION), ("p", other)]
+
+
+def test_a_drain_rung_past_its_time_limit_queues_its_partition_again(
+    published, monkeypatch, drain_in_thread, redis_client
+):
+    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 0.0)
+    (key,) = keys_in(PARTITION, 1, "overdue")
+    objects.send("Recorder", key, "hold", {"sleep": 0.5})
+    drain = drain_in_thread(PARTITION)
+    assert redis_client.blpop([f"entered:{key}"], timeout=5)  # the pass is running the handler
+    objects.send("Recorder", key, "append", {"value": 2})  # rung meanwhile: counted, not published
+    drain.join(5)
+    assert not drain.is_alive()
+    assert published == [("p", PARTITION), ("p", PARTITION)]  # the drain queued the partition again
+    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is not None  # and kept its counter
+    assert statuses(key) == [Status.SUCCEEDED, Status.PENDING]
