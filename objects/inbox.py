@@ -51,6 +51,7 @@ class KeyRunner:
         self.state = StateCache.for_instance(instance.pk)
         self.finished: list[Invocation] = []
         self.retry_at: float | None = None
+        self.longest = 0.0  # seconds the slowest handler run here took
         self._counted: str | None = None  # the start counter of the handler run last, not yet cleared
 
     def count_start(self, invocation: Invocation) -> int:
@@ -118,7 +119,10 @@ class KeyRunner:
                         self.retry_at = (invocation.not_before - now).total_seconds()
                         break
                     continue
-                if not self.run(invocation):
+                started = time.monotonic()
+                go_on = self.run(invocation)
+                self.longest = max(self.longest, time.monotonic() - started)
+                if not go_on:
                     break
         except BaseException:
             self.clear_start()  # only a process that dies mid-handler leaves a start counted

@@ -8,9 +8,10 @@ savepoint. What the group adds, and how it keeps the keys independent:
 - a key whose row another transaction holds (a per-key drain, a ctx.call callee lock, an edit) is handed to
   a per-key drain (objects.drain) that comes back until the row is free: the group never waits for a lock;
 - a key whose head is backing off is not picked until its retry is due (its timed per-key doorbell runs it);
-- a pass stops taking keys once it has run for OBJECTS_GROUP_BUDGET_MS and commits, and a key whose handlers
-  ran longer than that is run by per-key drains for a minute, so a slow handler delays at most the
-  keys of its pass, once, not every later call to the partition;
+- a pass stops taking keys (and a key stops taking invocations) once it has run for
+  OBJECTS_GROUP_BUDGET_MS, and commits; a key with a handler that ran longer than that is run by per-key
+  drains for a minute, so a slow handler delays at most the keys of its pass, once, not every later call
+  to the partition (a key that is merely busy stays in the group: its next invocations go in the next pass);
 - a database error loses the whole pass (nothing of it committed) and hands every key to a per-key drain.
 """
 
@@ -86,13 +87,12 @@ def drain_pass(partition: int) -> PassResult:
                     key_started = time.monotonic()
                     mine = heads.get(candidate.instance_id, [])
                     complete = runner.run_inbox(mine, now, deadline=key_started + budget)
-                    if not complete or time.monotonic() - key_started > budget:
-                        # its handlers outran the budget: per-key drains run it for a while
+                    if runner.longest > budget:  # one handler outran the budget: per-key drains run it a while
                         if len(_slow) > 10_000:
                             _slow.clear()
                         _slow[(candidate.type_name, candidate.key)] = time.monotonic() + SLOW_FOR
                     if not complete or (len(mine) == batch and runner.retry_at is None):
-                        result.more = True
+                        result.more = True  # a busy key's next invocations go in the next pass
             except BaseException:
                 for runner in runners:
                     runner.clear_start()

@@ -148,6 +148,20 @@ def test_a_slow_key_is_left_to_per_key_drains_and_does_not_hold_back_its_partiti
     assert published[1][:3] == ("k", "Recorder", slow) and 0.3 < published[1][3] <= 0.5
 
 
+def test_a_busy_key_of_quick_handlers_stays_in_the_group(published, settings):
+    settings.OBJECTS_GROUP_BUDGET_MS = 100
+    (key,) = keys_in(PARTITION, 1, "busy-quick")
+    for _ in range(20):
+        objects.send("Recorder", key, "hold", {"sleep": 0.01})  # 20 quick handlers outrun the budget together
+    published.clear()
+    first = drain_pass(PARTITION)
+    assert first.more and 2 <= first.ran < 20  # stopped at the budget, the rest left for the next pass
+    while drain_pass(PARTITION).ran:
+        pass
+    assert statuses(key) == [Status.SUCCEEDED] * 20
+    assert published == []  # never handed to a per-key drain: no handler was slow
+
+
 # The drain's linger (objects/tasks.py): calls that follow one another run without a Celery message each.
 
 
