@@ -72,9 +72,10 @@ def drain_partition(partition: int) -> int:
 
     Before letting go, the drain lingers up to OBJECTS_DRAIN_LINGER_MS on the partition's wake list, which
     every ring pushes to: while it holds the counter no ring publishes a Celery message, so calls arriving
-    one after another are run without one. It stops lingering when a ring wakes another partition this
-    (single-process) worker consumes, and hands its partition back to the queue after DRAIN_TASK_LIMIT
-    seconds, so the worker's other messages (other partitions, timed retries, sweeps) are not held up.
+    one after another are run without one. It stops lingering when a Celery message is published for
+    another partition this worker consumes, and hands its partition back to the queue after
+    DRAIN_TASK_LIMIT seconds, so the worker's other messages (other partitions, timed retries, sweeps) are
+    not held up.
     """
     from .partition import drain_pass
 
@@ -117,7 +118,6 @@ DRAIN_TASK_LIMIT = 1.0  # seconds a drain lingers and goes round before it lets 
 WAKE_PREFIX = "objects:wake:"
 PUBLISHED_PREFIX = "objects:published:"
 _consumed: list[int] = []  # partitions this worker process consumes (set when it starts)
-_single = False  # one task at a time in this process (solo pool, or prefork's child): linger on all of them
 
 
 def partition_wake_key(partition: int) -> str:
@@ -129,15 +129,14 @@ def partition_published_key(partition: int) -> str:
 
 
 def _linger(partition: int, seconds: float) -> str | None:
-    """Wait for a ring of `partition`: "mine" when one came, None after `seconds`. In a single-task worker a
-    Celery message published for another partition it consumes ends the wait ("other"), so that message is
-    taken soon instead of after the linger."""
+    """Wait for a ring of `partition`: "mine" when one came, None after `seconds`. A Celery message published
+    for another partition this worker consumes ends the wait ("other"): in a solo worker that message waits
+    for this task to end, and in a thread pool this thread may be the one it needs."""
     from .notify import client
 
     mine = partition_wake_key(partition)
     keys = [mine]
-    if _single:
-        keys += [partition_published_key(p) for p in _consumed if p != partition]
+    keys += [partition_published_key(p) for p in _consumed if p != partition]
     try:
         got = client().blpop(keys, timeout=seconds)
     except Exception:  # noqa: BLE001 - Redis down: stop lingering, let go of the partition
@@ -205,7 +204,7 @@ def _bell_release(bell: str, seen: str | None) -> str | None:
 # Count a ring of the partition. The counter's expiry is set by the first ring only, so a counter left by a
 # dead drain runs out however many rings follow; a live drain renews it. A later ring wakes the drain that
 # holds the counter (the partition's wake list); the first one, which publishes a Celery message, tells a
-# drain of another partition lingering in the same single-task worker to make way (the "published" list).
+# drain of another partition lingering in a worker that consumes it to make way (the "published" list).
 _RING = """
 local count = redis.call('INCR', KEYS[1])
 local hint = KEYS[2]
@@ -286,10 +285,8 @@ def _reset_partition_bells(sender: Any = None, **kwargs: Any) -> None:
     prefix = queue_name(0)[:-1]
     numbers = [name[len(prefix) :] for name in queues if name.startswith(prefix)]
     partitions = [int(number) for number in numbers if number.isdigit()]
-    global _consumed, _single
+    global _consumed
     _consumed = partitions
-    pool = str(getattr(getattr(sender, "controller", None), "pool_cls", "")).lower()
-    _single = "solo" in pool or "prefork" in pool or getattr(getattr(sender, "controller", None), "concurrency", 0) == 1
     from .notify import client
 
     for partition in partitions:

@@ -168,8 +168,10 @@ def live(workers, django_db_reset_sequences, redis_client) -> Iterator[Workers]:
 
 
 def settle(redis_client, timeout: float = 15.0, quiet: float = 0.3) -> None:
-    """Wait until no doorbell is queued and no other database session is inside a transaction for `quiet`
-    seconds, so the test database can be flushed without a deadlock against a worker still draining."""
+    """Wait until no doorbell is queued, no partition's drain is running or lingering (they hold the
+    partition's counter) and no other database session is inside a transaction for `quiet` seconds, so the
+    test database can be flushed without a deadlock against a worker still draining, and the next test's
+    calls are not taken by a drain left over from this one."""
     from django.db import connection, connections
 
     from objects.routing import all_queues
@@ -180,6 +182,7 @@ def settle(redis_client, timeout: float = 15.0, quiet: float = 0.3) -> None:
     while time.monotonic() < deadline:
         try:
             queued = sum(redis_client.llen(name) for name in queues)
+            queued += len(redis_client.keys("objects:pbell:*"))
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
