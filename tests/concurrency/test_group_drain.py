@@ -258,3 +258,17 @@ def test_a_drain_rung_past_its_time_limit_queues_its_partition_again(
     assert published == [("p", PARTITION), ("p", PARTITION)]  # the drain queued the partition again
     assert redis_client.get(tasks.partition_bell_key(PARTITION)) is not None  # and kept its counter
     assert statuses(key) == [Status.SUCCEEDED, Status.PENDING]
+
+
+def test_a_drain_with_a_backlog_queues_its_partition_again_after_its_time_limit(
+    published, settings, monkeypatch, drain_in_thread, redis_client
+):
+    settings.OBJECTS_BATCH_SIZE = 1
+    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 0.0)
+    (key,) = keys_in(PARTITION, 1, "backlog")
+    for n in range(3):
+        objects.send("Recorder", key, "append", {"value": n})
+    drain_in_thread(PARTITION).join(5)
+    assert statuses(key) == [Status.SUCCEEDED, Status.PENDING, Status.PENDING]  # one pass, then it made way
+    assert published == [("p", PARTITION), ("p", PARTITION)]
+    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is not None
