@@ -119,10 +119,6 @@ def drain_pass(partition: int) -> PassResult:
     return result
 
 
-def has_runnable(partition: int) -> bool:
-    return bool(_runnable_keys(partition, timezone.now(), 1))
-
-
 def _is_slow(candidate: Candidate) -> bool:
     until = _slow.get((candidate.type_name, candidate.key))
     if until is None:

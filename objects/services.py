@@ -6,6 +6,7 @@ Each is a plain function with keyword-only arguments; views, admin actions and t
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 from datetime import timedelta
@@ -94,46 +95,52 @@ def invocation_insert(invocation: Invocation) -> Invocation:
     """Insert a new invocation row for its (type, key), the key's row found by the same statement (the
     ingress's hot path: one raw `INSERT ... SELECT`; the ORM's `create()` spent more CPU building the
     statement than PostgreSQL spent running it). A new key gets its row first, then the row is inserted."""
-    fields = _INSERT_FIELDS
-    table = connection.ops.quote_name(Invocation._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
-    if invocation.instance_id is None and connection.features.can_return_columns_from_insert:
-        values = ["k.id" if field.attname == "instance_id" else "%s" for field in fields]
-        params = [
-            field.get_db_prep_save(field.pre_save(invocation, True), connection)
-            for field in fields
-            if field.attname != "instance_id"
-        ]
-        sql = (
-            f"INSERT INTO {table} ({columns}) SELECT {', '.join(values)} FROM "
-            f'{connection.ops.quote_name(Instance._meta.db_table)} k WHERE k.type_name = %s AND k."key" = %s '
-            "RETURNING id, instance_id"
-        )
+    returning = connection.features.can_return_columns_from_insert
+    by_key, by_id = _insert_sql(connection.vendor)
+    if invocation.instance_id is None and returning:
+        params = [_prepared(invocation, field) for field in _INSERT_FIELDS if field.attname != "instance_id"]
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, invocation.type_name, invocation.key])
+            cursor.execute(by_key, [*params, invocation.type_name, invocation.key])
             row = cursor.fetchone()
         if row is not None:
             invocation.pk, invocation.instance_id = row
-            invocation._state.adding = False
-            invocation._state.db = connection.alias
-            return invocation
-    if invocation.instance_id is None:  # a new key (or a database without INSERT ... RETURNING)
-        invocation.instance_id = instance_id_ensure(invocation.type_name, invocation.key)
-    values = [field.get_db_prep_save(field.pre_save(invocation, True), connection) for field in fields]
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-    with connection.cursor() as cursor:
-        if connection.features.can_return_columns_from_insert:
-            cursor.execute(sql + " RETURNING id", values)
-            invocation.pk = cursor.fetchone()[0]
-        else:
-            cursor.execute(sql, values)
-            invocation.pk = cursor.lastrowid
+    if invocation.pk is None:
+        if invocation.instance_id is None:  # a new key (or a database without INSERT ... RETURNING)
+            invocation.instance_id = instance_id_ensure(invocation.type_name, invocation.key)
+        values = [_prepared(invocation, field) for field in _INSERT_FIELDS]
+        with connection.cursor() as cursor:
+            if returning:
+                cursor.execute(by_id + " RETURNING id", values)
+                invocation.pk = cursor.fetchone()[0]
+            else:
+                cursor.execute(by_id, values)
+                invocation.pk = cursor.lastrowid
     invocation._state.adding = False
     invocation._state.db = connection.alias
     return invocation
 
 
 _INSERT_FIELDS = [f for f in Invocation._meta.concrete_fields if not f.primary_key]
+
+
+def _prepared(invocation: Invocation, field: Any) -> Any:
+    return field.get_db_prep_save(field.pre_save(invocation, True), connection)
+
+
+@functools.cache
+def _insert_sql(vendor: str) -> tuple[str, str]:
+    """The two INSERT texts, built once per database kind: with the key's row looked up by (type, key),
+    and with a known instance id."""
+    quote = connection.ops.quote_name
+    table = quote(Invocation._meta.db_table)
+    columns = ", ".join(quote(str(field.column)) for field in _INSERT_FIELDS)
+    selected = ", ".join("k.id" if field.attname == "instance_id" else "%s" for field in _INSERT_FIELDS)
+    by_key = (
+        f"INSERT INTO {table} ({columns}) SELECT {selected} FROM {quote(Instance._meta.db_table)} k "
+        'WHERE k.type_name = %s AND k."key" = %s RETURNING id, instance_id'
+    )
+    by_id = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_INSERT_FIELDS))})"
+    return by_key, by_id
 
 
 def _idempotent_match(type_name: str, key: str, handler: str, idempotency_key: str, digest: str) -> Invocation | None:
