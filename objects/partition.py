@@ -1,7 +1,8 @@
-"""The drain of a partition: the inboxes of many keys of one partition in one transaction (group commit).
+"""The drain of partitions: the inboxes of many keys in one transaction (group commit).
 
 The ingress rings a partition, not a key (objects/tasks.py): one Celery message per burst of calls to the
-partition, and one pass here runs every runnable key it finds, up to OBJECTS_GROUP_KEYS keys, each key's
+partition, whose drain covers every partition its worker consumes. One pass here runs every runnable key it
+finds in those partitions, up to OBJECTS_GROUP_KEYS keys, each key's
 next OBJECTS_BATCH_SIZE invocations, under one BEGIN/COMMIT. The per-key guarantees are those of
 objects/inbox.py, unchanged: each key runs under its row lock, from its head, each invocation in its own
 savepoint. What the group adds, and how it keeps the keys independent:
@@ -43,6 +44,7 @@ class Candidate:
     instance_id: int
     type_name: str
     key: str
+    partition: int
 
 
 @dataclass
@@ -51,10 +53,13 @@ class PassResult:
     more: bool = False  # work is left that this pass did not take: the drain goes round again
 
 
-def drain_pass(partition: int) -> PassResult:
-    """One group pass over the partition's runnable keys. Safe to run concurrently with anything."""
+def drain_pass(partitions: int | list[int]) -> PassResult:
+    """One group pass over the runnable keys of one or more partitions (a worker's drain covers all those
+    its worker consumes). Safe to run concurrently with anything."""
+    if isinstance(partitions, int):
+        partitions = [partitions]
     now = timezone.now()
-    candidates = _runnable_keys(partition, now, conf.get("OBJECTS_GROUP_KEYS"))
+    candidates = _runnable_keys(partitions, now, conf.get("OBJECTS_GROUP_KEYS"))
     if not candidates:
         return PassResult()
     group = [c for c in candidates if not _is_slow(c)]
@@ -105,7 +110,7 @@ def drain_pass(partition: int) -> PassResult:
     except DatabaseError as exc:
         # A deadlock victim, a lock timeout, a dropped connection: nothing of the pass committed. Its keys go
         # to per-key drains, which retry with growing pauses.
-        log.warning("group drain of partition %s rolled back, handing its keys to per-key drains: %s", partition, exc)
+        log.warning("group drain of partitions %s rolled back, handing its keys to per-key drains: %s", partitions, exc)
         connection.close_if_unusable_or_obsolete()
         _ring_keys(group, countdown=0.2)
         return PassResult()
@@ -113,8 +118,8 @@ def drain_pass(partition: int) -> PassResult:
 
     for runner in runners:
         if runner.retry_at is not None:  # its head is backing off: a timed doorbell runs it when due
-            ring(runner.instance.type_name, runner.instance.key, countdown=runner.retry_at, partition=partition)
-    _ring_keys(busy, countdown=0.02, partition=partition)
+            ring(runner.instance.type_name, runner.instance.key, countdown=runner.retry_at)
+    _ring_keys(busy, countdown=0.02)
     result.ran = sum(len(runner.finished) for runner in runners)
     return result
 
@@ -147,22 +152,22 @@ def _hand_off_slow(candidates: list[Candidate]) -> None:
         _handed.clear()
 
 
-def _ring_keys(candidates: list[Candidate], countdown: float | None, partition: int | None = None) -> None:
+def _ring_keys(candidates: list[Candidate], countdown: float | None) -> None:
     from .tasks import ring
 
     for candidate in candidates:
-        ring(candidate.type_name, candidate.key, countdown=countdown, partition=partition, force=True)
+        ring(candidate.type_name, candidate.key, countdown=countdown, partition=candidate.partition, force=True)
 
 
 # Raw SQL: these run on every pass; the ORM's query building would cost more than PostgreSQL's work.
 _RUNNABLE_SQL = (
-    'SELECT i.instance_id, k.type_name, k."key", MIN(i.id) AS head FROM {invocation} i '
+    'SELECT i.instance_id, k.type_name, k."key", i.partition, MIN(i.id) AS head FROM {invocation} i '
     "JOIN {instance} k ON k.id = i.instance_id "
-    "WHERE i.partition = %s AND i.status IN ('pending', 'backing_off') "
+    "WHERE i.partition IN ({partitions}) AND i.status IN ('pending', 'backing_off') "
     "AND (i.not_before IS NULL OR i.not_before <= %s) AND k.paused = %s "
     "AND NOT EXISTS (SELECT 1 FROM {invocation} b WHERE b.instance_id = i.instance_id "
     "AND b.status = 'backing_off' AND b.not_before > %s AND b.id < i.id) "
-    'GROUP BY i.instance_id, k.type_name, k."key" ORDER BY head LIMIT %s'
+    'GROUP BY i.instance_id, k.type_name, k."key", i.partition ORDER BY head LIMIT %s'
 )
 _LOCK_SQL = "SELECT id FROM {instance} WHERE id IN ({marks}) AND paused = %s ORDER BY id"
 _HEADS_SQL = (
@@ -178,14 +183,15 @@ def _tables() -> dict[str, str]:
     return {"invocation": quote(Invocation._meta.db_table), "instance": quote(Instance._meta.db_table)}
 
 
-def _runnable_keys(partition: int, now: Any, limit: int) -> list[Candidate]:
-    """Keys of the partition, oldest head first, that have an invocation to run now: not paused, and not held
+def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidate]:
+    """Keys of the partitions, oldest head first, that have an invocation to run now: not paused, and not held
     back by a backing-off head that is not due yet."""
     when = connection.ops.adapt_datetimefield_value(now)
+    sql = _RUNNABLE_SQL.format(partitions=", ".join(["%s"] * len(partitions)), **_tables())
     with connection.cursor() as cursor:
-        cursor.execute(_RUNNABLE_SQL.format(**_tables()), [partition, when, False, when, limit])
+        cursor.execute(sql, [*partitions, when, False, when, limit])
         rows = cursor.fetchall()
-    return [Candidate(int(row[0]), row[1], row[2]) for row in rows]
+    return [Candidate(int(row[0]), row[1], row[2], int(row[3])) for row in rows]
 
 
 def _lock_keys(instance_ids: list[int]) -> set[int]:

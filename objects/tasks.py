@@ -27,20 +27,6 @@ PARTITION_BELL_PREFIX = "objects:pbell:"
 # per-key doorbells keep the partition's keys running.
 PARTITION_BELL_TTL = 10
 
-# Drop a doorbell counter only if no ring counted since the drain read it; otherwise return the new count,
-# and the drain goes round again (an invocation accepted during the drain is never left behind).
-_RELEASE = """
-local now = redis.call('GET', KEYS[1])
-if now == ARGV[1] or (not now and ARGV[1] == '') then
-    redis.call('DEL', KEYS[1])
-    return false
-end
-return now or ''
-"""
-
-
-_release_script = None
-
 
 @shared_task(name="objects.drain", ignore_result=True, acks_late=True)
 def drain(type_name: str, key: str, busy: int = 0) -> int:
@@ -63,56 +49,57 @@ def partition_bell_key(partition: int) -> str:
 
 @shared_task(name="objects.drain_partition", ignore_result=True, acks_late=True)
 def drain_partition(partition: int) -> int:
-    """Doorbell of a partition: run its runnable keys, many per transaction, until a pass finds nothing new.
+    """Doorbell of a partition: run the runnable keys of every partition this worker consumes, many per
+    transaction, until a pass finds nothing new.
 
     A counter per partition in Redis: a ring counts after its invocation committed, only the ring that takes
-    the counter from 0 to 1 publishes, and the drain deletes the counter only if no ring counted since it
-    read it; otherwise it goes round again. So an unchanged counter proves that the drain's last pass saw
-    every invocation rung for (docs/decisions/0002).
+    the counter from 0 to 1 publishes, and the drain deletes the counters only if no ring counted since it
+    read them; otherwise it goes round again. So unchanged counters prove that the drain's last pass saw
+    every invocation rung for (docs/decisions/0002). The drain holds the counters of all the partitions its
+    worker consumes (`_consumed`), not only the one it was rung for, and each pass covers them all: while it
+    runs, no ring to any of them publishes a Celery message, and the worker's partitions share one loop.
 
-    Before letting go, the drain lingers up to OBJECTS_DRAIN_LINGER_MS on the partition's wake list, which
-    every ring pushes to: while it holds the counter no ring publishes a Celery message, so calls arriving
-    one after another are run without one. It stops lingering when a Celery message is published for
-    another partition this worker consumes, and hands its partition back to the queue after
-    DRAIN_TASK_LIMIT seconds, so the worker's other messages (other partitions, timed retries, sweeps) are
-    not held up.
+    Before letting go, the drain lingers up to OBJECTS_DRAIN_LINGER_MS on the partitions' wake lists, which
+    every ring pushes to, so calls arriving one after another are run without a Celery message each. It
+    stops lingering when another Celery message is published to one of its worker's queues (a per-key
+    drain, a drain of a partition whose counter ran out), and hands its partitions back to the queue after
+    DRAIN_TASK_LIMIT seconds, so the worker's other messages (timed retries, busy keys, sweeps) are not held
+    up.
     """
     from .partition import drain_pass
 
-    bell = partition_bell_key(partition)
-    seen = _bell_read(
-        bell, ttl=PARTITION_BELL_TTL, hints=[partition_wake_key(partition), partition_published_key(partition)]
-    )
+    partitions = _partitions_of_worker(partition)
+    seen = _bells_hold(partitions, delete_hints=[partition_published_key(partition)])
     started = renewed = time.monotonic()
     linger = conf.get("OBJECTS_DRAIN_LINGER_MS") / 1000
     overdue = False
     total = 0
     while True:
-        result = drain_pass(partition)
+        result = drain_pass(partitions)
         total += result.ran
         if seen is not None and time.monotonic() - renewed > 1.0:
-            _bell_renew(bell)
+            _bells_renew(partitions)
             renewed = time.monotonic()
         if result.more:
             if time.monotonic() - started > DRAIN_TASK_LIMIT:  # a backlog: let the worker's queue move first
-                ring_partition(partition, force=True)  # the counter stays held: the next drain goes on
+                ring_partition(partition, force=True)  # the counters stay held: the next drain goes on
                 return total
             continue
         if seen is None:  # Redis was unreachable: every ring publishes its own message meanwhile
             return total
         overdue = overdue or time.monotonic() - started > DRAIN_TASK_LIMIT
         if linger and not overdue:
-            woke = _linger(partition, linger)
+            woke = _linger(partitions, linger)
             if woke == "mine":
-                seen = _bell_read(bell)  # read before the next pass, as at the start
+                seen = _bells_hold(partitions)  # read before the next pass, as at the start
                 if seen is None:
                     return total
                 continue
             overdue = woke == "other"
-        seen = _bell_release(bell, seen)
+        seen = _bells_release(partitions, seen)
         if seen is None:
             return total
-        if overdue:  # rings keep coming: keep the counter, queue the partition again behind the others
+        if overdue:  # rings keep coming: keep the counters, queue the partition again behind the others
             ring_partition(partition, force=True)
             return total
 
@@ -123,6 +110,14 @@ PUBLISHED_PREFIX = "objects:published:"
 _consumed: list[int] = []  # partitions this worker process consumes (set when it starts)
 
 
+def _partitions_of_worker(partition: int) -> list[int]:
+    """The partitions a drain rung for `partition` covers: all those its worker consumes (just `partition`
+    outside a worker, or when the worker does not consume it)."""
+    if partition in _consumed:
+        return [partition] + [p for p in _consumed if p != partition]
+    return [partition]
+
+
 def partition_wake_key(partition: int) -> str:
     return f"{WAKE_PREFIX}{partition}"
 
@@ -131,23 +126,21 @@ def partition_published_key(partition: int) -> str:
     return f"{PUBLISHED_PREFIX}{partition}"
 
 
-def _linger(partition: int, seconds: float) -> str | None:
-    """Wait for a ring of `partition`: "mine" when one came, None after `seconds`. A Celery message published
-    for another partition this worker consumes ends the wait ("other"): in a solo worker that message waits
-    for this task to end, and in a thread pool this thread may be the one it needs."""
+def _linger(partitions: list[int], seconds: float) -> str | None:
+    """Wait for a ring of one of `partitions`: "mine" when one came, None after `seconds`. A Celery message
+    published to one of their queues ends the wait ("other"): in a solo worker that message waits for this
+    task to end, and in a thread pool this thread may be the one it needs."""
     from .notify import client
 
-    mine = partition_wake_key(partition)
-    keys = [mine]
-    keys += [partition_published_key(p) for p in _consumed if p != partition]
+    keys = [partition_wake_key(p) for p in partitions] + [partition_published_key(p) for p in partitions]
     try:
         got = client().blpop(keys, timeout=seconds)
-    except Exception:  # noqa: BLE001 - Redis down: stop lingering, let go of the partition
+    except Exception:  # noqa: BLE001 - Redis down: stop lingering, let go of the partitions
         return None
     if got is None:
         return None
     woke = got[0].decode() if isinstance(got[0], bytes) else str(got[0])
-    return "mine" if woke == mine else "other"
+    return "mine" if woke.startswith(WAKE_PREFIX) else "other"
 
 
 @shared_task(name="objects.sweep", ignore_result=True)
@@ -157,57 +150,93 @@ def sweep() -> dict[str, int]:
     return run_sweep()
 
 
-def _bell_read(bell: str, ttl: int | None = None, hints: list[str] | None = None) -> str | None:
-    """The counter's value as text ('' when absent), or None when Redis is unreachable. With `ttl`, the
-    counter's expiry is renewed in the same round trip; `hints` (wake lists the pass about to run makes
-    stale) are deleted in it."""
+# Hold the counters of the drain's partitions: count each (a ring that does not publish, so rings that follow
+# count above 1 and only wake the drain), renew their expiry, and clear the wake lists and hints (ARGV[2:])
+# that the pass about to run makes stale. Returns the counts.
+_HOLD = """
+local counts = {}
+for i = 1, tonumber(ARGV[2]) do
+    counts[i] = tostring(redis.call('INCR', KEYS[i]))
+    redis.call('EXPIRE', KEYS[i], ARGV[1])
+end
+for i = tonumber(ARGV[2]) + 1, #KEYS do
+    redis.call('DEL', KEYS[i])
+end
+return counts
+"""
+# Drop the counters only if no ring counted on any of them since the drain read them (all or none);
+# otherwise return their new values, and the drain goes round again (an invocation accepted during the
+# drain is never left behind). An absent counter reads as ''.
+_RELEASE = """
+local now = {}
+local changed = false
+for i, key in ipairs(KEYS) do
+    now[i] = redis.call('GET', key) or ''
+    if now[i] ~= ARGV[i] then
+        changed = true
+    end
+end
+if not changed then
+    redis.call('DEL', unpack(KEYS))
+    return false
+end
+return now
+"""
+_scripts: dict[str, Any] = {}
+
+
+def _script(name: str, text: str) -> Any:
     from .notify import client
 
+    if name not in _scripts:
+        _scripts[name] = client().register_script(text)
+    return _scripts[name]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bells_hold(partitions: list[int], delete_hints: list[str] | None = None) -> list[str] | None:
+    """Count and hold the partitions' counters before a pass; their values, or None when Redis is unreachable.
+    The partitions' wake lists (and `delete_hints`) are cleared in the same round trip."""
+    bells = [partition_bell_key(p) for p in partitions]
+    hints = [partition_wake_key(p) for p in partitions] + (delete_hints or [])
     try:
-        if ttl is None and not hints:
-            value = client().get(bell)
-        else:
-            with client().pipeline(transaction=False) as pipe:
-                pipe.get(bell)
-                if ttl is not None:
-                    pipe.expire(bell, ttl)
-                if hints:
-                    pipe.delete(*hints)
-                value = pipe.execute()[0]
+        counts = _script("hold", _HOLD)(keys=bells + hints, args=[PARTITION_BELL_TTL, len(bells)])
     except Exception:  # noqa: BLE001 - Redis down: every ring publishes; one pass, then stop
         return None
-    return "" if value is None else value.decode() if isinstance(value, bytes) else str(value)
+    return [_text(count) for count in counts]
 
 
-def _bell_renew(bell: str) -> None:
+def _bells_renew(partitions: list[int]) -> None:
     from .notify import client
 
     try:
-        client().expire(bell, PARTITION_BELL_TTL)
+        with client().pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.expire(partition_bell_key(partition), PARTITION_BELL_TTL)
+            pipe.execute()
     except Exception:  # noqa: BLE001 - an expired counter only lets one more drain start
         pass
 
 
-def _bell_release(bell: str, seen: str | None) -> str | None:
-    """Delete the counter if it still reads `seen` (None: done); otherwise its new value (drain again)."""
-    from .notify import client
-
+def _bells_release(partitions: list[int], seen: list[str] | None) -> list[str] | None:
+    """Delete the counters if they all still read `seen` (None: done); otherwise their new values (drain
+    again)."""
     if seen is None:
         return None
-    global _release_script
     try:
-        if _release_script is None:
-            _release_script = client().register_script(_RELEASE)
-        now = _release_script(keys=[bell], args=[seen])
+        now = _script("release", _RELEASE)(keys=[partition_bell_key(p) for p in partitions], args=seen)
     except Exception:  # noqa: BLE001 - Redis down: rings publish without the counter, nothing waits on it
         return None
-    return None if now is None else (now.decode() if isinstance(now, bytes) else str(now))
+    return None if now is None else [_text(value) for value in now]
 
 
 # Count a ring of the partition. The counter's expiry is set by the first ring only, so a counter left by a
 # dead drain runs out however many rings follow; a live drain renews it. A later ring wakes the drain that
 # holds the counter (the partition's wake list); the first one, which publishes a Celery message, tells a
-# drain of another partition lingering in a worker that consumes it to make way (the "published" list).
+# drain lingering in a worker that consumes the partition to make way (the "published" list).
 _RING = """
 local count = redis.call('INCR', KEYS[1])
 local hint = KEYS[2]
@@ -220,23 +249,32 @@ redis.call('LTRIM', hint, 0, 0)
 redis.call('EXPIRE', hint, ARGV[1])
 return count
 """
-_ring_script = None
 
 
 def _partition_bell_count(partition: int) -> bool:
     """Count a ring of the partition (one round trip); True when it is the first since its last drain
     finished, so it must publish."""
-    from .notify import client
-
-    global _ring_script
     try:
-        if _ring_script is None:
-            _ring_script = client().register_script(_RING)
         keys = [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
-        count = _ring_script(keys=keys, args=[PARTITION_BELL_TTL])
+        count = _script("ring", _RING)(keys=keys, args=[PARTITION_BELL_TTL])
     except Exception:  # noqa: BLE001 - Redis down: ring anyway (a duplicate drain is harmless)
         return True
     return int(count) == 1
+
+
+def _hint_published(partition: int) -> None:
+    """Tell a drain lingering in the worker that consumes `partition` that a message waits in its queue."""
+    from .notify import client
+
+    key = partition_published_key(partition)
+    try:
+        with client().pipeline(transaction=False) as pipe:
+            pipe.lpush(key, "1")
+            pipe.ltrim(key, 0, 0)
+            pipe.expire(key, PARTITION_BELL_TTL)
+            pipe.execute()
+    except Exception:  # noqa: BLE001 - without the hint the drain makes way within DRAIN_TASK_LIMIT
+        pass
 
 
 def ring_partition(partition: int, *, force: bool = False) -> bool:
@@ -274,6 +312,7 @@ def ring(
     except Exception as exc:  # noqa: BLE001 - the invocation is committed; a lost doorbell is swept later
         log.warning("doorbell for %s/%s not delivered (%s); the sweeper will re-dispatch it", type_name, key, exc)
         return False
+    _hint_published(partition)
     return True
 
 

@@ -226,9 +226,28 @@ def test_a_lingering_drain_runs_the_next_call_without_a_celery_message(
     assert published == [("p", PARTITION), ("p", PARTITION)]
 
 
-def test_a_message_for_another_partition_of_the_worker_ends_the_linger(
-    published, settings, monkeypatch, drain_in_thread
+def test_a_drain_runs_every_partition_its_worker_consumes_without_a_message_each(
+    published, settings, monkeypatch, drain_in_thread, redis_client
 ):
+    settings.OBJECTS_DRAIN_LINGER_MS = 1500
+    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 10.0)
+    other = PARTITION + 1
+    monkeypatch.setattr(tasks, "_consumed", [other, PARTITION])
+    (mine,), (theirs,) = keys_in(PARTITION, 1, "worker"), keys_in(other, 1, "worker")
+    objects.send("Recorder", mine, "append", {"value": 1})
+    drain = drain_in_thread(PARTITION)
+    assert wait_until(lambda: statuses(mine) == [Status.SUCCEEDED])
+
+    objects.send("Recorder", theirs, "append", {"value": 2})  # the worker's other partition: held too
+    assert wait_until(lambda: statuses(theirs) == [Status.SUCCEEDED], timeout=1.0)
+    assert published == [("p", PARTITION)]  # one Celery message for both partitions
+    drain.join(5)
+    assert not drain.is_alive()
+    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None  # both let go together
+    assert redis_client.get(tasks.partition_bell_key(other)) is None
+
+
+def test_a_message_for_the_worker_ends_the_linger(published, settings, monkeypatch, drain_in_thread):
     import time
 
     settings.OBJECTS_DRAIN_LINGER_MS = 3000
@@ -238,10 +257,10 @@ def test_a_message_for_another_partition_of_the_worker_ends_the_linger(
     drain = drain_in_thread(PARTITION)
     time.sleep(0.3)
     assert drain.is_alive()  # lingering
-    objects.send("Recorder", keys_in(other, 1, "other")[0], "append", {"value": 1})
-    drain.join(1.0)  # well before its 3 s linger: the worker can take the other partition's message now
+    tasks.ring("Recorder", keys_in(other, 1, "other")[0], force=True)  # a per-key drain for its worker
+    drain.join(1.0)  # well before its 3 s linger: the worker can take that message now
     assert not drain.is_alive()
-    assert published == [("p", PARTITION), ("p", other)]
+    assert published == [("p", PARTITION), ("k", "Recorder", keys_in(other, 1, "other")[0], None)]
 
 
 def test_a_drain_rung_past_its_time_limit_queues_its_partition_again(

@@ -37,33 +37,30 @@ def test_forced_and_timed_rings_publish_a_per_key_drain_every_time(published):
 
 def test_release_after_a_quiet_drain_lets_the_next_ring_publish(published):
     tasks.ring("T", "k", partition=PARTITION)
-    bell = tasks.partition_bell_key(PARTITION)
-    seen = tasks._bell_read(bell)
-    assert tasks._bell_release(bell, seen) is None
+    seen = tasks._bells_hold([PARTITION])
+    assert tasks._bells_release([PARTITION], seen) is None
     tasks.ring("T", "k", partition=PARTITION)
     assert len(published) == 2
 
 
 def test_a_ring_during_the_drain_makes_it_go_round_again(published):
     tasks.ring("T", "k", partition=PARTITION)
-    bell = tasks.partition_bell_key(PARTITION)
-    seen = tasks._bell_read(bell, ttl=tasks.PARTITION_BELL_TTL)
+    seen = tasks._bells_hold([PARTITION])
     tasks.ring("T", "other", partition=PARTITION)  # accepted while the drain ran: counted, not published
     assert len(published) == 1
-    again = tasks._bell_release(bell, seen)
+    again = tasks._bells_release([PARTITION], seen)
     assert again is not None and again != seen  # the counter stays: rings are still suppressed
     tasks.ring("T", "k", partition=PARTITION)
     assert len(published) == 1
-    assert tasks._bell_release(bell, tasks._bell_read(bell)) is None
+    assert tasks._bells_release([PARTITION], tasks._bells_hold([PARTITION])) is None
 
 
 def test_a_counter_lost_with_redis_does_not_stop_the_drain_early(published, redis_client):
     tasks.ring("T", "k", partition=PARTITION)
-    bell = tasks.partition_bell_key(PARTITION)
-    seen = tasks._bell_read(bell)
-    redis_client.delete(bell)  # FLUSHALL or a restart during the drain
-    assert tasks._bell_release(bell, seen) == ""  # changed: one more pass, then done
-    assert tasks._bell_release(bell, "") is None
+    seen = tasks._bells_hold([PARTITION])
+    redis_client.delete(tasks.partition_bell_key(PARTITION))  # FLUSHALL or a restart during the drain
+    assert tasks._bells_release([PARTITION], seen) == [""]  # changed: one more pass, then done
+    assert tasks._bells_release([PARTITION], [""]) is None
 
 
 def test_a_counter_left_by_a_dead_drain_runs_out_however_many_rings_follow(published, redis_client):
@@ -73,17 +70,55 @@ def test_a_counter_left_by_a_dead_drain_runs_out_however_many_rings_follow(publi
     for _ in range(20):
         tasks.ring("T", "k", partition=PARTITION)
     assert 0 < redis_client.ttl(bell) <= 2  # later rings do not renew it; only a live drain does
-    assert tasks._bell_read(bell, ttl=tasks.PARTITION_BELL_TTL) == "21"
+    assert tasks._bells_hold([PARTITION]) == ["22"]  # the drain counts itself as one more ring
     assert redis_client.ttl(bell) > 2
 
 
-def test_a_starting_worker_resets_and_rings_the_partitions_it_consumes(published, redis_client):
+def test_a_drain_holds_every_partition_of_its_worker_and_lets_go_of_them_together(published, redis_client):
+    other = PARTITION + 1
+    redis_client.delete(tasks.partition_bell_key(other))
+    tasks.ring("T", "k", partition=PARTITION)
+    assert published == [("p", PARTITION)]
+    seen = tasks._bells_hold([PARTITION, other])  # the drain of PARTITION also holds the idle one
+    assert seen == ["2", "1"]
+    tasks.ring("T", "k2", partition=other)  # counted and woken, not published: the drain runs it
+    assert published == [("p", PARTITION)]
+    assert redis_client.lpop(tasks.partition_wake_key(other)) == b"1"
+    again = tasks._bells_release([PARTITION, other], seen)
+    assert again == ["2", "2"]  # one counter changed: neither is dropped, the drain goes round
+    assert redis_client.get(tasks.partition_bell_key(PARTITION)) == b"2"
+    assert tasks._bells_release([PARTITION, other], again) is None  # a quiet pass: both dropped
+    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None
+    assert redis_client.get(tasks.partition_bell_key(other)) is None
+    tasks.ring("T", "k2", partition=other)
+    assert published == [("p", PARTITION), ("p", other)]
+
+
+def test_a_per_key_ring_tells_a_lingering_drain_of_its_worker_to_make_way(published, redis_client):
+    other = PARTITION + 1
+    redis_client.delete(
+        *[key(p) for p in (PARTITION, other) for key in (tasks.partition_published_key, tasks.partition_wake_key)]
+    )
+    redis_client.delete(tasks.partition_bell_key(other))
+    tasks.ring("T", "k", partition=PARTITION, countdown=0.02, force=True)
+    assert published == [("k", "T", "k", 0)]
+    assert tasks._linger([other, PARTITION], 1.0) == "other"
+    tasks.ring("T", "k", partition=other)
+    assert tasks._linger([other, PARTITION], 1.0) == "other"  # a drain's message: its counter went to 1
+    tasks.ring("T", "k", partition=other)
+    assert tasks._linger([other, PARTITION], 1.0) == "mine"  # a call to a held partition: run it
+    redis_client.delete(tasks.partition_bell_key(other))
+
+
+def test_a_starting_worker_resets_and_rings_the_partitions_it_consumes(published, redis_client, monkeypatch):
     from types import SimpleNamespace
 
     tasks.ring("T", "k", partition=PARTITION)  # a drain that died and left its counter behind
     published.clear()
     queues = {name: SimpleNamespace(name=name) for name in (f"objects.p{PARTITION}", "objects.sweeper")}
     consumer = SimpleNamespace(app=SimpleNamespace(amqp=SimpleNamespace(queues=SimpleNamespace(consume_from=queues))))
+    monkeypatch.setattr(tasks, "_consumed", [])
     tasks._reset_partition_bells(consumer)
     assert published == [("p", PARTITION)]
     assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None
+    assert tasks._consumed == [PARTITION]  # its drains hold and pass every partition it consumes
