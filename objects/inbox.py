@@ -24,7 +24,7 @@ from django.utils import timezone
 from . import conf, notify
 from .errors import InvocationKilled, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, Status
-from .runtime import Frame, InvocationRun, finish, resolve
+from .runtime import Frame, InvocationRun, finish, finish_succeeded, resolve
 from .state import StateCache
 
 log = logging.getLogger("objects.inbox")
@@ -46,8 +46,12 @@ def start_key(public_id: str) -> str:
 class KeyRunner:
     """Runs the inbox of one locked key."""
 
-    def __init__(self, instance: Instance) -> None:
+    def __init__(self, instance: Instance, *, lazy_savepoint: bool = False) -> None:
         self.instance = instance
+        # A group pass on PostgreSQL makes a handler's savepoint only when the handler runs SQL of its own (its
+        # state writes and its finish are one conditional statement that needs none); a per-key drain always
+        # makes one, so it can record the failure of a statement that would lose a whole group pass.
+        self.lazy_savepoint = lazy_savepoint and connection.vendor == "postgresql"
         self.state = StateCache.for_instance(instance.pk)
         self.finished: list[Invocation] = []
         self.retry_at: float | None = None
@@ -144,15 +148,19 @@ class KeyRunner:
             return True
         if self._crashed_too_often(invocation):
             return True
+        if self.lazy_savepoint:
+            self.state.load()  # before the handler: the state read is not the handler's own SQL
         snapshot = self.state.snapshot()
         frame = Frame(invocation.type_name, invocation.key, invocation.handler, handler.kind == "exclusive")
         run = InvocationRun(invocation, handler, self.state, (frame,))
         invocation.started_at = invocation.started_at or timezone.now()
+        guard = LazySavepoint() if self.lazy_savepoint else None
         try:
-            with transaction.atomic():
+            with guard or transaction.atomic():
                 output = run.execute()
-                self.state.flush(invocation_id=invocation.pk)
-                if not finish(invocation, Status.SUCCEEDED, output=output, only_if_open=True):
+                if guard is not None:
+                    guard.handler_done()
+                if not finish_succeeded(invocation, self.state, output):
                     raise InvocationKilled()
         except InvocationKilled:
             self.state.restore(snapshot)
@@ -162,6 +170,8 @@ class KeyRunner:
             if not finish(invocation, Status.FAILED, error=exc, only_if_open=True):
                 self._discard(invocation)
         except Exception as exc:  # noqa: BLE001 - any other error is retryable by contract
+            if isinstance(exc, DatabaseError) and guard is not None and guard.sid is None:
+                raise  # our own statement failed with no savepoint to return to: the pass is lost whole
             self.state.restore(snapshot)
             return self._retry_or_fail(invocation, exc)
         self.finished.append(invocation)
@@ -196,6 +206,53 @@ class KeyRunner:
         log.info("invocation %s failed (attempt %s), retrying in %.2fs: %s", invocation.public_id, attempts, delay, exc)
         self.retry_at = delay
         return False
+
+
+class LazySavepoint:
+    """A handler's savepoint, made just before the first SQL statement the handler runs (a ctx.send, a
+    ctx.call, a journaled step, its own ORM use), or never. Without one, a handler that raises has written
+    nothing, and its success is written by one statement that either applies whole or fails the whole pass
+    (whose keys then go to per-key drains, which always make savepoints). Leaving it: released on success,
+    rolled back (and released, as Django's atomic does) on an exception."""
+
+    def __init__(self) -> None:
+        self.sid: str | None = None
+        self._watching = True
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if self._watching and self.sid is None:
+            self._watching = False  # connection.savepoint() runs a statement through this wrapper too
+            self.sid = connection.savepoint()
+            self._watching = True
+        return execute(sql, params, many, context)
+
+    def handler_done(self) -> None:
+        """The handler returned: what follows is the runner's own finishing statement."""
+        self._watching = False
+        if connection.needs_rollback:  # the handler caught a database error inside an atomic block
+            raise DatabaseError(
+                "The handler caught a database error inside transaction.atomic() and went on; its writes "
+                "were rolled back. Let the error propagate, or catch it outside the atomic block."
+            )
+
+    def __enter__(self) -> LazySavepoint:
+        connection.execute_wrappers.append(self)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        connection.execute_wrappers.remove(self)
+        if exc_type is None:
+            if self.sid is not None:
+                connection.savepoint_commit(self.sid)
+            return
+        if self.sid is not None:
+            connection.needs_rollback = False
+            try:
+                connection.savepoint_rollback(self.sid)
+                connection.savepoint_commit(self.sid)
+            except Exception:
+                connection.needs_rollback = True  # the pass cannot go on: it rolls back whole
+                raise
 
 
 class DrainResult:
@@ -324,13 +381,13 @@ def _converters(conn: Any) -> list[tuple[int, Any, list[Any]]]:
 
 def set_lock_timeout() -> None:
     """Bound every lock wait of this (worker) session, once per database connection, outside a transaction
-    (a SET inside one would be undone by its rollback). Inside a caller's transaction: SET LOCAL, as before."""
+    (a SET inside one would be undone by its rollback). Inside a caller's transaction: local to it, as before."""
     if connection.vendor != "postgresql":
         return
     value = f"{conf.get('OBJECTS_LOCK_TIMEOUT_MS')}ms"
     if connection.in_atomic_block:
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL lock_timeout = %s", [value])
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [value])  # SET LOCAL takes no parameter
         return
     connection.ensure_connection()  # a new session resets the marker (below) before it is read
     if getattr(connection, "_objects_lock_timeout", None) == value:

@@ -86,7 +86,8 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                         result.more = True  # the rest of the group is unlocked at commit and taken next pass
                         break
                     runner = KeyRunner(
-                        Instance(pk=candidate.instance_id, type_name=candidate.type_name, key=candidate.key)
+                        Instance(pk=candidate.instance_id, type_name=candidate.type_name, key=candidate.key),
+                        lazy_savepoint=True,
                     )
                     runners.append(runner)
                     key_started = time.monotonic()

@@ -240,6 +240,101 @@ def finish(
     return True
 
 
+def finish_succeeded(invocation: Invocation, state: StateCache, output: Any) -> bool:
+    """Record a handler's success and write its state changes, only while the invocation is open (an operator
+    may have cancelled or killed it meanwhile: then nothing is written and False is returned).
+
+    On PostgreSQL one statement does it all (data-modifying CTEs, each state write conditional on the finish):
+    one round trip instead of four on the worker's hot path. Elsewhere, the flush then the finish; the
+    caller's savepoint undoes the flush when the finish is refused."""
+    if connection.vendor != "postgresql":
+        state.flush(invocation_id=invocation.pk)
+        return finish(invocation, Status.SUCCEEDED, output=output, only_if_open=True)
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "status": Status.SUCCEEDED,
+        "finished_at": now,
+        "output": output,
+        "started_at": invocation.started_at or now,
+    }
+    sql, params = _finish_open_sql(invocation.pk, fields)
+    pending = state.changes()
+    if pending is not None:
+        more_sql, more_params = _state_write_sql(state, pending, invocation.pk, now)
+        sql += more_sql
+        params += more_params
+        sql += " SELECT (SELECT COUNT(*) FROM f), (SELECT version FROM v)"
+    else:
+        sql += " SELECT COUNT(*), NULL FROM f"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        opened = cursor.fetchone()[0] > 0
+    if not opened:
+        return False
+    if pending is not None:
+        state.flushed()
+    for name, value in fields.items():
+        setattr(invocation, name, value)
+    return True
+
+
+def _finish_open_sql(pk: int, fields: dict[str, Any]) -> tuple[str, list[Any]]:
+    columns = [f"{connection.ops.quote_name(str(_FIELDS[name].column))} = %s" for name in fields]
+    params = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in fields.items()]
+    params += [pk, Status.PENDING.value, Status.BACKING_OFF.value, False]
+    table = connection.ops.quote_name(Invocation._meta.db_table)
+    sql = (
+        f"WITH f AS (UPDATE {table} SET {', '.join(columns)} WHERE id = %s AND status IN (%s, %s) "
+        "AND kill_requested = %s RETURNING id)"
+    )
+    return sql, params
+
+
+def _state_write_sql(
+    state: StateCache, pending: tuple[dict[str, str], list[str]], invocation_id: int, now: Any
+) -> tuple[str, list[Any]]:
+    """The state flush of `StateCache.flush` (entries upserted and deleted, version bumped, history rows with
+    the new value only) as CTEs that run only if `f` (the finish) updated its row."""
+    from .models import StateChange, StateEntry
+    from .state import sql_json
+
+    changed, removed = pending
+    instance_id = state.instance_id
+    entry = connection.ops.quote_name(StateEntry._meta.db_table)
+    when = connection.ops.adapt_datetimefield_value(now)
+    sql = (
+        f", v AS (UPDATE {connection.ops.quote_name(Instance._meta.db_table)} SET version = version + 1, "
+        "changed_at = %s WHERE id = %s AND EXISTS (SELECT 1 FROM f) RETURNING version)"
+    )
+    params: list[Any] = [when, instance_id]
+    if changed:
+        rows = ", ".join(["(%s::bigint, %s::text, %s::jsonb, %s::integer, %s::timestamptz)"] * len(changed))
+        sql += (
+            f", e AS (INSERT INTO {entry} (instance_id, name, value, size, updated_at) SELECT * FROM (VALUES {rows}) x "
+            "WHERE EXISTS (SELECT 1 FROM f) ON CONFLICT (instance_id, name) DO UPDATE SET value = EXCLUDED.value, "
+            "size = EXCLUDED.size, updated_at = EXCLUDED.updated_at)"
+        )
+        for name, text in changed.items():
+            params += [instance_id, name, sql_json(text), len(text.encode()), when]
+    if removed:
+        marks = ", ".join(["%s"] * len(removed))
+        sql += f", d AS (DELETE FROM {entry} WHERE instance_id = %s AND name IN ({marks}) AND EXISTS (SELECT 1 FROM f))"
+        params += [instance_id, *removed]
+    history: list[tuple[str, str, str | None, str | None]]
+    history = [(n, StateChange.Action.SET.value, None, sql_json(t)) for n, t in changed.items()]
+    history += [(n, StateChange.Action.CLEAR.value, sql_json(state.committed_text(n)), None) for n in removed]
+    rows = ", ".join(["(%s::text, %s::text, %s::jsonb, %s::jsonb)"] * len(history))
+    sql += (
+        f", h AS (INSERT INTO {connection.ops.quote_name(StateChange._meta.db_table)} (instance_id, name, action, "
+        "old_value, new_value, version, invocation_id, user_id, at) SELECT %s::bigint, x.name, x.action, x.old, "
+        f"x.new, v.version, %s::bigint, NULL, %s::timestamptz FROM v, (VALUES {rows}) AS x(name, action, old, new))"
+    )
+    params += [instance_id, invocation_id, when]
+    for row in history:
+        params += list(row)
+    return sql, params
+
+
 def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:
     """One UPDATE in raw SQL (it runs once per invocation on the hot path; the ORM's query building cost more
     than the statement). Each field prepares its own value, as the ORM would (JSON null as SQL NULL)."""

@@ -29,7 +29,8 @@ class StateCache:
     def for_instance(cls, instance_id: int | None) -> StateCache:
         return cls(instance_id)
 
-    def _load(self) -> None:
+    def load(self) -> None:
+        """Read the entries (once; a restore after a failed handler forgets them)."""
         if self._loaded:
             return
         rows: list[tuple[str, Any]] = []
@@ -44,24 +45,24 @@ class StateCache:
         self._loaded = True
 
     def get(self, name: str, default: Any = None) -> Any:
-        self._load()
+        self.load()
         text = self._current.get(name)
         return default if text is None else json.loads(text)
 
     def names(self) -> list[str]:
-        self._load()
+        self.load()
         return sorted(self._current)
 
     def set(self, name: str, value: Any) -> None:
-        self._load()
+        self.load()
         self._current[name] = _dumps(value)
 
     def clear(self, name: str) -> None:
-        self._load()
+        self.load()
         self._current.pop(name, None)
 
     def clear_all(self) -> None:
-        self._load()
+        self.load()
         self._current.clear()
 
     def snapshot(self) -> dict[str, str] | None:
@@ -76,18 +77,32 @@ class StateCache:
             return
         self._current = dict(snapshot)
 
+    def changes(self) -> tuple[dict[str, str], list[str]] | None:
+        """What changed since the last flush: (entries set, as JSON texts; entries cleared), or None."""
+        if not self._loaded or self._current == self._committed:
+            return None
+        changed = {n: t for n, t in self._current.items() if self._committed.get(n) != t}
+        return changed, [n for n in self._committed if n not in self._current]
+
+    def committed_text(self, name: str) -> str | None:
+        return self._committed.get(name)
+
+    def flushed(self) -> None:
+        """The changes were written (by `flush` or by the caller's own statement)."""
+        self._committed = dict(self._current)
+
     def flush(self, *, invocation_id: int | None = None, user_id: int | None = None) -> int | None:
         """Write what changed since the last flush; bump the version and record history.
 
         Returns the new version, or None when nothing changed. Runs inside the caller's transaction.
         """
-        if not self._loaded or self._current == self._committed:
+        pending = self.changes()
+        if pending is None:
             return None
+        changed, removed = pending
         instance_id = self.instance_id
         assert instance_id is not None, "only the state of an existing instance can be written"
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        changed = {n: t for n, t in self._current.items() if self._committed.get(n) != t}
-        removed = [n for n in self._committed if n not in self._current]
         # Raw SQL with the JSON texts the cache already holds: no ORM query building and no second
         # encoding of each value (the ORM would decode and re-encode every text). One statement each.
         json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
@@ -96,7 +111,7 @@ class StateCache:
                 values = ", ".join([f"(%s, %s, {json_param}, %s, %s)"] * len(changed))
                 params: list[Any] = []
                 for name, text in changed.items():
-                    params += [instance_id, name, _sql_json(text), len(text.encode()), now]
+                    params += [instance_id, name, sql_json(text), len(text.encode()), now]
                 cursor.execute(
                     f"INSERT INTO {_ENTRY} (instance_id, name, value, size, updated_at) VALUES {values} "
                     "ON CONFLICT (instance_id, name) DO UPDATE SET value = EXCLUDED.value, size = EXCLUDED.size, "
@@ -128,8 +143,8 @@ class StateCache:
                     instance_id,
                     name,
                     str(action),
-                    _sql_json(old),
-                    _sql_json(new),
+                    sql_json(old),
+                    sql_json(new),
                     version,
                     invocation_id,
                     user_id,
@@ -140,11 +155,11 @@ class StateCache:
                 f"user_id, at) VALUES {values}",
                 params,
             )
-        self._committed = dict(self._current)
+        self.flushed()
         return version
 
 
-def _sql_json(text: str | None) -> str | None:
+def sql_json(text: str | None) -> str | None:
     """JSON null is stored as SQL NULL, as the ORM's JSONField stores None."""
     return None if text is None or text == "null" else text
 

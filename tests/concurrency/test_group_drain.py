@@ -291,3 +291,82 @@ def test_a_drain_with_a_backlog_queues_its_partition_again_after_its_time_limit(
     assert statuses(key) == [Status.SUCCEEDED, Status.PENDING, Status.PENDING]  # one pass, then it made way
     assert published == [("p", PARTITION), ("p", PARTITION)]
     assert redis_client.get(tasks.partition_bell_key(PARTITION)) is not None
+
+
+# How a pass writes (objects/inbox.py LazySavepoint, objects/runtime.py finish_succeeded): on PostgreSQL each
+# invocation's state and outcome are one statement, and a savepoint is made only for a handler that runs SQL.
+
+
+def chain_keys_in(partition: int, count: int, prefix: str) -> list[str]:
+    found, n = [], 0
+    while len(found) < count:
+        if partition_of("Chain", f"{prefix}-{n}") == partition:
+            found.append(f"{prefix}-{n}")
+        n += 1
+    return found
+
+
+def test_each_invocation_of_a_pass_is_written_by_one_statement_without_a_savepoint(published):
+    from objects.models import StateChange
+
+    keys = keys_in(PARTITION, 3, "one-statement")
+    for n, key in enumerate(keys):
+        objects.send("Recorder", key, "append", {"value": n})
+        objects.send("Recorder", key, "append", {"value": n + 10})
+    with CaptureQueriesContext(connection) as queries:
+        assert drain_pass(PARTITION).ran == 6
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert not [sql for sql in statements if "SAVEPOINT" in sql]
+    assert sum(sql.startswith("WITH f AS (UPDATE") for sql in statements) == 6
+    assert sum(sql.startswith(("INSERT", "UPDATE", "DELETE")) for sql in statements) == 0  # no other write
+    for n, key in enumerate(keys):
+        assert objects.call("Recorder", key, "items") == [n, n + 10]
+        instance = Instance.objects.get(type_name="Recorder", key=key)
+        assert instance.version == 2
+        history = StateChange.objects.filter(instance=instance).order_by("version")
+        assert [(c.version, c.new_value, c.old_value) for c in history] == [(1, [n], None), (2, [n, n + 10], None)]
+        assert [i.output for i in Invocation.objects.filter(instance=instance).order_by("id")] == [1, 2]
+
+
+def test_an_invocation_killed_before_its_finish_writes_no_state(published):
+    from objects.models import StateChange
+
+    (key,) = keys_in(PARTITION, 1, "killed")
+    objects.send("Recorder", key, "append", {"value": 1})
+    Invocation.objects.filter(type_name="Recorder", key=key).update(kill_requested=True)  # as a kill would
+    drain_pass(PARTITION)
+    instance = Instance.objects.get(type_name="Recorder", key=key)
+    assert statuses(key) == [Status.KILLED]
+    assert (instance.version, objects.call("Recorder", key, "items")) == (0, [])
+    assert not StateChange.objects.filter(instance=instance).exists()
+
+
+def test_a_handler_that_runs_sql_gets_a_savepoint_and_its_failure_undoes_its_writes(published):
+    from objects.models import StateEntry
+
+    (key,) = chain_keys_in(PARTITION, 1, "sends")
+    ok, failing = keys_in(PARTITION + 1, 2, "sent-to")
+    objects.send("Chain", key, "send_then", {"target": ok, "value": 1})
+    objects.send("Chain", key, "send_then", {"target": failing, "value": 2, "then_fail": True})
+    with CaptureQueriesContext(connection) as queries:
+        assert drain_pass(PARTITION).ran == 2
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert sum(sql.startswith("SAVEPOINT") for sql in statements) == 2  # made before each handler's send
+    assert sum(sql.startswith("ROLLBACK TO SAVEPOINT") for sql in statements) == 1
+    assert statuses(ok) == [Status.PENDING]  # the first send was kept
+    assert not Invocation.objects.filter(type_name="Recorder", key=failing).exists()  # the second undone
+    chain_rows = Invocation.objects.filter(type_name="Chain", key=key).order_by("id")
+    assert [i.status for i in chain_rows] == [Status.SUCCEEDED, Status.FAILED]
+    assert not StateEntry.objects.filter(instance__type_name="Chain", instance__key=key).exists()
+
+
+def test_the_hot_statements_are_prepared_on_postgresql(published):
+    (key,) = keys_in(PARTITION, 1, "prepared")
+    for n in range(7):
+        objects.send("Recorder", key, "append", {"value": n})
+        drain_pass(PARTITION)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("MIN(i.id) AS head" in sql for sql in prepared)  # PostgreSQL no longer plans it each pass
+    assert any(sql.startswith("WITH f AS (UPDATE") for sql in prepared)
