@@ -57,6 +57,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
     p.add_argument("--profile", metavar="DIR", help="record py-spy flame graphs of a worker and gunicorn into DIR")
+    p.add_argument(
+        "--pg-stats",
+        metavar="FILE",
+        help="write PostgreSQL's statements by planning + execution time (pg_stat_statements) to FILE",
+    )
     p.add_argument("--keep", action="store_true", help="print the URLs and wait for Enter before stopping")
     args = p.parse_args(argv)
     unknown = set(args.only) - set(WORKLOADS)
@@ -68,8 +73,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
 # -- this project -----------------------------------------------------------------------------------------
 def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Target, dict]:
     say("starting PostgreSQL and Redis (loopback)")
-    database_url = stack.start_postgres()
-    _tune_postgres(database_url, durable=not args.fast_pg, toast=args.toast)
+    stats = "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track_planning = on\n"
+    database_url = stack.start_postgres(extra_conf=stats if args.pg_stats else "")
+    args.database_url = database_url
+    _tune_postgres(database_url, durable=not args.fast_pg, toast=args.toast, stats=bool(args.pg_stats))
     redis_url = stack.start_redis()
     env = {
         "DATABASE_URL": database_url,
@@ -131,7 +138,7 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
     return target, config
 
 
-def _tune_postgres(database_url: str, *, durable: bool, toast: str) -> None:
+def _tune_postgres(database_url: str, *, durable: bool, toast: str, stats: bool = False) -> None:
     """The throwaway cluster starts without fsync; the benchmark measures a durable commit, as Restate's is.
 
     lz4 TOAST compression: a growing state value (and its history row, old and new) is compressed on every
@@ -145,6 +152,8 @@ def _tune_postgres(database_url: str, *, durable: bool, toast: str) -> None:
             conn.execute("ALTER SYSTEM SET synchronous_commit = on")
         conn.execute(f"ALTER SYSTEM SET default_toast_compression = '{toast}'")
         conn.execute("SELECT pg_reload_conf()")
+        if stats:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
 
 def _bench_token() -> str:
@@ -464,6 +473,8 @@ def main(argv: list[str]) -> int:
         results = asyncio.run(measure(targets, args, run_id, cpu_groups(stack)))
         info["rounds"] = max(sum(1 for r in results if r.workload == w and r.system == "django") for w in args.only)
         info["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        if args.pg_stats:
+            _write_pg_stats(args.database_url, Path(args.pg_stats))
         for proc in profilers:
             proc.send_signal(2)
             proc.wait(timeout=60)
@@ -486,6 +497,22 @@ def main(argv: list[str]) -> int:
         say(f"chart written to {CHART.relative_to(ROOT)}")
     say(f"results written to {RESULTS.relative_to(ROOT)}/latest.md and latest.json; logs in {logs.relative_to(ROOT)}")
     return 0 if all(r.correct for r in summary.values()) else 1
+
+
+def _write_pg_stats(database_url: str, path: Path) -> None:
+    """PostgreSQL's statements of the whole run, by time spent planning and executing them."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT calls, round(total_plan_time::numeric, 1), round(total_exec_time::numeric, 1), "
+            "left(regexp_replace(query, '\\s+', ' ', 'g'), 160) FROM pg_stat_statements "
+            "ORDER BY total_exec_time + total_plan_time DESC LIMIT 25"
+        ).fetchall()
+    lines = ["| calls | plan ms | exec ms | statement |", "|---|---|---|---|"]
+    lines += [f"| {calls} | {plan} | {run} | `{query}` |" for calls, plan, run, query in rows]
+    path.write_text("\n".join(lines) + "\n")
+    say(f"PostgreSQL's statements written to {path}")
 
 
 def _start_profilers(stack: Stack, args: argparse.Namespace, logs: Path) -> list[subprocess.Popen]:

@@ -59,24 +59,23 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
     if isinstance(partitions, int):
         partitions = [partitions]
     now = timezone.now()
-    candidates = _runnable_keys(partitions, now, conf.get("OBJECTS_GROUP_KEYS"))
-    if not candidates:
-        return PassResult()
-    group = [c for c in candidates if not _is_slow(c)]
-    _hand_off_slow([c for c in candidates if _is_slow(c)])
-    result = PassResult(more=len(candidates) == conf.get("OBJECTS_GROUP_KEYS"))
-    if not group:
-        return result
+    limit = conf.get("OBJECTS_GROUP_KEYS")
     budget = conf.get("OBJECTS_GROUP_BUDGET_MS") / 1000
     batch = conf.get("OBJECTS_BATCH_SIZE")
+    result = PassResult()
     runners: list[KeyRunner] = []
+    group: list[Candidate] = []
     busy: list[Candidate] = []
+    slow: list[Candidate] = []
     set_lock_timeout()
     try:
         with transaction.atomic():
-            locked = _lock_keys([c.instance_id for c in group])
+            candidates, locked = _claim_keys(partitions, now, limit)
+            result.more = len(candidates) == limit
+            slow = [c for c in candidates if _is_slow(c)]
+            group = [c for c in candidates if c not in slow]
             busy = [c for c in group if c.instance_id not in locked]
-            heads = _inbox_heads(sorted(locked), now, batch)
+            heads = _inbox_heads(sorted(c.instance_id for c in group if c.instance_id in locked), now, batch)
             started = time.monotonic()
             try:
                 for candidate in group:
@@ -115,6 +114,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
         connection.close_if_unusable_or_obsolete()
         _ring_keys(group, countdown=0.2)
         return PassResult()
+    _hand_off_slow(slow)  # after the commit, which let go of their rows
     from .tasks import ring
 
     for runner in runners:
@@ -171,6 +171,16 @@ _RUNNABLE_SQL = (
     'GROUP BY i.instance_id, k.type_name, k."key", i.partition ORDER BY head LIMIT %s'
 )
 _LOCK_SQL = "SELECT id FROM {instance} WHERE id IN ({marks}) AND paused = %s ORDER BY id"
+# PostgreSQL: the runnable keys and their locks in one statement. The inboxes are read by the next statement,
+# whose snapshot is taken after the locks are held (one taken here could predate a drain that committed
+# between it and the lock, and show that drain's invocations as still pending).
+_CLAIM_SQL = (
+    "WITH cand AS (" + _RUNNABLE_SQL + "), "
+    "locked AS (SELECT k.id FROM {instance} k WHERE k.id IN (SELECT instance_id FROM cand) AND k.paused = %s "
+    "ORDER BY k.id FOR UPDATE SKIP LOCKED) "
+    'SELECT c.instance_id, c.type_name, c."key", c.partition, l.id IS NOT NULL FROM cand c '
+    "LEFT JOIN locked l ON l.id = c.instance_id ORDER BY c.head"
+)
 _HEADS_SQL = (
     "SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id) AS rank_ "
     "FROM {invocation} WHERE instance_id IN ({marks}) AND status IN ('pending', 'backing_off') "
@@ -182,6 +192,20 @@ _HEADS_SQL = (
 def _tables() -> dict[str, str]:
     quote = connection.ops.quote_name
     return {"invocation": quote(Invocation._meta.db_table), "instance": quote(Instance._meta.db_table)}
+
+
+def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candidate], set[int]]:
+    """The runnable keys (`_runnable_keys`) and the ids of those whose rows this transaction now holds (the
+    others are held elsewhere, or were paused meanwhile). One statement on PostgreSQL."""
+    if not connection.features.has_select_for_update_skip_locked:
+        candidates = _runnable_keys(partitions, now, limit)
+        return candidates, _lock_keys([c.instance_id for c in candidates]) if candidates else set()
+    when = connection.ops.adapt_datetimefield_value(now)
+    sql = _CLAIM_SQL.format(partitions=", ".join(["%s"] * len(partitions)), **_tables())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*partitions, when, False, when, limit, False])
+        rows = cursor.fetchall()
+    return [Candidate(int(r[0]), r[1], r[2], int(r[3])) for r in rows], {int(r[0]) for r in rows if r[4]}
 
 
 def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidate]:

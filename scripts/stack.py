@@ -107,8 +107,9 @@ class Stack:
         wait_port(port, what="Redis")
         return f"redis://127.0.0.1:{port}/0"
 
-    def start_postgres(self, port: int | None = None) -> str:
-        """initdb in a temporary folder and start PostgreSQL on a free loopback port; returns its URL."""
+    def start_postgres(self, port: int | None = None, extra_conf: str = "") -> str:
+        """initdb in a temporary folder and start PostgreSQL on a free loopback port; returns its URL.
+        `extra_conf`: lines appended to postgresql.conf (settings that need a start, such as preloads)."""
         port = port or free_port()
         data = self.tmp / "pgdata"
         as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -139,7 +140,7 @@ class Stack:
         with open(data / "postgresql.conf", "a") as conf:
             conf.write(
                 f"\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.tmp}'\n"
-                "fsync = off\nsynchronous_commit = off\nmax_connections = 200\nshared_buffers = 128MB\n"
+                "fsync = off\nsynchronous_commit = off\nmax_connections = 200\nshared_buffers = 128MB\n" + extra_conf
             )
         self.spawn("postgres", [*as_postgres, str(bindir / "postgres"), "-D", str(data)], quiet=True)
         wait_port(port, what="PostgreSQL")

@@ -77,6 +77,7 @@ def test_one_pass_runs_every_runnable_key_of_its_partition_in_one_transaction(pu
     assert statuses(other) == [Status.PENDING]  # another partition's key is not touched
     statements = [q["sql"] for q in queries.captured_queries]
     assert sum("FOR UPDATE SKIP LOCKED" in sql for sql in statements) == 1  # one statement locks all four keys
+    assert "MIN(i.id) AS head" in next(sql for sql in statements if "FOR UPDATE" in sql)  # as it finds them
     assert sum("ROW_NUMBER()" in sql for sql in statements) == 1  # one statement reads all four inboxes
     assert len(commits) == 1  # and one commit writes all four outcomes
     assert drain_pass(PARTITION).ran == 0
