@@ -1,8 +1,10 @@
 """The inbox of a key: run its pending invocations in acceptance order under the key's row lock.
 
 Guarantees (DESIGN.md invariants 1-3) and their preconditions:
-- Exclusive per key: the worker holds the key's Instance row lock (SELECT ... FOR UPDATE SKIP LOCKED) for the
-  whole transaction in which it runs the key's inbox, from the head, in acceptance (id) order.
+- Exclusive per key: the worker holds the key's Instance row lock (SELECT ... FOR NO KEY UPDATE SKIP LOCKED) for
+  the whole transaction in which it runs the key's inbox, from the head, in acceptance (id) order. (NO KEY: the
+  lock excludes every other drain, call and edit of the key, but not the foreign-key checks of invocations
+  inserted for it meanwhile, which would otherwise wait for the drain's commit.)
 - All or nothing: each invocation runs in its own savepoint; a failure rolls it back and only the failure is
   recorded. A backing-off head holds back the key's later invocations.
 - Doorbells carry no invocation: duplicated, reordered or lost ones cannot change order or outcome.
@@ -325,7 +327,7 @@ def _lock_key(type_name: str, key: str) -> tuple[int, bool] | None:
     """Lock the key's row without waiting (SKIP LOCKED); None when it is held elsewhere or does not exist."""
     sql = _LOCK_SQL.format(instance=connection.ops.quote_name(Instance._meta.db_table))
     if connection.features.has_select_for_update_skip_locked:
-        sql += " FOR UPDATE SKIP LOCKED"  # SQLite has no row locks: its immediate transactions serialize writers
+        sql += " FOR NO KEY UPDATE SKIP LOCKED"  # SQLite has no row locks: immediate transactions serialize writers
     with connection.cursor() as cursor:
         cursor.execute(sql, [type_name, key])
         row = cursor.fetchone()

@@ -10,7 +10,7 @@ from django.db.models import Q
 
 
 class Instance(models.Model):
-    """One key of one object type. Its row is the key's lock (SELECT ... FOR UPDATE)."""
+    """One key of one object type. Its row is the key's lock (SELECT ... FOR NO KEY UPDATE)."""
 
     type_name = models.CharField("object type", max_length=100)
     key = models.CharField(max_length=255, help_text="The instance address, any Unicode, 1-255 characters.")

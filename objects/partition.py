@@ -177,7 +177,7 @@ _LOCK_SQL = "SELECT id FROM {instance} WHERE id IN ({marks}) AND paused = %s ORD
 _CLAIM_SQL = (
     "WITH cand AS (" + _RUNNABLE_SQL + "), "
     "locked AS (SELECT k.id FROM {instance} k WHERE k.id IN (SELECT instance_id FROM cand) AND k.paused = %s "
-    "ORDER BY k.id FOR UPDATE SKIP LOCKED) "
+    "ORDER BY k.id FOR NO KEY UPDATE SKIP LOCKED) "
     'SELECT c.instance_id, c.type_name, c."key", c.partition, l.id IS NOT NULL FROM cand c '
     "LEFT JOIN locked l ON l.id = c.instance_id ORDER BY c.head"
 )
@@ -223,7 +223,7 @@ def _lock_keys(instance_ids: list[int]) -> set[int]:
     """Lock the keys' rows without waiting; the ids of those locked (held elsewhere or paused: left out)."""
     sql = _LOCK_SQL.format(marks=", ".join(["%s"] * len(instance_ids)), **_tables())
     if connection.features.has_select_for_update_skip_locked:
-        sql += " FOR UPDATE SKIP LOCKED"  # SQLite has no row locks: its immediate transactions serialize writers
+        sql += " FOR NO KEY UPDATE SKIP LOCKED"  # SQLite has no row locks: immediate transactions serialize writers
     with connection.cursor() as cursor:
         cursor.execute(sql, [*instance_ids, False])
         return {int(row[0]) for row in cursor.fetchall()}

@@ -3,7 +3,7 @@
 The inbox of a key (which invocations run, in which order, under which lock) is objects/inbox.py.
 
 Guarantees (DESIGN.md invariants 2-6) and their preconditions:
-- Exclusive per key: the worker holds the key's Instance row lock (SELECT ... FOR UPDATE) for the whole
+- Exclusive per key: the worker holds the key's Instance row lock (SELECT ... FOR NO KEY UPDATE) for the whole
   transaction in which it runs the key's inbox, from the head, in acceptance (id) order.
 - All or nothing: a handler's state writes, its sends, nested calls and its result are written inside one
   savepoint; any failure rolls the savepoint back and only the failure is recorded.
@@ -199,7 +199,7 @@ _INSTANCE_ID_SQL = 'SELECT id FROM {table} WHERE type_name = %s AND "key" = %s'
 
 def instance_lock(type_name: str, key: str) -> Instance:
     """Lock the key's row (waiting for it), creating the row first when the key is new."""
-    return Instance.objects.select_for_update().get(pk=instance_id_ensure(type_name, key))
+    return Instance.objects.select_for_update(no_key=True).get(pk=instance_id_ensure(type_name, key))
 
 
 def run_shared(type_name: str, key: str, handler_name: str, stored: Any, chain: tuple[Frame, ...] = ()) -> Any:

@@ -36,14 +36,14 @@ def instance_list_annotated(queryset: QuerySet[Instance] | None = None) -> Query
 def instance_held_ids(*, instance_ids: list[int]) -> set[int]:
     """Which of these keys a worker (or an edit) holds right now.
 
-    Probes with a short SELECT ... FOR UPDATE SKIP LOCKED: a row it cannot lock is held. The probe's own
+    Probes with a short SELECT ... FOR NO KEY UPDATE SKIP LOCKED: a row it cannot lock is held. The probe's own
     lock lasts one statement; a doorbell arriving in that instant is skipped and re-dispatched by the sweeper.
     """
     if not instance_ids:
         return set()
     with transaction.atomic():
         free = set(
-            Instance.objects.select_for_update(skip_locked=True)
+            Instance.objects.select_for_update(skip_locked=True, no_key=True)
             .filter(pk__in=instance_ids)
             .values_list("pk", flat=True)
         )

@@ -203,7 +203,9 @@ def invocation_kill(*, invocation: Invocation) -> Invocation:
         invocation.refresh_from_db()
         raise Conflict(f"Invocation {invocation.public_id} is {invocation.status}; it is not running.")
     with transaction.atomic():
-        free = Instance.objects.select_for_update(skip_locked=True).filter(pk=invocation.instance_id).exists()
+        free = (
+            Instance.objects.select_for_update(skip_locked=True, no_key=True).filter(pk=invocation.instance_id).exists()
+        )
         if free:  # no worker holds the key, so nothing runs it now: finish it here
             Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF]).update(
                 status=Status.KILLED, finished_at=timezone.now(), error_message="Killed by an operator.", error_code=409
@@ -301,7 +303,7 @@ def state_edit(
     try:
         with transaction.atomic():
             set_lock_timeout()  # an edit waits behind a running drain, but not forever
-            instance = Instance.objects.select_for_update().get(pk=instance_id_ensure(type_name, key))
+            instance = Instance.objects.select_for_update(no_key=True).get(pk=instance_id_ensure(type_name, key))
             if expected_version is not None and instance.version != expected_version:
                 raise Conflict(
                     f"{type_name}/{key} changed since you loaded it (version {expected_version}, now "

@@ -73,7 +73,7 @@ def expire_state(now: object, limit: int) -> int:
         )
         for pk in idle:
             with transaction.atomic():
-                instance = Instance.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+                instance = Instance.objects.select_for_update(skip_locked=True, no_key=True).filter(pk=pk).first()
                 if instance is None or instance.changed_at is None or instance.changed_at >= now - obj.state_ttl:  # type: ignore[operator]
                     continue
                 state = StateCache.for_instance(instance.pk)

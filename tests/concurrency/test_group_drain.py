@@ -76,8 +76,8 @@ def test_one_pass_runs_every_runnable_key_of_its_partition_in_one_transaction(pu
     assert [statuses(key) for key in keys] == [[Status.SUCCEEDED]] * 4
     assert statuses(other) == [Status.PENDING]  # another partition's key is not touched
     statements = [q["sql"] for q in queries.captured_queries]
-    assert sum("FOR UPDATE SKIP LOCKED" in sql for sql in statements) == 1  # one statement locks all four keys
-    assert "MIN(i.id) AS head" in next(sql for sql in statements if "FOR UPDATE" in sql)  # as it finds them
+    assert sum("FOR NO KEY UPDATE SKIP LOCKED" in sql for sql in statements) == 1  # one statement locks all four keys
+    assert "MIN(i.id) AS head" in next(sql for sql in statements if "FOR NO KEY UPDATE" in sql)  # as it finds them
     assert sum("ROW_NUMBER()" in sql for sql in statements) == 1  # one statement reads all four inboxes
     assert len(commits) == 1  # and one commit writes all four outcomes
     assert drain_pass(PARTITION).ran == 0
@@ -371,3 +371,33 @@ def test_the_hot_statements_are_prepared_on_postgresql(published):
         prepared = [row[0] for row in cursor.fetchall()]
     assert any("MIN(i.id) AS head" in sql for sql in prepared)  # PostgreSQL no longer plans it each pass
     assert any(sql.startswith("WITH f AS (UPDATE") for sql in prepared)
+
+
+def test_a_call_accepted_while_a_drain_runs_its_key_does_not_wait_for_the_drain(
+    published, drain_in_thread, redis_client
+):
+    import threading
+
+    from django.db import connections
+
+    (key,) = keys_in(PARTITION, 1, "not-held-up")
+    objects.send("Recorder", key, "hold", {"release": "not-held-up"})
+    drain = drain_in_thread(PARTITION)
+    assert redis_client.blpop([f"entered:{key}"], timeout=10)  # the drain holds the key and runs its handler
+    accepted = []
+
+    def accept() -> None:
+        try:
+            accepted.append(objects.send("Recorder", key, "append", {"value": 1}))
+        finally:
+            connections.close_all()
+
+    sender = threading.Thread(target=accept)
+    sender.start()
+    sender.join(10)  # the key's row is locked FOR NO KEY UPDATE: the insert's foreign-key check does not wait
+    held_up = sender.is_alive()
+    redis_client.rpush("release:not-held-up", 1)
+    sender.join(10)
+    drain.join(10)
+    assert not held_up and accepted
+    assert wait_until(lambda: statuses(key) == [Status.SUCCEEDED, Status.SUCCEEDED])
