@@ -108,12 +108,14 @@ DRAIN_TASK_LIMIT = 1.0  # seconds a drain lingers and goes round before it lets 
 WAKE_PREFIX = "objects:wake:"
 PUBLISHED_PREFIX = "objects:published:"
 _consumed: list[int] = []  # partitions this worker process consumes (set when it starts)
+_one_loop = False  # whether one drain covers all of them: a pool that runs one task at a time (solo)
 
 
 def _partitions_of_worker(partition: int) -> list[int]:
-    """The partitions a drain rung for `partition` covers: all those its worker consumes (just `partition`
-    outside a worker, or when the worker does not consume it)."""
-    if partition in _consumed:
+    """The partitions a drain rung for `partition` covers: in a worker that runs one task at a time, all those
+    it consumes (it could not run two drains at once anyway). Otherwise just `partition`: in a thread pool
+    each partition keeps its own drain, so a slow handler holds up only its own partition's drain."""
+    if _one_loop and partition in _consumed:
         return [partition] + [p for p in _consumed if p != partition]
     return [partition]
 
@@ -128,11 +130,12 @@ def partition_published_key(partition: int) -> str:
 
 def _linger(partitions: list[int], seconds: float) -> str | None:
     """Wait for a ring of one of `partitions`: "mine" when one came, None after `seconds`. A Celery message
-    published to one of their queues ends the wait ("other"): in a solo worker that message waits for this
-    task to end, and in a thread pool this thread may be the one it needs."""
+    published to one of the worker's queues ends the wait ("other"): in a solo worker that message waits for
+    this task to end, and in a thread pool this thread may be the one it needs."""
     from .notify import client
 
-    keys = [partition_wake_key(p) for p in partitions] + [partition_published_key(p) for p in partitions]
+    keys = [partition_wake_key(p) for p in partitions]
+    keys += [partition_published_key(p) for p in [*partitions, *(p for p in _consumed if p not in partitions)]]
     try:
         got = client().blpop(keys, timeout=seconds)
     except Exception:  # noqa: BLE001 - Redis down: stop lingering, let go of the partitions
@@ -327,8 +330,9 @@ def _reset_partition_bells(sender: Any = None, **kwargs: Any) -> None:
     prefix = queue_name(0)[:-1]
     numbers = [name[len(prefix) :] for name in queues if name.startswith(prefix)]
     partitions = [int(number) for number in numbers if number.isdigit()]
-    global _consumed
+    global _consumed, _one_loop
     _consumed = partitions
+    _one_loop = getattr(getattr(getattr(sender, "controller", None), "pool", None), "limit", None) == 1
     from .notify import client
 
     for partition in partitions:

@@ -234,6 +234,7 @@ def test_a_drain_runs_every_partition_its_worker_consumes_without_a_message_each
     monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 10.0)
     other = PARTITION + 1
     monkeypatch.setattr(tasks, "_consumed", [other, PARTITION])
+    monkeypatch.setattr(tasks, "_one_loop", True)  # a solo worker: one drain at a time covers all its partitions
     (mine,), (theirs,) = keys_in(PARTITION, 1, "worker"), keys_in(other, 1, "worker")
     objects.send("Recorder", mine, "append", {"value": 1})
     drain = drain_in_thread(PARTITION)
@@ -246,6 +247,25 @@ def test_a_drain_runs_every_partition_its_worker_consumes_without_a_message_each
     assert not drain.is_alive()
     assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None  # both let go together
     assert redis_client.get(tasks.partition_bell_key(other)) is None
+
+
+def test_in_a_thread_pool_each_partition_keeps_its_own_drain(
+    published, settings, monkeypatch, drain_in_thread, redis_client
+):
+    settings.OBJECTS_DRAIN_LINGER_MS = 1500
+    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 10.0)
+    other = PARTITION + 1
+    monkeypatch.setattr(tasks, "_consumed", [other, PARTITION])
+    monkeypatch.setattr(tasks, "_one_loop", False)  # another thread can run the other partition's drain
+    (mine,), (theirs,) = keys_in(PARTITION, 1, "threads"), keys_in(other, 1, "threads")
+    objects.send("Recorder", mine, "append", {"value": 1})
+    drain = drain_in_thread(PARTITION)
+    assert wait_until(lambda: statuses(mine) == [Status.SUCCEEDED])
+    objects.send("Recorder", theirs, "append", {"value": 2})  # not held by the lingering drain: a message
+    assert published[-1] == ("p", other)
+    assert statuses(theirs) == [Status.PENDING]
+    drain.join(5)
+    assert redis_client.get(tasks.partition_bell_key(other)) is not None  # counted for its own drain
 
 
 def test_a_message_for_the_worker_ends_the_linger(published, settings, monkeypatch, drain_in_thread):

@@ -118,7 +118,12 @@ def test_a_starting_worker_resets_and_rings_the_partitions_it_consumes(published
     queues = {name: SimpleNamespace(name=name) for name in (f"objects.p{PARTITION}", "objects.sweeper")}
     consumer = SimpleNamespace(app=SimpleNamespace(amqp=SimpleNamespace(queues=SimpleNamespace(consume_from=queues))))
     monkeypatch.setattr(tasks, "_consumed", [])
+    monkeypatch.setattr(tasks, "_one_loop", False)
     tasks._reset_partition_bells(consumer)
     assert published == [("p", PARTITION)]
     assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None
     assert tasks._consumed == [PARTITION]  # its drains hold and pass every partition it consumes
+    assert not tasks._one_loop  # a pool of its own: each partition keeps its own drain
+    consumer.controller = SimpleNamespace(pool=SimpleNamespace(limit=1))  # a solo pool
+    tasks._reset_partition_bells(consumer)
+    assert tasks._one_loop
