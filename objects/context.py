@@ -59,8 +59,7 @@ class ObjectContext(SharedObjectContext):
 
     def set(self, name: str, value: Any) -> None:
         """Set state entry `name` to a JSON value (size-limited, see OBJECTS_MAX_STATE_ENTRY_BYTES)."""
-        check_entry_size(name, value)
-        self._state.set(name, value)
+        self._state.set(name, value, text=check_entry_size(name, value))  # encoded once
 
     def clear(self, name: str) -> None:
         """Remove state entry `name` (no error when it is not set)."""

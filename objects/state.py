@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
+from . import jsoncodec
 from .models import Instance, StateChange, StateEntry
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return jsoncodec.dumps(value)
 
 
 class StateCache:
@@ -47,15 +47,16 @@ class StateCache:
     def get(self, name: str, default: Any = None) -> Any:
         self.load()
         text = self._current.get(name)
-        return default if text is None else json.loads(text)
+        return default if text is None else jsoncodec.loads(text)
 
     def names(self) -> list[str]:
         self.load()
         return sorted(self._current)
 
-    def set(self, name: str, value: Any) -> None:
+    def set(self, name: str, value: Any, text: str | None = None) -> None:
+        """Set an entry; `text`: its JSON text, when the caller has encoded it already (a size check)."""
         self.load()
-        self._current[name] = _dumps(value)
+        self._current[name] = _dumps(value) if text is None else text
 
     def clear(self, name: str) -> None:
         self.load()
@@ -165,7 +166,7 @@ def sql_json(text: str | None) -> str | None:
 
 
 def _decoded(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    return jsoncodec.loads(value) if isinstance(value, str) else value
 
 
 _ENTRY = StateEntry._meta.db_table

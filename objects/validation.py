@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from typing import Any
 
-from . import conf
+from . import conf, jsoncodec
 from .errors import InvalidInput, PayloadTooLarge
 from .registry import Handler
 
@@ -24,17 +23,21 @@ def validate_key(key: Any) -> str:
 
 
 def json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    """Bytes of `value`'s compact JSON text; TypeError or ValueError (NaN, infinities) when it is not JSON."""
+    return len(jsoncodec.dumps(value).encode())
 
 
-def check_entry_size(name: str, value: Any) -> None:
+def check_entry_size(name: str, value: Any) -> str:
+    """Check a state entry's value (JSON, within OBJECTS_MAX_STATE_ENTRY_BYTES); returns its JSON text."""
     try:
-        size = json_size(value)
+        text = jsoncodec.dumps(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"State entry {name!r} is not JSON-serializable: {exc}") from exc
+    size = len(text.encode())
     limit = conf.get("OBJECTS_MAX_STATE_ENTRY_BYTES")
     if size > limit:
         raise PayloadTooLarge(f"State entry {name!r} is {size} bytes; the limit is {limit} bytes.")
+    return text
 
 
 def validate_input(handler: Handler, arg: Any) -> Any:
