@@ -181,15 +181,21 @@ class InvocationRun:
         return result
 
 
-def instance_id_ensure(type_name: str, key: str) -> int:
-    """The id of the key's row, created when the key is new. One indexed SELECT on the ingress's hot path
-    (raw: the ORM's query building cost more than the query)."""
+def instance_id_find(type_name: str, key: str) -> int | None:
+    """The id of the key's row, None when the key has none yet. One indexed SELECT on the hot paths (raw: the
+    ORM's query building cost more than the query)."""
     table = connection.ops.quote_name(Instance._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(_INSTANCE_ID_SQL.format(table=table), [type_name, key])
         row = cursor.fetchone()
-    if row is not None:
-        return int(row[0])
+    return None if row is None else int(row[0])
+
+
+def instance_id_ensure(type_name: str, key: str) -> int:
+    """The id of the key's row, created when the key is new."""
+    found = instance_id_find(type_name, key)
+    if found is not None:
+        return found
     Instance.objects.bulk_create([Instance(type_name=type_name, key=key)], ignore_conflicts=True)
     return int(Instance.objects.filter(type_name=type_name, key=key).values_list("pk", flat=True).get())
 
@@ -205,7 +211,7 @@ def instance_lock(type_name: str, key: str) -> Instance:
 def run_shared(type_name: str, key: str, handler_name: str, stored: Any, chain: tuple[Frame, ...] = ()) -> Any:
     """Run a shared handler on the last committed state, without any lock and without a row."""
     handler = resolve(type_name, handler_name)
-    instance_id = Instance.objects.filter(type_name=type_name, key=key).values_list("pk", flat=True).first()
+    instance_id = instance_id_find(type_name, key)
     state = StateCache(instance_id, None if instance_id else {})
     fake = Invocation(type_name=type_name, key=key, handler=handler_name, kind="shared", input=stored)
     frame = Frame(type_name, key, handler_name, False)
