@@ -18,6 +18,7 @@ savepoint. What the group adds, and how it keeps the keys independent:
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -194,6 +195,15 @@ def _tables() -> dict[str, str]:
     return {"invocation": quote(Invocation._meta.db_table), "instance": quote(Instance._meta.db_table)}
 
 
+@functools.cache
+def _sql(template: str, vendor: str, marks: int) -> str:
+    """A statement's text for `marks` placeholders in its list, built once per database kind and list length
+    (built on every pass it was a few per cent of the worker's CPU)."""
+    placeholders = ", ".join(["%s"] * marks)
+    columns = invocation_columns() if "{columns}" in template else ""
+    return template.format(partitions=placeholders, marks=placeholders, columns=columns, **_tables())
+
+
 def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candidate], set[int]]:
     """The runnable keys (`_runnable_keys`) and the ids of those whose rows this transaction now holds (the
     others are held elsewhere, or were paused meanwhile). One statement on PostgreSQL."""
@@ -201,7 +211,7 @@ def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candi
         candidates = _runnable_keys(partitions, now, limit)
         return candidates, _lock_keys([c.instance_id for c in candidates]) if candidates else set()
     when = connection.ops.adapt_datetimefield_value(now)
-    sql = _CLAIM_SQL.format(partitions=", ".join(["%s"] * len(partitions)), **_tables())
+    sql = _sql(_CLAIM_SQL, connection.vendor, len(partitions))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*partitions, when, False, when, limit, False])
         rows = cursor.fetchall()
@@ -212,7 +222,7 @@ def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidat
     """Keys of the partitions, oldest head first, that have an invocation to run now: not paused, and not held
     back by a backing-off head that is not due yet."""
     when = connection.ops.adapt_datetimefield_value(now)
-    sql = _RUNNABLE_SQL.format(partitions=", ".join(["%s"] * len(partitions)), **_tables())
+    sql = _sql(_RUNNABLE_SQL, connection.vendor, len(partitions))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*partitions, when, False, when, limit])
         rows = cursor.fetchall()
@@ -221,7 +231,7 @@ def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidat
 
 def _lock_keys(instance_ids: list[int]) -> set[int]:
     """Lock the keys' rows without waiting; the ids of those locked (held elsewhere or paused: left out)."""
-    sql = _LOCK_SQL.format(marks=", ".join(["%s"] * len(instance_ids)), **_tables())
+    sql = _sql(_LOCK_SQL, connection.vendor, len(instance_ids))
     if connection.features.has_select_for_update_skip_locked:
         sql += " FOR NO KEY UPDATE SKIP LOCKED"  # SQLite has no row locks: immediate transactions serialize writers
     with connection.cursor() as cursor:
@@ -233,7 +243,7 @@ def _inbox_heads(instance_ids: list[int], now: Any, batch: int) -> dict[int, lis
     """The next `batch` invocations of each key, in acceptance order, from one statement."""
     if not instance_ids:
         return {}
-    sql = _HEADS_SQL.format(columns=invocation_columns(), marks=", ".join(["%s"] * len(instance_ids)), **_tables())
+    sql = _sql(_HEADS_SQL, connection.vendor, len(instance_ids))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*instance_ids, connection.ops.adapt_datetimefield_value(now), batch])
         rows = cursor.fetchall()
