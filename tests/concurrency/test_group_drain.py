@@ -227,19 +227,29 @@ def test_a_lingering_drain_runs_the_next_call_without_a_celery_message(
     assert published == [("p", PARTITION), ("p", PARTITION)]
 
 
-def test_a_drain_runs_every_partition_its_worker_consumes_without_a_message_each(
-    published, settings, monkeypatch, drain_in_thread, redis_client
-):
+def lingering_drain_of_a_two_partition_worker(settings, monkeypatch, drain_in_thread, *, one_loop: bool):
+    """A worker consuming PARTITION and the next one; a call to a key of PARTITION has run and its drain
+    lingers. Returns (other partition, a key of PARTITION, a key of the other, the drain's thread)."""
     settings.OBJECTS_DRAIN_LINGER_MS = 1500
     monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 10.0)
     other = PARTITION + 1
     monkeypatch.setattr(tasks, "_consumed", [other, PARTITION])
-    monkeypatch.setattr(tasks, "_one_loop", True)  # a solo worker: one drain at a time covers all its partitions
-    (mine,), (theirs,) = keys_in(PARTITION, 1, "worker"), keys_in(other, 1, "worker")
+    monkeypatch.setattr(tasks, "_one_loop", one_loop)
+    prefix = f"worker-{one_loop}"
+    (mine,), (theirs,) = keys_in(PARTITION, 1, prefix), keys_in(other, 1, prefix)
     objects.send("Recorder", mine, "append", {"value": 1})
     drain = drain_in_thread(PARTITION)
     assert wait_until(lambda: statuses(mine) == [Status.SUCCEEDED])
+    return other, mine, theirs, drain
 
+
+def test_a_drain_runs_every_partition_its_worker_consumes_without_a_message_each(
+    published, settings, monkeypatch, drain_in_thread, redis_client
+):
+    # a solo worker: one drain at a time covers all its partitions
+    other, _, theirs, drain = lingering_drain_of_a_two_partition_worker(
+        settings, monkeypatch, drain_in_thread, one_loop=True
+    )
     objects.send("Recorder", theirs, "append", {"value": 2})  # the worker's other partition: held too
     assert wait_until(lambda: statuses(theirs) == [Status.SUCCEEDED], timeout=1.0)
     assert published == [("p", PARTITION)]  # one Celery message for both partitions
@@ -252,15 +262,10 @@ def test_a_drain_runs_every_partition_its_worker_consumes_without_a_message_each
 def test_in_a_thread_pool_each_partition_keeps_its_own_drain(
     published, settings, monkeypatch, drain_in_thread, redis_client
 ):
-    settings.OBJECTS_DRAIN_LINGER_MS = 1500
-    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 10.0)
-    other = PARTITION + 1
-    monkeypatch.setattr(tasks, "_consumed", [other, PARTITION])
-    monkeypatch.setattr(tasks, "_one_loop", False)  # another thread can run the other partition's drain
-    (mine,), (theirs,) = keys_in(PARTITION, 1, "threads"), keys_in(other, 1, "threads")
-    objects.send("Recorder", mine, "append", {"value": 1})
-    drain = drain_in_thread(PARTITION)
-    assert wait_until(lambda: statuses(mine) == [Status.SUCCEEDED])
+    # another thread can run the other partition's drain
+    other, _, theirs, drain = lingering_drain_of_a_two_partition_worker(
+        settings, monkeypatch, drain_in_thread, one_loop=False
+    )
     objects.send("Recorder", theirs, "append", {"value": 2})  # not held by the lingering drain: a message
     assert published[-1] == ("p", other)
     assert statuses(theirs) == [Status.PENDING]
