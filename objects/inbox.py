@@ -52,7 +52,9 @@ class KeyRunner:
         self.instance = instance
         # A group pass on PostgreSQL makes a handler's savepoint only when the handler runs SQL of its own (its
         # state writes and its finish are one conditional statement that needs none); a per-key drain always
-        # makes one, so it can record the failure of a statement that would lose a whole group pass.
+        # makes one, so it can record the failure of a statement that would lose a whole group pass. A group
+        # pass also writes the key's entry rows once, after its last invocation (`store_state`); each
+        # invocation still records its version and history row.
         self.lazy_savepoint = lazy_savepoint and connection.vendor == "postgresql"
         self.state = StateCache.for_instance(instance.pk)
         self.finished: list[Invocation] = []
@@ -81,6 +83,10 @@ class KeyRunner:
             return 0
         self._counted = key
         return int(results[-2])
+
+    def store_state(self) -> None:
+        """Write the key's entry rows as its invocations of this pass left them (see `lazy_savepoint`)."""
+        self.state.store()
 
     def take_counted(self) -> str | None:
         """Hand the last handler's start count over to be deleted with the done signal, after commit."""
@@ -162,7 +168,7 @@ class KeyRunner:
                 output = run.execute()
                 if guard is not None:
                     guard.handler_done()
-                if not finish_succeeded(invocation, self.state, output):
+                if not finish_succeeded(invocation, self.state, output, entries=not self.lazy_savepoint):
                     raise InvocationKilled()
         except InvocationKilled:
             self.state.restore(snapshot)

@@ -93,6 +93,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                     key_started = time.monotonic()
                     mine = heads.get(candidate.instance_id, [])
                     complete = runner.run_inbox(mine, now, deadline=key_started + budget)
+                    runner.store_state()  # before the next key: its handlers may ctx.call this one
                     if runner.longest > budget:  # one handler outran the budget: per-key drains run it a while
                         if len(_slow) > 10_000:
                             _slow.clear()

@@ -246,13 +246,16 @@ def finish(
     return True
 
 
-def finish_succeeded(invocation: Invocation, state: StateCache, output: Any) -> bool:
+def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, entries: bool = True) -> bool:
     """Record a handler's success and write its state changes, only while the invocation is open (an operator
     may have cancelled or killed it meanwhile: then nothing is written and False is returned).
 
     On PostgreSQL one statement does it all (data-modifying CTEs, each state write conditional on the finish):
     one round trip instead of four on the worker's hot path. Elsewhere, the flush then the finish; the
-    caller's savepoint undoes the flush when the finish is refused."""
+    caller's savepoint undoes the flush when the finish is refused.
+
+    Without `entries` (PostgreSQL), the version and history are written but not the entry rows: the caller
+    writes them later with `state.store()` (a group pass, once per key after its last invocation)."""
     if connection.vendor != "postgresql":
         state.flush(invocation_id=invocation.pk)
         return finish(invocation, Status.SUCCEEDED, output=output, only_if_open=True)
@@ -266,7 +269,7 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any) -> 
     sql, params = _finish_open_sql(invocation.pk, fields)
     pending = state.changes()
     if pending is not None:
-        more_sql, more_params = _state_write_sql(state, pending, invocation.pk, now)
+        more_sql, more_params = _state_write_sql(state, pending, invocation.pk, now, entries=entries)
         sql += more_sql
         params += more_params
         sql += " SELECT (SELECT COUNT(*) FROM f), (SELECT version FROM v)"
@@ -278,7 +281,7 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any) -> 
     if not opened:
         return False
     if pending is not None:
-        state.flushed()
+        state.flushed(entries=entries)
     for name, value in fields.items():
         setattr(invocation, name, value)
     return True
@@ -297,7 +300,7 @@ def _finish_open_sql(pk: int, fields: dict[str, Any]) -> tuple[str, list[Any]]:
 
 
 def _state_write_sql(
-    state: StateCache, pending: tuple[dict[str, str], list[str]], invocation_id: int, now: Any
+    state: StateCache, pending: tuple[dict[str, str], list[str]], invocation_id: int, now: Any, *, entries: bool
 ) -> tuple[str, list[Any]]:
     """The state flush of `StateCache.flush` (entries upserted and deleted, version bumped, history rows with
     the new value only) as CTEs that run only if `f` (the finish) updated its row."""
@@ -313,7 +316,7 @@ def _state_write_sql(
         "changed_at = %s WHERE id = %s AND EXISTS (SELECT 1 FROM f) RETURNING version)"
     )
     params: list[Any] = [when, instance_id]
-    if changed:
+    if changed and entries:
         rows = ", ".join(["(%s::bigint, %s::text, %s::jsonb, %s::integer, %s::timestamptz)"] * len(changed))
         sql += (
             f", e AS (INSERT INTO {entry} (instance_id, name, value, size, updated_at) SELECT * FROM (VALUES {rows}) x "
@@ -322,7 +325,7 @@ def _state_write_sql(
         )
         for name, text in changed.items():
             params += [instance_id, name, sql_json(text), len(text.encode()), when]
-    if removed:
+    if removed and entries:
         marks = ", ".join(["%s"] * len(removed))
         sql += f", d AS (DELETE FROM {entry} WHERE instance_id = %s AND name IN ({marks}) AND EXISTS (SELECT 1 FROM f))"
         params += [instance_id, *removed]

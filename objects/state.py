@@ -23,7 +23,8 @@ class StateCache:
         self.instance_id = instance_id
         self._loaded = entries is not None
         self._current: dict[str, str] = dict(entries or {})
-        self._committed: dict[str, str] = dict(self._current)
+        self._committed: dict[str, str] = dict(self._current)  # as of the last recorded change (history)
+        self._stored: dict[str, str] = dict(self._current)  # as the entry rows hold them in this transaction
 
     @classmethod
     def for_instance(cls, instance_id: int | None) -> StateCache:
@@ -42,6 +43,7 @@ class StateCache:
                 rows = cursor.fetchall()
         self._current = {name: _dumps(_decoded(value)) for name, value in rows}
         self._committed = dict(self._current)
+        self._stored = dict(self._current)
         self._loaded = True
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -74,7 +76,7 @@ class StateCache:
     def restore(self, snapshot: dict[str, str] | None) -> None:
         if snapshot is None:
             self._loaded = False
-            self._current, self._committed = {}, {}
+            self._current, self._committed, self._stored = {}, {}, {}
             return
         self._current = dict(snapshot)
 
@@ -88,9 +90,42 @@ class StateCache:
     def committed_text(self, name: str) -> str | None:
         return self._committed.get(name)
 
-    def flushed(self) -> None:
-        """The changes were written (by `flush` or by the caller's own statement)."""
+    def flushed(self, *, entries: bool = True) -> None:
+        """The changes were recorded (version and history) by the caller's own statement, and with `entries`
+        the entry rows written too; without, `store` writes them later."""
         self._committed = dict(self._current)
+        if entries:
+            self._stored = dict(self._current)
+
+    def store(self) -> None:
+        """Write the entry rows that differ from what the rows hold (after changes recorded without them:
+        a group pass writes a key's entries once, after the key's last invocation of the pass)."""
+        if self._loaded and self._current != self._stored:
+            with connection.cursor() as cursor:
+                self._write_entries(cursor, connection.ops.adapt_datetimefield_value(timezone.now()))
+
+    def _write_entries(self, cursor: Any, now: Any) -> None:
+        changed = {n: t for n, t in self._current.items() if self._stored.get(n) != t}
+        removed = [n for n in self._stored if n not in self._current]
+        instance_id = self.instance_id
+        json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+        if changed:
+            values = ", ".join([f"(%s, %s, {json_param}, %s, %s)"] * len(changed))
+            params: list[Any] = []
+            for name, text in changed.items():
+                params += [instance_id, name, sql_json(text), len(text.encode()), now]
+            cursor.execute(
+                f"INSERT INTO {_ENTRY} (instance_id, name, value, size, updated_at) VALUES {values} "
+                "ON CONFLICT (instance_id, name) DO UPDATE SET value = EXCLUDED.value, size = EXCLUDED.size, "
+                "updated_at = EXCLUDED.updated_at",
+                params,
+            )
+        if removed:
+            marks = ", ".join(["%s"] * len(removed))
+            cursor.execute(
+                f"DELETE FROM {_ENTRY} WHERE instance_id = %s AND name IN ({marks})", [instance_id, *removed]
+            )
+        self._stored = dict(self._current)
 
     def flush(self, *, invocation_id: int | None = None, user_id: int | None = None) -> int | None:
         """Write what changed since the last flush; bump the version and record history.
@@ -99,6 +134,7 @@ class StateCache:
         """
         pending = self.changes()
         if pending is None:
+            self.store()
             return None
         changed, removed = pending
         instance_id = self.instance_id
@@ -108,22 +144,7 @@ class StateCache:
         # encoding of each value (the ORM would decode and re-encode every text). One statement each.
         json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
         with connection.cursor() as cursor:
-            if changed:
-                values = ", ".join([f"(%s, %s, {json_param}, %s, %s)"] * len(changed))
-                params: list[Any] = []
-                for name, text in changed.items():
-                    params += [instance_id, name, sql_json(text), len(text.encode()), now]
-                cursor.execute(
-                    f"INSERT INTO {_ENTRY} (instance_id, name, value, size, updated_at) VALUES {values} "
-                    "ON CONFLICT (instance_id, name) DO UPDATE SET value = EXCLUDED.value, size = EXCLUDED.size, "
-                    "updated_at = EXCLUDED.updated_at",
-                    params,
-                )
-            if removed:
-                marks = ", ".join(["%s"] * len(removed))
-                cursor.execute(
-                    f"DELETE FROM {_ENTRY} WHERE instance_id = %s AND name IN ({marks})", [instance_id, *removed]
-                )
+            self._write_entries(cursor, now)
             cursor.execute(
                 f"UPDATE {_INSTANCE} SET version = version + 1, changed_at = %s WHERE id = %s RETURNING version",
                 [now, instance_id],
@@ -138,7 +159,7 @@ class StateCache:
             ]
             history += [(n, StateChange.Action.CLEAR, self._committed[n], None) for n in removed]
             values = ", ".join([f"(%s, %s, %s, {json_param}, {json_param}, %s, %s, %s, %s)"] * len(history))
-            params = []
+            params: list[Any] = []
             for name, action, old, new in history:
                 params += [
                     instance_id,

@@ -332,7 +332,7 @@ def chain_keys_in(partition: int, count: int, prefix: str) -> list[str]:
     return found
 
 
-def test_each_invocation_of_a_pass_is_written_by_one_statement_without_a_savepoint(published):
+def test_each_invocation_is_one_statement_without_a_savepoint_and_a_key_s_entries_one_more(published):
     from objects.models import StateChange
 
     keys = keys_in(PARTITION, 3, "one-statement")
@@ -343,8 +343,12 @@ def test_each_invocation_of_a_pass_is_written_by_one_statement_without_a_savepoi
         assert drain_pass(PARTITION).ran == 6
     statements = [q["sql"] for q in queries.captured_queries]
     assert not [sql for sql in statements if "SAVEPOINT" in sql]
-    assert sum(sql.startswith("WITH f AS (UPDATE") for sql in statements) == 6
-    assert sum(sql.startswith(("INSERT", "UPDATE", "DELETE")) for sql in statements) == 0  # no other write
+    finishing = [sql for sql in statements if sql.startswith("WITH f AS (UPDATE")]
+    assert len(finishing) == 6  # outcome, version and history of each invocation
+    assert not [sql for sql in finishing if "objects_stateentry" in sql]
+    # each key's entry row is written once, after its last invocation of the pass; nothing else writes
+    assert sum(sql.startswith("INSERT INTO objects_stateentry") for sql in statements) == 3
+    assert sum(sql.startswith(("INSERT", "UPDATE", "DELETE")) for sql in statements) == 3
     for n, key in enumerate(keys):
         assert objects.call("Recorder", key, "items") == [n, n + 10]
         instance = Instance.objects.get(type_name="Recorder", key=key)
@@ -426,3 +430,11 @@ def test_a_call_accepted_while_a_drain_runs_its_key_does_not_wait_for_the_drain(
     drain.join(10)
     assert not held_up and accepted
     assert wait_until(lambda: statuses(key) == [Status.SUCCEEDED, Status.SUCCEEDED])
+
+
+def test_a_call_into_a_key_that_ran_earlier_in_the_pass_sees_and_keeps_its_state(published):
+    first, caller = chain_keys_in(PARTITION, 2, "stored-before-next")
+    objects.send("Chain", first, "bump")  # runs first in the pass (oldest head): its entry is written after it
+    objects.send("Chain", caller, "bump_other_then", {"other": first})  # then calls into `first`
+    assert drain_pass(PARTITION).ran == 2
+    assert objects.call("Chain", first, "peek") == 2  # neither bump lost: 1 by its own invocation, 1 by the call
