@@ -53,8 +53,8 @@ class KeyRunner:
         # A group pass on PostgreSQL makes a handler's savepoint only when the handler runs SQL of its own (its
         # state writes and its finish are one conditional statement that needs none); a per-key drain always
         # makes one, so it can record the failure of a statement that would lose a whole group pass. A group
-        # pass also writes the key's entry rows once, after its last invocation (`store_state`); each
-        # invocation still records its version and history row.
+        # pass also writes the key's entry rows once, with its last invocation in hand (or `store_state` when the
+        # key stopped before it); each invocation still records its version and history row.
         self.lazy_savepoint = lazy_savepoint and connection.vendor == "postgresql"
         self.state = StateCache.for_instance(instance.pk)
         self.finished: list[Invocation] = []
@@ -132,7 +132,7 @@ class KeyRunner:
                         break
                     continue
                 started = time.monotonic()
-                go_on = self.run(invocation)
+                go_on = self.run(invocation, last=index == len(heads) - 1)
                 self.longest = max(self.longest, time.monotonic() - started)
                 if not go_on:
                     break
@@ -141,8 +141,9 @@ class KeyRunner:
             raise
         return True
 
-    def run(self, invocation: Invocation) -> bool:
-        """Run one invocation in a savepoint. Returns False when the key must stop (a retry is due)."""
+    def run(self, invocation: Invocation, last: bool = True) -> bool:
+        """Run one invocation in a savepoint. Returns False when the key must stop (a retry is due). `last`: the
+        key's last invocation in hand, whose finishing statement also writes the entry rows (see `__init__`)."""
         try:
             handler = resolve(invocation.type_name, invocation.handler)
         except NotFound as exc:
@@ -168,7 +169,8 @@ class KeyRunner:
                 output = run.execute()
                 if guard is not None:
                     guard.handler_done()
-                if not finish_succeeded(invocation, self.state, output, entries=not self.lazy_savepoint):
+                entries = last or not self.lazy_savepoint
+                if not finish_succeeded(invocation, self.state, output, entries=entries):
                     raise InvocationKilled()
         except InvocationKilled:
             self.state.restore(snapshot)

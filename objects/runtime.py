@@ -307,7 +307,8 @@ def _state_write_sql(
     from .models import StateChange, StateEntry
     from .state import sql_json
 
-    changed, removed = pending
+    changed, removed = pending  # since the last recorded change: the history rows
+    to_write, to_delete = state.entry_changes() if entries else ({}, [])  # since the rows were last written
     instance_id = state.instance_id
     entry = connection.ops.quote_name(StateEntry._meta.db_table)
     when = connection.ops.adapt_datetimefield_value(now)
@@ -316,19 +317,19 @@ def _state_write_sql(
         "changed_at = %s WHERE id = %s AND EXISTS (SELECT 1 FROM f) RETURNING version)"
     )
     params: list[Any] = [when, instance_id]
-    if changed and entries:
-        rows = ", ".join(["(%s::bigint, %s::text, %s::jsonb, %s::integer, %s::timestamptz)"] * len(changed))
+    if to_write:
+        rows = ", ".join(["(%s::bigint, %s::text, %s::jsonb, %s::integer, %s::timestamptz)"] * len(to_write))
         sql += (
             f", e AS (INSERT INTO {entry} (instance_id, name, value, size, updated_at) SELECT * FROM (VALUES {rows}) x "
             "WHERE EXISTS (SELECT 1 FROM f) ON CONFLICT (instance_id, name) DO UPDATE SET value = EXCLUDED.value, "
             "size = EXCLUDED.size, updated_at = EXCLUDED.updated_at)"
         )
-        for name, text in changed.items():
+        for name, text in to_write.items():
             params += [instance_id, name, sql_json(text), len(text.encode()), when]
-    if removed and entries:
-        marks = ", ".join(["%s"] * len(removed))
+    if to_delete:
+        marks = ", ".join(["%s"] * len(to_delete))
         sql += f", d AS (DELETE FROM {entry} WHERE instance_id = %s AND name IN ({marks}) AND EXISTS (SELECT 1 FROM f))"
-        params += [instance_id, *removed]
+        params += [instance_id, *to_delete]
     history: list[tuple[str, str, str | None, str | None]]
     history = [(n, StateChange.Action.SET.value, None, sql_json(t)) for n, t in changed.items()]
     history += [(n, StateChange.Action.CLEAR.value, sql_json(state.committed_text(n)), None) for n in removed]

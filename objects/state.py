@@ -104,9 +104,13 @@ class StateCache:
             with connection.cursor() as cursor:
                 self._write_entries(cursor, connection.ops.adapt_datetimefield_value(timezone.now()))
 
-    def _write_entries(self, cursor: Any, now: Any) -> None:
+    def entry_changes(self) -> tuple[dict[str, str], list[str]]:
+        """How the entries differ from what the entry rows hold: (entries to write, entries to delete)."""
         changed = {n: t for n, t in self._current.items() if self._stored.get(n) != t}
-        removed = [n for n in self._stored if n not in self._current]
+        return changed, [n for n in self._stored if n not in self._current]
+
+    def _write_entries(self, cursor: Any, now: Any) -> None:
+        changed, removed = self.entry_changes()
         instance_id = self.instance_id
         json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
         if changed:
