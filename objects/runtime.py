@@ -26,9 +26,9 @@ from django.utils import timezone
 from . import journal
 from .context import ObjectContext, SharedObjectContext
 from .errors import DeadlockError, NotFound, ObjectsError, TerminalError
-from .models import Instance, Invocation, Status
+from .models import Instance, Invocation, StateChange, StateEntry, Status
 from .registry import Handler, get_object
-from .state import StateCache
+from .state import StateCache, sql_json
 from .validation import build_argument, json_size, validate_input, validate_key
 
 log = logging.getLogger("objects.runtime")
@@ -266,7 +266,8 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
         "output": output,
         "started_at": invocation.started_at or now,
     }
-    sql, params = _finish_open_sql(invocation.pk, fields)
+    update, params = _finish_sql(invocation.pk, fields, only_if_open=True)
+    sql = f"WITH f AS ({update} RETURNING id)"
     pending = state.changes()
     if pending is not None:
         more_sql, more_params = _state_write_sql(state, pending, invocation.pk, now, entries=entries)
@@ -287,27 +288,11 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
     return True
 
 
-def _finish_open_sql(pk: int, fields: dict[str, Any]) -> tuple[str, list[Any]]:
-    columns = [f"{connection.ops.quote_name(str(_FIELDS[name].column))} = %s" for name in fields]
-    params = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in fields.items()]
-    params += [pk, Status.PENDING.value, Status.BACKING_OFF.value, False]
-    table = connection.ops.quote_name(Invocation._meta.db_table)
-    sql = (
-        f"WITH f AS (UPDATE {table} SET {', '.join(columns)} WHERE id = %s AND status IN (%s, %s) "
-        "AND kill_requested = %s RETURNING id)"
-    )
-    return sql, params
-
-
 def _state_write_sql(
     state: StateCache, pending: tuple[dict[str, str], list[str]], invocation_id: int, now: Any, *, entries: bool
 ) -> tuple[str, list[Any]]:
     """The state flush of `StateCache.flush` (entries upserted and deleted, version bumped, history rows with
     the new value only) as CTEs that run only if `f` (the finish) updated its row."""
-    from .models import StateChange, StateEntry
-    from .state import sql_json
-
-    changed, removed = pending  # since the last recorded change: the history rows
     to_write, to_delete = state.entry_changes() if entries else ({}, [])  # since the rows were last written
     instance_id = state.instance_id
     entry = connection.ops.quote_name(StateEntry._meta.db_table)
@@ -330,9 +315,7 @@ def _state_write_sql(
         marks = ", ".join(["%s"] * len(to_delete))
         sql += f", d AS (DELETE FROM {entry} WHERE instance_id = %s AND name IN ({marks}) AND EXISTS (SELECT 1 FROM f))"
         params += [instance_id, *to_delete]
-    history: list[tuple[str, str, str | None, str | None]]
-    history = [(n, StateChange.Action.SET.value, None, sql_json(t)) for n, t in changed.items()]
-    history += [(n, StateChange.Action.CLEAR.value, sql_json(state.committed_text(n)), None) for n in removed]
+    history = state.history_rows(pending)  # since the last recorded change
     rows = ", ".join(["(%s::text, %s::text, %s::jsonb, %s::jsonb)"] * len(history))
     sql += (
         f", h AS (INSERT INTO {connection.ops.quote_name(StateChange._meta.db_table)} (instance_id, name, action, "
@@ -346,8 +329,16 @@ def _state_write_sql(
 
 
 def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:
-    """One UPDATE in raw SQL (it runs once per invocation on the hot path; the ORM's query building cost more
-    than the statement). Each field prepares its own value, as the ORM would (JSON null as SQL NULL)."""
+    sql, params = _finish_sql(pk, fields, only_if_open=only_if_open)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount > 0
+
+
+def _finish_sql(pk: int, fields: dict[str, Any], *, only_if_open: bool) -> tuple[str, list[Any]]:
+    """The invocation's finishing UPDATE in raw SQL (it runs once per invocation on the hot path; the ORM's
+    query building cost more than the statement). Each field prepares its own value, as the ORM would (JSON
+    null as SQL NULL). With `only_if_open`, it changes nothing once an operator cancelled or killed it."""
     columns = [f"{connection.ops.quote_name(str(_FIELDS[name].column))} = %s" for name in fields]
     params = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in fields.items()]
     sql = f"UPDATE {connection.ops.quote_name(Invocation._meta.db_table)} SET {', '.join(columns)} WHERE id = %s"
@@ -355,9 +346,7 @@ def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:
     if only_if_open:
         sql += " AND status IN (%s, %s) AND kill_requested = %s"
         params += [Status.PENDING.value, Status.BACKING_OFF.value, False]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount > 0
+    return sql, params
 
 
 _FIELDS = {field.attname: field for field in Invocation._meta.concrete_fields}

@@ -87,8 +87,25 @@ class StateCache:
         changed = {n: t for n, t in self._current.items() if self._committed.get(n) != t}
         return changed, [n for n in self._committed if n not in self._current]
 
-    def committed_text(self, name: str) -> str | None:
-        return self._committed.get(name)
+    def history_rows(
+        self, pending: tuple[dict[str, str], list[str]], user_id: int | None = None
+    ) -> list[tuple[str, str, str | None, str | None]]:
+        """The history rows of `pending` (`changes()`): (name, action, old text, new text), as stored (JSON null
+        as SQL NULL). A handler's change records the new value only: the old one is the previous row's new
+        value (selectors.instance_history fills it in), and writing it again doubled the bytes PostgreSQL
+        compressed and logged per call for a large entry. An operator's edit (`user_id`) and a clear keep it."""
+        changed, removed = pending
+        rows = [
+            (
+                n,
+                StateChange.Action.SET.value,
+                None if user_id is None else sql_json(self._committed.get(n)),
+                sql_json(t),
+            )
+            for n, t in changed.items()
+        ]
+        rows += [(n, StateChange.Action.CLEAR.value, sql_json(self._committed[n]), None) for n in removed]
+        return rows
 
     def flushed(self, *, entries: bool = True) -> None:
         """The changes were recorded (version and history) by the caller's own statement, and with `entries`
@@ -140,7 +157,6 @@ class StateCache:
         if pending is None:
             self.store()
             return None
-        changed, removed = pending
         instance_id = self.instance_id
         assert instance_id is not None, "only the state of an existing instance can be written"
         now = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -154,28 +170,11 @@ class StateCache:
                 [now, instance_id],
             )
             version = cursor.fetchone()[0]
-            # A handler's change records the new value only: the old one is the previous row's new value
-            # (selectors.instance_history fills it in), and writing it again doubled the bytes PostgreSQL
-            # compressed and logged per call for a large entry. An operator's edit and a clear keep it.
-            history: list[tuple[str, str, str | None, str | None]] = [
-                (n, StateChange.Action.SET, None if user_id is None else self._committed.get(n), t)
-                for n, t in changed.items()
-            ]
-            history += [(n, StateChange.Action.CLEAR, self._committed[n], None) for n in removed]
+            history = self.history_rows(pending, user_id)
             values = ", ".join([f"(%s, %s, %s, {json_param}, {json_param}, %s, %s, %s, %s)"] * len(history))
             params: list[Any] = []
             for name, action, old, new in history:
-                params += [
-                    instance_id,
-                    name,
-                    str(action),
-                    sql_json(old),
-                    sql_json(new),
-                    version,
-                    invocation_id,
-                    user_id,
-                    now,
-                ]
+                params += [instance_id, name, action, old, new, version, invocation_id, user_id, now]
             cursor.execute(
                 f"INSERT INTO {_CHANGE} (instance_id, name, action, old_value, new_value, version, invocation_id, "
                 f"user_id, at) VALUES {values}",
