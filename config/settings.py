@@ -99,6 +99,10 @@ else:
     if _threshold:
         _db.setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": int(_threshold)})
     _db.setdefault("CONN_HEALTH_CHECKS", True)
+    # The same backend, with a health check that asks the socket before it runs `SELECT 1`
+    # (objects/backends/postgresql/base.py): no extra statement per request while the connection is quiet.
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        _db["ENGINE"] = "objects.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")

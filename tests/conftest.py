@@ -129,7 +129,7 @@ def _test_database_url() -> str:
     from django.db import connection
 
     settings = connection.settings_dict
-    if settings["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         pytest.exit("The suite needs PostgreSQL: run it with `make test` (it starts one).", returncode=2)
     return f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
 

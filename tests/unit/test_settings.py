@@ -48,7 +48,7 @@ def test_environment_overrides_database_redis_and_partitions():
         OBJECTS_PARTITIONS="16",
         DEBUG="1",
     )
-    assert out == "django.db.backends.postgresql redis://r:1/2 16 True"
+    assert out == "objects.backends.postgresql redis://r:1/2 16 True"
 
 
 def test_conf_defaults_and_override(settings):
