@@ -506,11 +506,12 @@ def _write_pg_stats(database_url: str, path: Path) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT calls, round(total_plan_time::numeric, 1), round(total_exec_time::numeric, 1), "
+            "round((shared_blks_hit + shared_blks_read)::numeric / greatest(calls, 1), 1), "
             "left(regexp_replace(query, '\\s+', ' ', 'g'), 160) FROM pg_stat_statements "
             "ORDER BY total_exec_time + total_plan_time DESC LIMIT 25"
         ).fetchall()
-    lines = ["| calls | plan ms | exec ms | statement |", "|---|---|---|---|"]
-    lines += [f"| {calls} | {plan} | {run} | `{query}` |" for calls, plan, run, query in rows]
+    lines = ["| calls | plan ms | exec ms | blocks per call | statement |", "|---|---|---|---|---|"]
+    lines += [f"| {calls} | {plan} | {run} | {blocks} | `{query}` |" for calls, plan, run, blocks, query in rows]
     path.write_text("\n".join(lines) + "\n")
     say(f"PostgreSQL's statements written to {path}")
 

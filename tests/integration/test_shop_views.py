@@ -82,6 +82,16 @@ def test_bad_form_input_shows_a_message_and_changes_nothing(shop, client):
     assert cart("alice")["lines"] == []
 
 
+def test_a_message_travels_in_the_session_and_sets_no_cookie_of_its_own(shop, client):
+    """MESSAGE_STORAGE is the session (the cookie storage built a signer on every request, ingress calls too)."""
+    signed_in(client, "alice")
+    redirect = client.post("/cart/add/", {"sku": "MUG", "quantity": "0"})
+    assert redirect.status_code == 302 and "messages" not in redirect.cookies
+    shown = client.get(redirect["Location"]).content.decode()
+    assert "Ensure this value is greater than or equal to 1" in shown
+    assert "Ensure this value" not in client.get(redirect["Location"]).content.decode()  # shown once
+
+
 def test_checkout_places_the_order_and_a_double_submit_charges_once(shop, client):
     fund("alice", 10_000)
     signed_in(client, "alice")
