@@ -24,6 +24,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from . import conf, notify
+from .backends import db
 from .errors import InvocationKilled, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, Status
 from .runtime import Frame, InvocationRun, finish, finish_succeeded, resolve
@@ -250,6 +251,7 @@ class LazySavepoint:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        connection = db()
         connection.execute_wrappers.remove(self)
         if exc_type is None:
             if self.sid is not None:
@@ -333,6 +335,7 @@ _HEADS_SQL = (
 
 def _lock_key(type_name: str, key: str) -> tuple[int, bool] | None:
     """Lock the key's row without waiting (SKIP LOCKED); None when it is held elsewhere or does not exist."""
+    connection = db()
     sql = _LOCK_SQL.format(instance=connection.ops.quote_name(Instance._meta.db_table))
     if connection.features.has_select_for_update_skip_locked:
         sql += " FOR NO KEY UPDATE SKIP LOCKED"  # SQLite has no row locks: immediate transactions serialize writers
@@ -345,6 +348,7 @@ def _lock_key(type_name: str, key: str) -> tuple[int, bool] | None:
 def _inbox_heads(instance_id: int, now: Any, batch: int) -> list[Invocation]:
     """The key's next invocations, as model instances built from one cursor read with the fields' own
     converters (what a queryset does, without its per-call query compilation)."""
+    connection = db()
     sql = _HEADS_SQL.format(
         columns=invocation_columns(),
         invocation=connection.ops.quote_name(Invocation._meta.db_table),
@@ -356,11 +360,13 @@ def _inbox_heads(instance_id: int, now: Any, batch: int) -> list[Invocation]:
 
 
 def invocation_columns() -> str:
+    connection = db()
     return ", ".join(connection.ops.quote_name(str(f.column)) for f in Invocation._meta.concrete_fields)
 
 
 def invocations_from_rows(rows: list[tuple[Any, ...]]) -> list[Invocation]:
     """Model instances from rows of `invocation_columns()`, converted by the fields' own converters."""
+    connection = db()
     fields = Invocation._meta.concrete_fields
     converters = _converters(connection)
     names = [f.attname for f in fields]
@@ -392,6 +398,7 @@ def _converters(conn: Any) -> list[tuple[int, Any, list[Any]]]:
 def set_lock_timeout() -> None:
     """Bound every lock wait of this (worker) session, once per database connection, outside a transaction
     (a SET inside one would be undone by its rollback). Inside a caller's transaction: local to it, as before."""
+    connection = db()
     if connection.vendor != "postgresql":
         return
     value = f"{conf.get('OBJECTS_LOCK_TIMEOUT_MS')}ms"

@@ -28,6 +28,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from . import conf, notify
+from .backends import db
 from .inbox import KeyRunner, invocation_columns, invocations_from_rows, set_lock_timeout
 from .models import Instance, Invocation
 
@@ -208,6 +209,7 @@ def _sql(template: str, vendor: str, marks: int) -> str:
 def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candidate], set[int]]:
     """The runnable keys (`_runnable_keys`) and the ids of those whose rows this transaction now holds (the
     others are held elsewhere, or were paused meanwhile). One statement on PostgreSQL."""
+    connection = db()
     if not connection.features.has_select_for_update_skip_locked:
         candidates = _runnable_keys(partitions, now, limit)
         return candidates, _lock_keys([c.instance_id for c in candidates]) if candidates else set()
@@ -222,6 +224,7 @@ def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candi
 def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidate]:
     """Keys of the partitions, oldest head first, that have an invocation to run now: not paused, and not held
     back by a backing-off head that is not due yet."""
+    connection = db()
     when = connection.ops.adapt_datetimefield_value(now)
     sql = _sql(_RUNNABLE_SQL, connection.vendor, len(partitions))
     with connection.cursor() as cursor:
@@ -232,6 +235,7 @@ def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidat
 
 def _lock_keys(instance_ids: list[int]) -> set[int]:
     """Lock the keys' rows without waiting; the ids of those locked (held elsewhere or paused: left out)."""
+    connection = db()
     sql = _sql(_LOCK_SQL, connection.vendor, len(instance_ids))
     if connection.features.has_select_for_update_skip_locked:
         sql += " FOR NO KEY UPDATE SKIP LOCKED"  # SQLite has no row locks: immediate transactions serialize writers
@@ -242,6 +246,7 @@ def _lock_keys(instance_ids: list[int]) -> set[int]:
 
 def _inbox_heads(instance_ids: list[int], now: Any, batch: int) -> dict[int, list[Invocation]]:
     """The next `batch` invocations of each key, in acceptance order, from one statement."""
+    connection = db()
     if not instance_ids:
         return {}
     sql = _sql(_HEADS_SQL, connection.vendor, len(instance_ids))

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from . import journal
+from .backends import db
 from .context import ObjectContext, SharedObjectContext
 from .errors import DeadlockError, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, StateChange, StateEntry, Status
@@ -184,6 +185,7 @@ class InvocationRun:
 def instance_id_find(type_name: str, key: str) -> int | None:
     """The id of the key's row, None when the key has none yet. One indexed SELECT on the hot paths (raw: the
     ORM's query building cost more than the query)."""
+    connection = db()
     table = connection.ops.quote_name(Instance._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(_INSTANCE_ID_SQL.format(table=table), [type_name, key])
@@ -256,6 +258,7 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
 
     Without `entries` (PostgreSQL), the version and history are written but not the entry rows: the caller
     writes them later with `state.store()` (a group pass, once per key after its last invocation)."""
+    connection = db()
     if connection.vendor != "postgresql":
         state.flush(invocation_id=invocation.pk)
         return finish(invocation, Status.SUCCEEDED, output=output, only_if_open=True)
@@ -293,6 +296,7 @@ def _state_write_sql(
 ) -> tuple[str, list[Any]]:
     """The state flush of `StateCache.flush` (entries upserted and deleted, version bumped, history rows with
     the new value only) as CTEs that run only if `f` (the finish) updated its row."""
+    connection = db()
     to_write, to_delete = state.entry_changes() if entries else ({}, [])  # since the rows were last written
     instance_id = state.instance_id
     entry = connection.ops.quote_name(StateEntry._meta.db_table)
@@ -329,6 +333,7 @@ def _state_write_sql(
 
 
 def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:
+    connection = db()
     sql, params = _finish_sql(pk, fields, only_if_open=only_if_open)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -339,6 +344,7 @@ def _finish_sql(pk: int, fields: dict[str, Any], *, only_if_open: bool) -> tuple
     """The invocation's finishing UPDATE in raw SQL (it runs once per invocation on the hot path; the ORM's
     query building cost more than the statement). Each field prepares its own value, as the ORM would (JSON
     null as SQL NULL). With `only_if_open`, it changes nothing once an operator cancelled or killed it."""
+    connection = db()
     columns = [f"{connection.ops.quote_name(str(_FIELDS[name].column))} = %s" for name in fields]
     params = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in fields.items()]
     sql = f"UPDATE {connection.ops.quote_name(Invocation._meta.db_table)} SET {', '.join(columns)} WHERE id = %s"

@@ -16,6 +16,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from . import conf
+from .backends import db
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation, Status
 from .routing import partition_of
@@ -95,10 +96,12 @@ def invocation_insert(invocation: Invocation) -> Invocation:
     """Insert a new invocation row for its (type, key), the key's row found by the same statement (the
     ingress's hot path: one raw `INSERT ... SELECT`; the ORM's `create()` spent more CPU building the
     statement than PostgreSQL spent running it). A new key gets its row first, then the row is inserted."""
+    connection = db()
     returning = connection.features.can_return_columns_from_insert
     by_key, by_id = _insert_sql(connection.vendor)
     if invocation.instance_id is None and returning:
-        params = [_prepared(invocation, field) for field in _INSERT_FIELDS if field.attname != "instance_id"]
+        fields = [field for field in _INSERT_FIELDS if field.attname != "instance_id"]
+        params = [_prepared(invocation, field, connection) for field in fields]
         with connection.cursor() as cursor:
             cursor.execute(by_key, [*params, invocation.type_name, invocation.key])
             row = cursor.fetchone()
@@ -107,7 +110,7 @@ def invocation_insert(invocation: Invocation) -> Invocation:
     if invocation.pk is None:
         if invocation.instance_id is None:  # a new key (or a database without INSERT ... RETURNING)
             invocation.instance_id = instance_id_ensure(invocation.type_name, invocation.key)
-        values = [_prepared(invocation, field) for field in _INSERT_FIELDS]
+        values = [_prepared(invocation, field, connection) for field in _INSERT_FIELDS]
         with connection.cursor() as cursor:
             if returning:
                 cursor.execute(by_id + " RETURNING id", values)
@@ -123,7 +126,7 @@ def invocation_insert(invocation: Invocation) -> Invocation:
 _INSERT_FIELDS = [f for f in Invocation._meta.concrete_fields if not f.primary_key]
 
 
-def _prepared(invocation: Invocation, field: Any) -> Any:
+def _prepared(invocation: Invocation, field: Any, connection: Any) -> Any:
     return field.get_db_prep_save(field.pre_save(invocation, True), connection)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from . import jsoncodec
+from .backends import db
 from .models import Instance, StateChange, StateEntry
 
 
@@ -34,6 +34,7 @@ class StateCache:
         """Read the entries (once; a restore after a failed handler forgets them)."""
         if self._loaded:
             return
+        connection = db()
         rows: list[tuple[str, Any]] = []
         if self.instance_id:
             # Raw SQL: this runs once per batch on the hot path, and the ORM's query building cost more than
@@ -117,6 +118,7 @@ class StateCache:
     def store(self) -> None:
         """Write the entry rows that differ from what the rows hold (after changes recorded without them:
         a group pass writes a key's entries once, after the key's last invocation of the pass)."""
+        connection = db()
         if self._loaded and self._current != self._stored:
             with connection.cursor() as cursor:
                 self._write_entries(cursor, connection.ops.adapt_datetimefield_value(timezone.now()))
@@ -127,6 +129,7 @@ class StateCache:
         return changed, [n for n in self._stored if n not in self._current]
 
     def _write_entries(self, cursor: Any, now: Any) -> None:
+        connection = db()
         changed, removed = self.entry_changes()
         instance_id = self.instance_id
         json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
@@ -153,6 +156,7 @@ class StateCache:
 
         Returns the new version, or None when nothing changed. Runs inside the caller's transaction.
         """
+        connection = db()
         pending = self.changes()
         if pending is None:
             self.store()
