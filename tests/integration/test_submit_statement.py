@@ -1,0 +1,61 @@
+"""The ingress's INSERT (objects/services.invocation_insert): a fresh invocation for a known key is one statement
+with its defaults as constants; any other invocation takes the general statement; both write the same row."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+
+from objects.models import Invocation, Status
+from objects.services import _FRESH, invocation_submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+COLUMNS = [f.attname for f in Invocation._meta.concrete_fields if f.attname not in ("id", "uid", "created_at")]
+
+
+class Statements:
+    """The parameters of every statement the connection runs (an execute wrapper)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        self.seen.append((sql, len(params or ())))
+        return execute(sql, params, many, context)
+
+
+def submit(key: str, **options):
+    statements = Statements()
+    with connection.execute_wrapper(statements):
+        invocation, created = invocation_submit(type_name="Recorder", key=key, handler="append", arg={"value": 1}, **options)
+    assert created
+    inserts = [(sql, count) for sql, count in statements.seen if sql.startswith('INSERT INTO "objects_invocation"')]
+    return Invocation.objects.get(pk=invocation.pk), inserts
+
+
+def test_a_fresh_invocation_of_a_known_key_binds_only_what_the_call_chose():
+    submit("fresh", idempotency_key="first")  # the key's row exists now
+    row, inserts = submit("fresh")
+    [(sql, count)] = inserts
+    assert count == 10  # uid, type, key, handler, kind, partition, input, created_at + the key's (type, key)
+    assert "'pending'" in sql and "SELECT %s, k.id" in sql
+    for name, value in _FRESH.items():
+        assert getattr(row, name) == value, name
+    assert row.status == Status.PENDING and row.input == {"value": 1} and row.instance_id is not None
+
+
+def test_an_invocation_with_a_delay_or_an_idempotency_key_takes_the_general_statement_and_the_same_row_results():
+    submit("general", idempotency_key="first")
+    fresh, _ = submit("general")
+    delayed, [(_, count)] = submit("general", delay=timedelta(seconds=30))
+    assert count == 25  # every column a parameter
+    assert delayed.not_before is not None
+    keyed, _ = submit("general", idempotency_key="second")
+    assert keyed.idempotency_key == "second" and keyed.input_hash
+    same = [name for name in COLUMNS if name not in ("not_before", "idempotency_key", "input_hash")]
+    same.remove("idempotency_expires_at")
+    for other in (delayed, keyed):
+        assert [getattr(other, n) for n in same] == [getattr(fresh, n) for n in same]
