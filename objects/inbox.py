@@ -49,7 +49,9 @@ def start_key(public_id: str) -> str:
 class KeyRunner:
     """Runs the inbox of one locked key."""
 
-    def __init__(self, instance: Instance, *, lazy_savepoint: bool = False) -> None:
+    def __init__(
+        self, instance: Instance, *, lazy_savepoint: bool = False, entries: dict[str, str] | None = None
+    ) -> None:
         self.instance = instance
         # A group pass on PostgreSQL makes a handler's savepoint only when the handler runs SQL of its own (its
         # state writes and its finish are one conditional statement that needs none); a per-key drain always
@@ -57,7 +59,7 @@ class KeyRunner:
         # pass also writes the key's entry rows once, with its last invocation in hand (or `store_state` when the
         # key stopped before it); each invocation still records its version and history row.
         self.lazy_savepoint = lazy_savepoint and connection.vendor == "postgresql"
-        self.state = StateCache.for_instance(instance.pk)
+        self.state = StateCache(instance.pk, entries)  # `entries`: read ahead by the pass (else read when needed)
         self.finished: list[Invocation] = []
         self.retry_at: float | None = None
         self.longest = 0.0  # seconds the slowest handler run here took

@@ -30,7 +30,8 @@ from django.utils import timezone
 from . import conf, notify
 from .backends import db
 from .inbox import KeyRunner, invocation_columns, invocations_from_rows, set_lock_timeout
-from .models import Instance, Invocation
+from .models import Instance, Invocation, StateEntry
+from .state import entries_from_json, written
 
 log = logging.getLogger("objects.partition")
 
@@ -77,8 +78,10 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
             slow = [c for c in candidates if _is_slow(c)]
             group = [c for c in candidates if c not in slow]
             busy = [c for c in group if c.instance_id not in locked]
-            heads = _inbox_heads(sorted(c.instance_id for c in group if c.instance_id in locked), now, batch)
+            heads, states = _inbox_heads(sorted(c.instance_id for c in group if c.instance_id in locked), now, batch)
             started = time.monotonic()
+            touched: set[int] = set()  # keys whose state a ctx.call writes before their turn
+            changed = written.set(touched)
             try:
                 for candidate in group:
                     if candidate.instance_id not in locked:
@@ -86,9 +89,11 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                     if runners and time.monotonic() - started > budget:
                         result.more = True  # the rest of the group is unlocked at commit and taken next pass
                         break
+                    read = None if states is None or candidate.instance_id in touched else states
                     runner = KeyRunner(
                         Instance(pk=candidate.instance_id, type_name=candidate.type_name, key=candidate.key),
                         lazy_savepoint=True,
+                        entries=None if read is None else read.get(candidate.instance_id),
                     )
                     runners.append(runner)
                     key_started = time.monotonic()
@@ -105,6 +110,8 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                 for runner in runners:
                     runner.clear_start()
                 raise
+            finally:
+                written.reset(changed)
             finished = [i for runner in runners for i in runner.finished]
             ids = [i.public_id for i in finished]
             outcomes = {i.public_id: text for i in finished if (text := notify.outcome_text(i)) is not None}
@@ -185,16 +192,29 @@ _CLAIM_SQL = (
     "LEFT JOIN locked l ON l.id = c.instance_id ORDER BY c.head"
 )
 _HEADS_SQL = (
-    "SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id) AS rank_ "
-    "FROM {invocation} WHERE instance_id IN ({marks}) AND status IN ('pending', 'backing_off') "
+    "SELECT {columns}{state} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id) AS "
+    "rank_ FROM {invocation} WHERE instance_id IN ({marks}) AND status IN ('pending', 'backing_off') "
     "AND (not_before IS NULL OR not_before <= %s OR status = 'backing_off')) heads "
     "WHERE rank_ <= %s ORDER BY instance_id, id"
 )
+# PostgreSQL: each key's state entries ride on its first row, as a JSON array of [name, value] pairs (one
+# statement per pass instead of one per key; read after the locks, like the inboxes).
+_HEADS_STATE = (
+    ", CASE WHEN rank_ = 1 THEN (SELECT json_agg(json_build_array(e.name, e.value))::text FROM {entry} e "
+    "WHERE e.instance_id = heads.instance_id) END"
+)
+
+
+_INSTANCE_INDEX = [field.attname for field in Invocation._meta.concrete_fields].index("instance_id")
 
 
 def _tables() -> dict[str, str]:
     quote = connection.ops.quote_name
-    return {"invocation": quote(Invocation._meta.db_table), "instance": quote(Instance._meta.db_table)}
+    return {
+        "invocation": quote(Invocation._meta.db_table),
+        "instance": quote(Instance._meta.db_table),
+        "entry": quote(StateEntry._meta.db_table),
+    }
 
 
 @functools.cache
@@ -203,7 +223,9 @@ def _sql(template: str, vendor: str, marks: int) -> str:
     (built on every pass it was a few per cent of the worker's CPU)."""
     placeholders = ", ".join(["%s"] * marks)
     columns = invocation_columns() if "{columns}" in template else ""
-    return template.format(partitions=placeholders, marks=placeholders, columns=columns, **_tables())
+    tables = _tables()
+    state = _HEADS_STATE.format(**tables) if vendor == "postgresql" else ""
+    return template.format(partitions=placeholders, marks=placeholders, columns=columns, state=state, **tables)
 
 
 def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candidate], set[int]]:
@@ -244,16 +266,26 @@ def _lock_keys(instance_ids: list[int]) -> set[int]:
         return {int(row[0]) for row in cursor.fetchall()}
 
 
-def _inbox_heads(instance_ids: list[int], now: Any, batch: int) -> dict[int, list[Invocation]]:
-    """The next `batch` invocations of each key, in acceptance order, from one statement."""
+def _inbox_heads(
+    instance_ids: list[int], now: Any, batch: int
+) -> tuple[dict[int, list[Invocation]], dict[int, dict[str, str]] | None]:
+    """The next `batch` invocations of each key, in acceptance order, from one statement; on PostgreSQL also
+    each key's state entries (None elsewhere: each key reads its own when it runs)."""
     connection = db()
     if not instance_ids:
-        return {}
+        return {}, None
     sql = _sql(_HEADS_SQL, connection.vendor, len(instance_ids))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*instance_ids, connection.ops.adapt_datetimefield_value(now), batch])
         rows = cursor.fetchall()
+    states: dict[int, dict[str, str]] | None = None
+    if connection.vendor == "postgresql":
+        texts: dict[int, str | None] = {}
+        for row in rows:  # a key's first row carries its entries
+            texts.setdefault(int(row[_INSTANCE_INDEX]), row[-1])
+        states = {instance_id: entries_from_json(text) for instance_id, text in texts.items()}
+        rows = [row[:-1] for row in rows]
     heads: dict[int, list[Invocation]] = {}
     for invocation in invocations_from_rows(rows):
         heads.setdefault(invocation.instance_id, []).append(invocation)
-    return heads
+    return heads, states

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django.utils import timezone
@@ -13,6 +14,18 @@ from .models import Instance, StateChange, StateEntry
 
 def _dumps(value: Any) -> str:
     return jsoncodec.dumps(value)
+
+
+# The instances whose state `flush` wrote while a group pass runs (a handler's ctx.call into another key). The
+# pass reads every key's entries ahead, with their inboxes; a key written this way before its turn is read
+# again (objects/partition.py), so the call's change is not lost.
+written: ContextVar[set[int] | None] = ContextVar("objects_state_written", default=None)
+
+
+def entries_from_json(text: str | None) -> dict[str, str]:
+    """A key's entries from a JSON array of [name, value] pairs (how a pass reads them ahead), as `load` keeps
+    them: one normalized JSON text per name."""
+    return {name: _dumps(value) for name, value in jsoncodec.loads(text)} if text else {}
 
 
 class StateCache:
@@ -163,6 +176,9 @@ class StateCache:
             return None
         instance_id = self.instance_id
         assert instance_id is not None, "only the state of an existing instance can be written"
+        seen = written.get()
+        if seen is not None:
+            seen.add(instance_id)
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         # Raw SQL with the JSON texts the cache already holds: no ORM query building and no second
         # encoding of each value (the ORM would decode and re-encode every text). One statement each.

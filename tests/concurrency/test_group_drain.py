@@ -439,6 +439,32 @@ def test_a_call_into_a_key_that_ran_earlier_in_the_pass_sees_and_keeps_its_state
     assert objects.call("Chain", first, "peek") == 2  # neither bump lost: 1 by its own invocation, 1 by the call
 
 
+def test_a_call_into_a_key_that_runs_later_in_the_pass_is_not_lost_to_the_state_read_ahead(published):
+    """The pass reads every key's entries with the inboxes; a key a ctx.call writes before its turn reads again."""
+    caller, later = chain_keys_in(PARTITION, 2, "read-ahead")
+    objects.send("Chain", later, "bump")  # the key's row exists, with state, before the pass
+    assert drain_pass(PARTITION).ran == 1
+    objects.send("Chain", caller, "bump_other_then", {"other": later})  # oldest head: runs first, bumps `later`
+    objects.send("Chain", later, "bump")  # then `later` runs its own bump in the same pass
+    assert drain_pass(PARTITION).ran == 2
+    assert objects.call("Chain", later, "peek") == 3  # 1 before, 1 by the call, 1 by its own invocation
+
+
+def test_a_pass_reads_the_state_of_its_keys_with_their_inboxes(published):
+    """One statement per pass for the inboxes and the state of every key (not one state read per key)."""
+    keys = keys_in(PARTITION, 3, "one-read")
+    for key in keys:
+        objects.send("Recorder", key, "append", {"value": 1})
+    assert drain_pass(PARTITION).ran == 3
+    for key in keys:
+        objects.send("Recorder", key, "append", {"value": 2})
+    with CaptureQueriesContext(connection) as queries:
+        assert drain_pass(PARTITION).ran == 3
+    assert not [q for q in queries.captured_queries if "FROM objects_stateentry WHERE instance_id" in q["sql"]]
+    for key in keys:
+        assert objects.call("Recorder", key, "items") == [1, 2]
+
+
 def test_entries_changed_by_earlier_invocations_of_a_pass_are_written_with_the_last(published, redis_client):
     from objects.models import StateEntry
 
