@@ -91,9 +91,8 @@ def drain_partition(partition: int) -> int:
         if linger and not overdue:
             woke = _linger(partitions, linger)
             if woke == "mine":
-                seen = _bells_hold(partitions)  # read before the next pass, as at the start
-                if seen is None:
-                    return total
+                # Straight to the next pass, the counters still held: the ring that woke the drain counted
+                # after `seen` was read, so letting go later finds them changed and goes round once more.
                 continue
             overdue = woke == "other"
         seen = _bells_release(partitions, seen)

@@ -227,6 +227,30 @@ def test_a_lingering_drain_runs_the_next_call_without_a_celery_message(
     assert published == [("p", PARTITION), ("p", PARTITION)]
 
 
+def test_a_drain_woken_by_rings_runs_them_without_reading_the_counters_again(
+    published, settings, monkeypatch, drain_in_thread, redis_client
+):
+    """One Redis round trip fewer per woken pass: the counters are read when the drain starts and when it lets
+    go; a ring that woke it is found then (the counters changed) and the drain goes round once more."""
+    settings.OBJECTS_DRAIN_LINGER_MS = 300
+    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 10.0)
+    holds = []
+    hold = tasks._bells_hold
+    monkeypatch.setattr(tasks, "_bells_hold", lambda *a, **k: holds.append(1) or hold(*a, **k))
+    (key,) = keys_in(PARTITION, 1, "woken")
+    objects.send("Recorder", key, "append", {"value": 0})
+    drain = drain_in_thread(PARTITION)
+    for n in range(1, 4):  # each call wakes the lingering drain
+        assert wait_until(lambda n=n: len(statuses(key)) == n and set(statuses(key)) == {Status.SUCCEEDED})
+        objects.send("Recorder", key, "append", {"value": n})
+    assert wait_until(lambda: statuses(key) == [Status.SUCCEEDED] * 4)
+    drain.join(5)
+    assert not drain.is_alive() and holds == [1]  # read once, at the start
+    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None  # let go, and nothing left behind
+    assert published == [("p", PARTITION)]
+    assert objects.call("Recorder", key, "items") == [0, 1, 2, 3]
+
+
 def lingering_drain_of_a_two_partition_worker(settings, monkeypatch, drain_in_thread, *, one_loop: bool):
     """A worker consuming PARTITION and the next one; a call to a key of PARTITION has run and its drain
     lingers. Returns (other partition, a key of PARTITION, a key of the other, the drain's thread)."""
