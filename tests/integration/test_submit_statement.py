@@ -30,7 +30,9 @@ class Statements:
 def submit(key: str, **options):
     statements = Statements()
     with connection.execute_wrapper(statements):
-        invocation, created = invocation_submit(type_name="Recorder", key=key, handler="append", arg={"value": 1}, **options)
+        invocation, created = invocation_submit(
+            type_name="Recorder", key=key, handler="append", arg={"value": 1}, **options
+        )
     assert created
     inserts = [(sql, count) for sql, count in statements.seen if sql.startswith('INSERT INTO "objects_invocation"')]
     return Invocation.objects.get(pk=invocation.pk), inserts
