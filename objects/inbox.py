@@ -46,11 +46,89 @@ def start_key(public_id: str) -> str:
     return f"{START_PREFIX}{public_id}"
 
 
+class StartCounts:
+    """The crash limit's start counts of one group pass's invocations, without a Redis round trip per start.
+
+    The counts they already have are read with one `MGET` once the pass has read its inboxes. Each start is
+    then counted by writing `INCR` and `EXPIRE` (and the `DEL` of the previous handler's count) to a Redis
+    connection of the pass's own without waiting for the replies, which are read when the pass has run its
+    keys (`close`). The command is in the socket before the handler runs, so a process that dies in the
+    handler leaves the start counted: the kernel delivers what was written. Redis unreachable: no counts, no
+    crash protection for the pass (as a failed round trip means for a per-key drain).
+    """
+
+    def __init__(self, public_ids: list[str]) -> None:
+        self.known: dict[str, int] = {}
+        self.connection: Any = None
+        self.unread = 0
+        if not public_ids:
+            return
+        try:
+            redis = notify.client()
+            values = redis.mget([start_key(public_id) for public_id in public_ids])
+            self.known = {p: int(v) for p, v in zip(public_ids, values, strict=True) if v is not None}
+            self.pool = redis.connection_pool
+            self.connection = self.pool.get_connection()
+        except Exception:  # noqa: BLE001 - Redis down: run unprotected rather than not at all
+            self.connection = None
+
+    def count(self, public_id: str, previous: str | None) -> int:
+        """Count a start of `public_id` (and forget `previous`, the last handler's count); the starts so far."""
+        if self.connection is None:
+            return 0
+        key = start_key(public_id)
+        commands: list[tuple[Any, ...]] = [("DEL", previous)] if previous else []
+        commands += [("INCR", key), ("EXPIRE", key, START_TTL)]
+        if not self._send(commands):
+            return 0
+        self.known[public_id] = self.known.get(public_id, 0) + 1
+        return self.known[public_id]
+
+    def forget(self, key: str) -> None:
+        self._send([("DEL", key)])
+
+    def _send(self, commands: list[tuple[Any, ...]]) -> bool:
+        try:
+            for command in commands:
+                self.connection.send_command(*command)
+                self.unread += 1
+        except Exception:  # noqa: BLE001 - the connection broke: the pass goes on unprotected
+            self._drop()
+            return False
+        return True
+
+    def close(self) -> None:
+        """Read the replies of what was written, and hand the connection back."""
+        if self.connection is None:
+            return
+        try:
+            for _ in range(self.unread):
+                self.connection.read_response()
+        except Exception:  # noqa: BLE001 - a count that was not confirmed only matters if it reaches the limit
+            self._drop()
+            return
+        self.pool.release(self.connection)
+        self.connection = None
+
+    def _drop(self) -> None:
+        try:
+            self.connection.disconnect()
+            self.pool.release(self.connection)
+        except Exception:  # noqa: BLE001,S110 - nothing more to do with a broken connection
+            pass
+        self.connection = None
+
+
 class KeyRunner:
     """Runs the inbox of one locked key."""
 
     def __init__(
-        self, instance: Instance, *, lazy_savepoint: bool = False, entries: dict[str, str] | None = None
+        self,
+        instance: Instance,
+        *,
+        lazy_savepoint: bool = False,
+        entries: dict[str, str] | None = None,
+        starts: StartCounts | None = None,
     ) -> None:
         self.instance = instance
         # A group pass on PostgreSQL makes a handler's savepoint only when the handler runs SQL of its own (its
@@ -64,6 +142,7 @@ class KeyRunner:
         self.retry_at: float | None = None
         self.longest = 0.0  # seconds the slowest handler run here took
         self._counted: str | None = None  # the start counter of the handler run last, not yet cleared
+        self.starts = starts  # a group pass counts starts without a round trip each (`StartCounts`)
 
     def count_start(self, invocation: Invocation) -> int:
         """Count a start of `invocation` in Redis and clear the previous handler's count, in one round trip.
@@ -74,6 +153,10 @@ class KeyRunner:
         Returns the count, 0 when Redis is unreachable (then there is no crash protection for this run).
         """
         key = start_key(invocation.public_id)
+        if self.starts is not None:
+            count = self.starts.count(invocation.public_id, self._counted)
+            self._counted = key if count else None
+            return count
         try:
             pipe = notify.client().pipeline(transaction=False)
             if self._counted:
@@ -97,6 +180,9 @@ class KeyRunner:
         return counted
 
     def clear_start(self) -> None:
+        if self._counted and self.starts is not None:
+            self.starts.forget(self._counted)  # on the connection that counted it, so after the count
+            self._counted = None
         if self._counted:
             try:
                 notify.client().delete(self._counted)

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from . import conf, notify
 from .backends import db
-from .inbox import KeyRunner, invocation_columns, invocations_from_rows, set_lock_timeout
+from .inbox import KeyRunner, StartCounts, invocation_columns, invocations_from_rows, set_lock_timeout
 from .models import Instance, Invocation, StateEntry
 from .state import entries_from_json, written
 
@@ -80,6 +80,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
             busy = [c for c in group if c.instance_id not in locked]
             heads, states = _inbox_heads(sorted(c.instance_id for c in group if c.instance_id in locked), now, batch)
             started = time.monotonic()
+            starts = StartCounts([i.public_id for mine in heads.values() for i in mine])
             touched: set[int] = set()  # keys whose state a ctx.call writes before their turn
             changed = written.set(touched)
             try:
@@ -94,6 +95,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                         Instance(pk=candidate.instance_id, type_name=candidate.type_name, key=candidate.key),
                         lazy_savepoint=True,
                         entries=None if read is None else read.get(candidate.instance_id),
+                        starts=starts,
                     )
                     runners.append(runner)
                     key_started = time.monotonic()
@@ -112,6 +114,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                 raise
             finally:
                 written.reset(changed)
+                starts.close()  # before the commit, whose done signals delete the last counts
             finished = [i for runner in runners for i in runner.finished]
             ids = [i.public_id for i in finished]
             outcomes = {i.public_id: text for i in finished if (text := notify.outcome_text(i)) is not None}

@@ -489,6 +489,31 @@ def test_a_pass_reads_the_state_of_its_keys_with_their_inboxes(published):
         assert objects.call("Recorder", key, "items") == [1, 2]
 
 
+def test_a_pass_counts_its_starts_without_a_round_trip_each_and_still_fails_a_crasher(
+    published, redis_client, monkeypatch, settings
+):
+    """The crash limit's counts are read once per pass and written without waiting (inbox.StartCounts)."""
+    from objects import notify
+    from objects.inbox import start_key
+
+    settings.OBJECTS_CRASH_LIMIT = 3
+    keys = keys_in(PARTITION, 2, "starts")
+    crasher = objects.send("Recorder", keys[0], "append", {"value": "crashed thrice"})
+    redis_client.set(start_key(crasher), 3)  # its worker died in it three times already
+    for n in range(3):
+        objects.send("Recorder", keys[1], "append", {"value": n})
+    pipelines = []
+    real = notify.client().pipeline
+    monkeypatch.setattr(notify.client(), "pipeline", lambda *a, **k: pipelines.append(1) or real(*a, **k))
+    assert drain_pass(PARTITION).ran == 4
+    assert len(pipelines) == 1  # the done signals only: not one round trip per start as well
+    assert statuses(keys[0]) == [Status.FAILED]
+    assert "ended its worker process 3 times" in Invocation.objects.get(type_name="Recorder", key=keys[0]).error_message
+    assert objects.call("Recorder", keys[1], "items") == [0, 1, 2]
+    counts = [start_key(i.public_id) for i in Invocation.objects.filter(type_name="Recorder", key=keys[1])]
+    assert redis_client.exists(*counts) == 0  # each cleared once its handler returned
+
+
 def test_entries_changed_by_earlier_invocations_of_a_pass_are_written_with_the_last(published, redis_client):
     from objects.models import StateEntry
 
