@@ -74,3 +74,31 @@ def test_loads_reads_postgresql_jsonb_text_and_keeps_long_integers_exact():
     assert jsoncodec.loads(b'{"a": 1}') == {"a": 1}
     with pytest.raises(ValueError):
         jsoncodec.loads("[1,")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[99999999999999999999]",  # 20 digits, past 64 bits
+        "[-123456789012345678901]",
+        '{"n": 18446744073709551616, "s": "x"}',  # 2**64
+        "[1234567890123456789, 12345678901234567890123]",
+        "[1.5, 12345678901234567890.5]",
+        '["12345678901234567890", 1]',  # a run of digits in a string: read exactly either way
+    ],
+)
+def test_every_long_number_is_read_exactly(text):
+    import json
+
+    assert jsoncodec.loads(text) == json.loads(text)
+    assert repr(jsoncodec.loads(text)) == repr(json.loads(text))
+
+
+def test_the_long_number_check_is_linear_in_the_text_and_finds_a_run_anywhere():
+    from objects.jsoncodec import _long_number
+
+    items = ",".join(f'{{"seq": {i}, "price_cents": 199}}' for i in range(2000))
+    assert not _long_number(f"[{items}]")
+    assert _long_number(f"[{items},123456789012345678901]")
+    assert _long_number("12345678901234567890") and not _long_number("1234567890123456789")
+    assert not _long_number("1234567890 1234567890")
