@@ -46,7 +46,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=None, help="seconds of measuring (default 420, 900 with --compare)")
     p.add_argument("--only", default="abcd", help="workloads to run, e.g. 'bc' (default: abcd)")
     p.add_argument("--scale", type=float, default=1.0, help="fraction of each workload's calls (quick tries)")
-    p.add_argument("--workers", type=int, default=2, help="Celery worker processes, partition queues split among them")
+    p.add_argument("--workers", type=int, default=1, help="Celery worker processes, partition queues split among them")
     p.add_argument("--pool", choices=["solo", "threads", "prefork"], default="solo", help="Celery pool per worker")
     p.add_argument("--worker-concurrency", type=int, default=1, help="threads/processes per worker (not solo)")
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
