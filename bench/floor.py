@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 import time
@@ -28,6 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import aiohttp  # noqa: E402
 from stack import PYTHON, Stack, free_port, say, wait_port  # noqa: E402
 
+from bench.loadgen import _pool  # noqa: E402
 from bench.run import cpu_seconds  # noqa: E402
 
 
@@ -41,17 +43,15 @@ def hello(environ, start_response):
 async def _hammer(url: str, requests: int, concurrency: int) -> float:
     connector = aiohttp.TCPConnector(limit=concurrency + 8)
     async with aiohttp.ClientSession(connector=connector) as session:
-        todo = iter(range(requests))
+
+        async def one(_: int) -> None:
+            async with session.get(url) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{url}: HTTP {response.status}")
+
         started = time.perf_counter()
-
-        async def worker() -> None:
-            for _ in todo:
-                async with session.get(url) as response:
-                    await response.read()
-                    if response.status != 200:
-                        raise RuntimeError(f"{url}: HTTP {response.status}")
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await _pool(requests, concurrency, math.inf, one)
         return time.perf_counter() - started
 
 

@@ -47,14 +47,15 @@ def start_key(public_id: str) -> str:
 
 
 class StartCounts:
-    """The crash limit's start counts of one group pass's invocations, without a Redis round trip per start.
+    """The crash limit's start counts of one drain's invocations (a group pass, or a key's batch), without a
+    Redis round trip per start.
 
-    The counts they already have are read with one `MGET` once the pass has read its inboxes. Each start is
+    The counts they already have are read with one `MGET` once the drain has read its inboxes. Each start is
     then counted by writing `INCR` and `EXPIRE` (and the `DEL` of the previous handler's count) to a Redis
-    connection of the pass's own without waiting for the replies, which are read when the pass has run its
+    connection of the drain's own without waiting for the replies, which are read when the drain has run its
     keys (`close`). The command is in the socket before the handler runs, so a process that dies in the
     handler leaves the start counted: the kernel delivers what was written. Redis unreachable: no counts, no
-    crash protection for the pass (as a failed round trip means for a per-key drain).
+    crash protection for the drain.
     """
 
     def __init__(self, public_ids: list[str]) -> None:
@@ -128,7 +129,7 @@ class KeyRunner:
         *,
         lazy_savepoint: bool = False,
         entries: dict[str, str] | None = None,
-        starts: StartCounts | None = None,
+        starts: StartCounts,
     ) -> None:
         self.instance = instance
         # A group pass on PostgreSQL makes a handler's savepoint only when the handler runs SQL of its own (its
@@ -142,33 +143,19 @@ class KeyRunner:
         self.retry_at: float | None = None
         self.longest = 0.0  # seconds the slowest handler run here took
         self._counted: str | None = None  # the start counter of the handler run last, not yet cleared
-        self.starts = starts  # a group pass counts starts without a round trip each (`StartCounts`)
+        self.starts = starts  # the drain's start counts (crash limit), one round trip per drain
 
     def count_start(self, invocation: Invocation) -> int:
-        """Count a start of `invocation` in Redis and clear the previous handler's count, in one round trip.
+        """Count a start of `invocation` in Redis and clear the previous handler's count (`StartCounts`).
 
         A count survives only when the process died while that handler ran (SIGKILL, out of memory, a crash):
         a handler that returns or raises is cleared when the next one starts, or with the done signal after
         the batch commits, or at once when the batch fails.
         Returns the count, 0 when Redis is unreachable (then there is no crash protection for this run).
         """
-        key = start_key(invocation.public_id)
-        if self.starts is not None:
-            count = self.starts.count(invocation.public_id, self._counted)
-            self._counted = key if count else None
-            return count
-        try:
-            pipe = notify.client().pipeline(transaction=False)
-            if self._counted:
-                pipe.delete(self._counted)
-            pipe.incr(key)
-            pipe.expire(key, START_TTL)
-            results = pipe.execute()
-        except Exception:  # noqa: BLE001 - Redis down: run unprotected rather than not at all
-            self._counted = None
-            return 0
-        self._counted = key
-        return int(results[-2])
+        count = self.starts.count(invocation.public_id, self._counted)
+        self._counted = start_key(invocation.public_id) if count else None
+        return count
 
     def store_state(self) -> None:
         """Write the key's entry rows as its invocations of this pass left them (see `lazy_savepoint`)."""
@@ -180,14 +167,8 @@ class KeyRunner:
         return counted
 
     def clear_start(self) -> None:
-        if self._counted and self.starts is not None:
-            self.starts.forget(self._counted)  # on the connection that counted it, so after the count
-            self._counted = None
         if self._counted:
-            try:
-                notify.client().delete(self._counted)
-            except Exception:  # noqa: BLE001 - a stale count only matters if it reaches the limit; it expires
-                pass
+            self.starts.forget(self._counted)  # on the connection that counted it, so after the count
             self._counted = None
 
     def _crashed_too_often(self, invocation: Invocation) -> bool:
@@ -397,8 +378,12 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
                 return 0, False, None, False
             now = timezone.now()
             heads = _inbox_heads(instance_id, now, batch)
-            runner = KeyRunner(Instance(pk=instance_id, type_name=type_name, key=key, paused=False))
-            runner.run_inbox(heads, now)
+            starts = StartCounts([i.public_id for i in heads])
+            runner = KeyRunner(Instance(pk=instance_id, type_name=type_name, key=key, paused=False), starts=starts)
+            try:
+                runner.run_inbox(heads, now)
+            finally:
+                starts.close()  # before the commit, whose done signal deletes the last count
             finished = [i.public_id for i in runner.finished]
             outcomes = {i.public_id: text for i in runner.finished if (text := notify.outcome_text(i)) is not None}
             counted = [c] if (c := runner.take_counted()) else None

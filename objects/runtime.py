@@ -27,9 +27,9 @@ from . import journal
 from .backends import db
 from .context import ObjectContext, SharedObjectContext
 from .errors import DeadlockError, NotFound, ObjectsError, TerminalError
-from .models import Instance, Invocation, StateChange, StateEntry, Status
+from .models import Instance, Invocation, StateChange, Status
 from .registry import Handler, get_object
-from .state import StateCache, sql_json
+from .state import StateCache, entry_delete, entry_upsert
 from .validation import build_argument, json_size, validate_input, validate_key
 
 log = logging.getLogger("objects.runtime")
@@ -299,7 +299,6 @@ def _state_write_sql(
     connection = db()
     to_write, to_delete = state.entry_changes() if entries else ({}, [])  # since the rows were last written
     instance_id = state.instance_id
-    entry = connection.ops.quote_name(StateEntry._meta.db_table)
     when = connection.ops.adapt_datetimefield_value(now)
     sql = (
         f", v AS (UPDATE {connection.ops.quote_name(Instance._meta.db_table)} SET version = version + 1, "
@@ -307,18 +306,14 @@ def _state_write_sql(
     )
     params: list[Any] = [when, instance_id]
     if to_write:
-        rows = ", ".join(["(%s::bigint, %s::text, %s::jsonb, %s::integer, %s::timestamptz)"] * len(to_write))
-        sql += (
-            f", e AS (INSERT INTO {entry} (instance_id, name, value, size, updated_at) SELECT * FROM (VALUES {rows}) x "
-            "WHERE EXISTS (SELECT 1 FROM f) ON CONFLICT (instance_id, name) DO UPDATE SET value = EXCLUDED.value, "
-            "size = EXCLUDED.size, updated_at = EXCLUDED.updated_at)"
-        )
-        for name, text in to_write.items():
-            params += [instance_id, name, sql_json(text), len(text.encode()), when]
+        typed = "(%s::bigint, %s::text, %s::jsonb, %s::integer, %s::timestamptz)"
+        upsert, upsert_params = entry_upsert(instance_id, to_write, when, row=typed, where="EXISTS (SELECT 1 FROM f)")
+        sql += f", e AS ({upsert})"
+        params += upsert_params
     if to_delete:
-        marks = ", ".join(["%s"] * len(to_delete))
-        sql += f", d AS (DELETE FROM {entry} WHERE instance_id = %s AND name IN ({marks}) AND EXISTS (SELECT 1 FROM f))"
-        params += [instance_id, *to_delete]
+        delete, delete_params = entry_delete(instance_id, to_delete, where="EXISTS (SELECT 1 FROM f)")
+        sql += f", d AS ({delete})"
+        params += delete_params
     history = state.history_rows(pending)  # since the last recorded change
     rows = ", ".join(["(%s::text, %s::text, %s::jsonb, %s::jsonb)"] * len(history))
     sql += (

@@ -131,8 +131,8 @@ class StateCache:
     def store(self) -> None:
         """Write the entry rows that differ from what the rows hold (after changes recorded without them:
         a group pass writes a key's entries once, after the key's last invocation of the pass)."""
-        connection = db()
         if self._loaded and self._current != self._stored:
+            connection = db()
             with connection.cursor() as cursor:
                 self._write_entries(cursor, connection.ops.adapt_datetimefield_value(timezone.now()))
 
@@ -142,26 +142,12 @@ class StateCache:
         return changed, [n for n in self._stored if n not in self._current]
 
     def _write_entries(self, cursor: Any, now: Any) -> None:
-        connection = db()
         changed, removed = self.entry_changes()
-        instance_id = self.instance_id
-        json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+        json_param = "%s::jsonb" if cursor.db.vendor == "postgresql" else "%s"
         if changed:
-            values = ", ".join([f"(%s, %s, {json_param}, %s, %s)"] * len(changed))
-            params: list[Any] = []
-            for name, text in changed.items():
-                params += [instance_id, name, sql_json(text), len(text.encode()), now]
-            cursor.execute(
-                f"INSERT INTO {_ENTRY} (instance_id, name, value, size, updated_at) VALUES {values} "
-                "ON CONFLICT (instance_id, name) DO UPDATE SET value = EXCLUDED.value, size = EXCLUDED.size, "
-                "updated_at = EXCLUDED.updated_at",
-                params,
-            )
+            cursor.execute(*entry_upsert(self.instance_id, changed, now, row=f"(%s, %s, {json_param}, %s, %s)"))
         if removed:
-            marks = ", ".join(["%s"] * len(removed))
-            cursor.execute(
-                f"DELETE FROM {_ENTRY} WHERE instance_id = %s AND name IN ({marks})", [instance_id, *removed]
-            )
+            cursor.execute(*entry_delete(self.instance_id, removed))
         self._stored = dict(self._current)
 
     def flush(self, *, invocation_id: int | None = None, user_id: int | None = None) -> int | None:
@@ -202,6 +188,30 @@ class StateCache:
             )
         self.flushed()
         return version
+
+
+def entry_upsert(
+    instance_id: int | None, changed: dict[str, str], now: Any, *, row: str, where: str | None = None
+) -> tuple[str, list[Any]]:
+    """The statement writing `changed` entries (name -> JSON text), one `row` of placeholders each (instance id,
+    name, value, size, time); with `where`, only the rows that meet it (the finishing statement's condition)."""
+    rows = ", ".join([row] * len(changed))
+    source = f"VALUES {rows}" if where is None else f"SELECT * FROM (VALUES {rows}) x WHERE {where}"
+    params: list[Any] = []
+    for name, text in changed.items():
+        params += [instance_id, name, sql_json(text), len(text.encode()), now]
+    sql = (
+        f"INSERT INTO {_ENTRY} (instance_id, name, value, size, updated_at) {source} ON CONFLICT (instance_id, name) "
+        "DO UPDATE SET value = EXCLUDED.value, size = EXCLUDED.size, updated_at = EXCLUDED.updated_at"
+    )
+    return sql, params
+
+
+def entry_delete(instance_id: int | None, removed: list[str], *, where: str | None = None) -> tuple[str, list[Any]]:
+    """The statement deleting the `removed` entries; with `where`, only if it holds."""
+    marks = ", ".join(["%s"] * len(removed))
+    condition = f" AND {where}" if where else ""
+    return f"DELETE FROM {_ENTRY} WHERE instance_id = %s AND name IN ({marks}){condition}", [instance_id, *removed]
 
 
 def sql_json(text: str | None) -> str | None:
