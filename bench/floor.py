@@ -6,8 +6,10 @@ request of the gunicorn process tree (from /proc):
 
 - `gunicorn + WSGI`: a WSGI function answering a constant (gunicorn's own share of any request);
 - `gunicorn + Django + DRF`: `GET /ingress/restate/health`, this project's ingress view answering a constant
-  through Django's handler, its middleware, URL resolution and DRF's `APIView` (no authentication, no
-  database, no Redis).
+  through Django's handler, the ingress shortcut (objects/middleware.py) and DRF's `APIView` (no
+  authentication, no database, no Redis): what every token call pays;
+- `... whole middleware list`: the same with a session cookie, which takes every middleware and the URL
+  resolver (a browser's call).
 
 No database is touched (the settings' SQLite default is never opened). Usage: `python bench/floor.py
 [--requests N]`; see docs/benchmarks.md for what the figures say about the comparison with Restate.
@@ -40,9 +42,9 @@ def hello(environ, start_response):
     return [body]
 
 
-async def _hammer(url: str, requests: int, concurrency: int) -> float:
+async def _hammer(url: str, requests: int, concurrency: int, cookies: dict | None = None) -> float:
     connector = aiohttp.TCPConnector(limit=concurrency + 8)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, cookies=cookies) as session:
 
         async def one(_: int) -> None:
             async with session.get(url) as response:
@@ -55,7 +57,7 @@ async def _hammer(url: str, requests: int, concurrency: int) -> float:
         return time.perf_counter() - started
 
 
-def measure(name: str, app: str, path: str, requests: int, concurrency: int) -> dict:
+def measure(name: str, app: str, path: str, requests: int, concurrency: int, cookies: dict | None = None) -> dict:
     stack = Stack()
     try:
         port = free_port()
@@ -67,9 +69,9 @@ def measure(name: str, app: str, path: str, requests: int, concurrency: int) -> 
         )
         wait_port(port, what="gunicorn")
         url = f"http://127.0.0.1:{port}{path}"
-        asyncio.run(_hammer(url, 200, concurrency))  # warm-up: imports, threads, connections
+        asyncio.run(_hammer(url, 200, concurrency, cookies))  # warm-up: imports, threads, connections
         before = cpu_seconds({"gunicorn": [proc.pid]})
-        seconds = asyncio.run(_hammer(url, requests, concurrency))
+        seconds = asyncio.run(_hammer(url, requests, concurrency, cookies))
         after = cpu_seconds({"gunicorn": [proc.pid]})
     finally:
         stack.stop()
@@ -95,6 +97,14 @@ def main(argv: list[str]) -> int:
             "/ingress/restate/health",
             args.requests,
             args.concurrency,
+        ),
+        measure(
+            "gunicorn + Django + DRF, whole middleware list",
+            "config.wsgi",
+            "/ingress/restate/health",
+            args.requests,
+            args.concurrency,
+            cookies={"sessionid": "none"},
         ),
     ]
     print("\n| web tier, no work | requests/s | gunicorn CPU ms per request | client CPU ms per request |")

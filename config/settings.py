@@ -48,13 +48,16 @@ if env.bool("OBJECTS_TEST_OBJECTS", default=False):
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Ingress requests without a session cookie (token clients) go straight to the ingress view from here;
+    # the rest of the list runs for every other request (objects/middleware.py)
+    "objects.middleware.IngressShortcutMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "objects.middleware.DatabaseUnavailableMiddleware",
 ]
 

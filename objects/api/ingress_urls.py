@@ -1,7 +1,12 @@
-"""URLs of the Restate-compatible ingress (mounted under OBJECTS_INGRESS_PREFIX): one catch-all view."""
+"""URLs of the Restate-compatible ingress (mounted under OBJECTS_INGRESS_PREFIX): one catch-all view.
+
+Token calls reach the same view from objects.middleware.IngressShortcutMiddleware, without the resolver.
+"""
 
 from django.urls import re_path
 
 from .ingress import IngressView
 
-urlpatterns = [re_path(r"^(?P<rest>[\s\S]*)\Z", IngressView.as_view(), name="objects-ingress")]
+ingress_view = IngressView.as_view()
+
+urlpatterns = [re_path(r"^(?P<rest>[\s\S]*)\Z", ingress_view, name="objects-ingress")]
