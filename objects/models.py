@@ -33,7 +33,8 @@ class Instance(models.Model):
 class StateEntry(models.Model):
     """One named state entry of an instance, a JSON value."""
 
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="entries")
+    # no index of its own: the (instance, name) unique constraint's index serves lookups by instance
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="entries", db_index=False)
     name = models.CharField(max_length=255)
     value = models.JSONField(null=True)
     size = models.PositiveIntegerField(default=0, help_text="Size of the JSON value in bytes.")
@@ -86,7 +87,10 @@ class Invocation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    caller = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="callees")
+    # indexed only where set (objects_inv_caller_idx): most invocations have no caller
+    caller = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="callees", db_index=False
+    )
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     input_hash = models.CharField(max_length=64, blank=True)
     idempotency_expires_at = models.DateTimeField(null=True, blank=True)
@@ -107,6 +111,7 @@ class Invocation(models.Model):
             ),
             models.Index(fields=["status", "created_at"], name="objects_inv_status_idx"),
             models.Index(fields=["type_name", "handler", "created_at"], name="objects_inv_type_idx"),
+            models.Index(fields=["caller"], name="objects_inv_caller_idx", condition=Q(caller__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -151,14 +156,18 @@ class StateChange(models.Model):
         SET = "set", "set"
         CLEAR = "clear", "clear"
 
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="history")
+    # no index of its own: objects_change_instance_idx (instance, -id) serves lookups by instance
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="history", db_index=False)
     name = models.CharField(max_length=255)
     action = models.CharField(max_length=5, choices=Action.choices)
     old_value = models.JSONField(null=True, blank=True)
     new_value = models.JSONField(null=True, blank=True)
     version = models.BigIntegerField(help_text="Instance version after the change.")
     invocation = models.ForeignKey(Invocation, null=True, blank=True, on_delete=models.SET_NULL)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # indexed only where set (objects_change_user_idx): a handler's changes have no user
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -167,4 +176,5 @@ class StateChange(models.Model):
         indexes = [
             models.Index(fields=["instance", "-id"], name="objects_change_instance_idx"),
             models.Index(fields=["at"], name="objects_change_at_idx"),
+            models.Index(fields=["user"], name="objects_change_user_idx", condition=Q(user__isnull=False)),
         ]
