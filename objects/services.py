@@ -9,7 +9,8 @@ import contextlib
 import functools
 import hashlib
 import json
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, transaction
@@ -87,9 +88,30 @@ def invocation_submit(
                     raise
                 return existing, False
         else:
-            invocation = invocation_insert(Invocation(**fields))
+            fresh = None if delay or caller else invocation_insert_fresh(fields, now)
+            invocation = fresh or invocation_insert(Invocation(**fields))
         _ring_on_commit(invocation, delay)
     return invocation, True
+
+
+def invocation_insert_fresh(fields: dict[str, Any], now: datetime) -> Invocation | None:
+    """The ingress's hot path: a new invocation with nothing but what a call chooses (no delay, caller or
+    idempotency key) for a key that has its row, inserted by the statement with every other column a
+    constant, its instance built from the values it was given (no model instance to fill and read back).
+    None when the key has no row yet (or the database cannot return the new ids): `invocation_insert` then."""
+    connection = db()
+    if not connection.features.can_return_columns_from_insert:
+        return None
+    chosen = {**fields, "uid": uuid.uuid4(), "created_at": now}
+    params = [field.get_db_prep_save(chosen[field.attname], connection) for field in _FRESH_PARAMS]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    chosen["id"], chosen["instance_id"] = row
+    values = [chosen.get(name, default) for name, default in _ROW_DEFAULTS]
+    return Invocation.from_db(connection.alias, None, values)
 
 
 def invocation_insert(invocation: Invocation) -> Invocation:
@@ -132,6 +154,7 @@ _INSERT_FIELDS = [f for f in Invocation._meta.concrete_fields if not f.primary_k
 _CHOSEN = {"uid", "instance_id", "type_name", "key", "handler", "kind", "partition", "input", "created_at"}
 _FRESH = {f.attname: f.get_default() for f in _INSERT_FIELDS if f.attname not in _CHOSEN}
 _FRESH_PARAMS = [f for f in _INSERT_FIELDS if f.attname in _CHOSEN and f.attname != "instance_id"]
+_ROW_DEFAULTS = [(f.attname, _FRESH.get(f.attname)) for f in Invocation._meta.concrete_fields]
 
 
 def _prepared(invocation: Invocation, field: Any, connection: Any) -> Any:

@@ -61,3 +61,16 @@ def test_an_invocation_with_a_delay_or_an_idempotency_key_takes_the_general_stat
     same.remove("idempotency_expires_at")
     for other in (delayed, keyed):
         assert [getattr(other, n) for n in same] == [getattr(fresh, n) for n in same]
+
+
+def test_the_instance_a_fresh_submit_returns_is_the_row_it_wrote():
+    """The fresh path builds its instance from the values it sent (no model to fill and read back): every
+    field must read as the database has it, and the instance must be a saved one."""
+    submit("mirror", idempotency_key="first")
+    invocation, created = invocation_submit(type_name="Recorder", key="mirror", handler="append", arg={"value": 2})
+    assert created and not invocation._state.adding and invocation._state.db == "default"
+    row = Invocation.objects.get(pk=invocation.pk)
+    names = [f.attname for f in Invocation._meta.concrete_fields]
+    assert [getattr(invocation, n) for n in names] == [getattr(row, n) for n in names]
+    assert invocation.public_id == row.public_id and invocation.status == Status.PENDING
+    assert invocation.instance == row.instance
