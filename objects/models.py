@@ -165,9 +165,7 @@ class StateChange(models.Model):
     version = models.BigIntegerField(help_text="Instance version after the change.")
     invocation = models.ForeignKey(Invocation, null=True, blank=True, on_delete=models.SET_NULL)
     # indexed only where set (objects_change_user_idx): a handler's changes have no user
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

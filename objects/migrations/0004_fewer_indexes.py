@@ -10,39 +10,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('objects', '0003_invocation_partition_index'),
+        ("objects", "0003_invocation_partition_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='invocation',
-            name='caller',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='callees', to='objects.invocation'),
+            model_name="invocation",
+            name="caller",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="callees",
+                to="objects.invocation",
+            ),
         ),
         migrations.AlterField(
-            model_name='statechange',
-            name='instance',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='history', to='objects.instance'),
+            model_name="statechange",
+            name="instance",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="history",
+                to="objects.instance",
+            ),
         ),
         migrations.AlterField(
-            model_name='statechange',
-            name='user',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL),
+            model_name="statechange",
+            name="user",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='stateentry',
-            name='instance',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='entries', to='objects.instance'),
+            model_name="stateentry",
+            name="instance",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="entries",
+                to="objects.instance",
+            ),
         ),
         migrations.AddIndex(
-            model_name='invocation',
-            index=models.Index(condition=models.Q(('caller__isnull', False)), fields=['caller'], name='objects_inv_caller_idx'),
+            model_name="invocation",
+            index=models.Index(
+                condition=models.Q(("caller__isnull", False)), fields=["caller"], name="objects_inv_caller_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='statechange',
-            index=models.Index(condition=models.Q(('user__isnull', False)), fields=['user'], name='objects_change_user_idx'),
+            model_name="statechange",
+            index=models.Index(
+                condition=models.Q(("user__isnull", False)), fields=["user"], name="objects_change_user_idx"
+            ),
         ),
     ]
