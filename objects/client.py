@@ -42,16 +42,19 @@ def call(
     if target.kind == "shared" and idempotency_key is None:
         validate_key(key)
         return run_shared(type_name, key, handler, validate_input(target, arg))
-    invocation, _ = invocation_submit(
-        type_name=type_name, key=key, handler=handler, arg=arg, idempotency_key=idempotency_key
+    ring = idempotency_key is None  # rings with the first wait (one Redis round trip for both)
+    invocation, created = invocation_submit(
+        type_name=type_name, key=key, handler=handler, arg=arg, idempotency_key=idempotency_key, ring=not ring
     )
-    return result_of(invocation, timeout=timeout)
+    return result_of(invocation, timeout=timeout, ring=ring and created)
 
 
-def result_of(invocation: Any, *, timeout: float | None = None) -> Any:
-    """Wait for an accepted invocation and return its output, or raise its error."""
+def result_of(invocation: Any, *, timeout: float | None = None, ring: bool = False) -> Any:
+    """Wait for an accepted invocation and return its output, or raise its error. `ring`: the invocation
+    was submitted with `ring=False`, and its doorbell rings with the first wait."""
     if not invocation.is_done:
-        invocation = wait_done(invocation, conf.get("OBJECTS_CALL_TIMEOUT") if timeout is None else timeout)
+        limit = conf.get("OBJECTS_CALL_TIMEOUT") if timeout is None else timeout
+        invocation = wait_done(invocation, limit, ring=ring)
     if invocation.status == Status.SUCCEEDED:
         return invocation.output
     if invocation.status == Status.FAILED:

@@ -61,13 +61,19 @@ def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None, f
         )
 
 
-def wait_done(invocation: Invocation, timeout: float) -> Invocation:
-    """Block until `invocation` is finished and return it fresh from the database."""
+def wait_done(invocation: Invocation, timeout: float, ring: bool = False) -> Invocation:
+    """Block until `invocation` is finished and return it fresh from the database. With `ring`, the
+    invocation's doorbell has not rung yet: it rings in the same round trip as the first wait
+    (`tasks.ring_and_wait`)."""
+    from .tasks import RING_MARK, publish_drain, ring_and_wait, ring_partition
+
     deadline = time.monotonic() + timeout
     key = done_key(invocation.public_id)
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
+            if ring:  # never waited: ring before giving up, the invocation goes on
+                ring_partition(invocation.partition)
             raise CallTimeout(
                 f"Invocation {invocation.public_id} did not finish within {timeout:g}s; it goes on. "
                 f"Attach to it later: GET /{conf.get('OBJECTS_INGRESS_PREFIX').strip('/')}/restate/invocation/"
@@ -75,10 +81,17 @@ def wait_done(invocation: Invocation, timeout: float) -> Invocation:
                 invocation.public_id,
             )
         try:
-            signal = client().blpop([key], timeout=min(remaining, 1.0))
+            if ring:
+                ring = False
+                signal = ring_and_wait(invocation.partition, key, min(remaining, 1.0), SIGNAL_TTL)
+            else:
+                signal = client().blpop([key], timeout=min(remaining, 1.0))
         except redis.RedisError:
             signal = None
             time.sleep(min(remaining, 0.25))
+        if signal is not None and signal[1] in (RING_MARK, RING_MARK.encode()):
+            publish_drain(invocation.partition)  # the ring found no drain of the partition: start one
+            continue
         if signal is not None and _apply_outcome(invocation, signal[1]):
             return invocation
         try:

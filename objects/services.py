@@ -39,12 +39,15 @@ def invocation_submit(
     idempotency_key: str | None = None,
     delay: timedelta | None = None,
     caller: Invocation | None = None,
+    ring: bool = True,
 ) -> tuple[Invocation, bool]:
     """Validate and accept an invocation: a committed row before anything runs it.
 
     Returns (invocation, created). With an idempotency key already used for the same (type, key,
     handler) and input, returns the original invocation and created=False; with another input, Conflict.
-    The doorbell rings after commit.
+    The doorbell rings after commit; with `ring=False` a caller about to wait for the result rings in the
+    same round trip as its wait (`result_of(..., ring=True)`), unless the row is not committed yet (inside
+    a transaction) or delayed: those ring on commit as always (a second ring is harmless).
     """
     target = resolve(type_name, handler)
     validate_key(key)
@@ -90,7 +93,8 @@ def invocation_submit(
         else:
             fresh = None if delay or caller else invocation_insert_fresh(fields, now)
             invocation = fresh or invocation_insert(Invocation(**fields))
-        _ring_on_commit(invocation, delay)
+        if ring or delay or transaction.get_connection().in_atomic_block:
+            _ring_on_commit(invocation, delay)
     return invocation, True
 
 

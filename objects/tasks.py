@@ -238,19 +238,26 @@ def _bells_release(partitions: list[int], seen: list[str] | None) -> list[str] |
 # Count a ring of the partition. The counter's expiry is set by the first ring only, so a counter left by a
 # dead drain runs out however many rings follow; a live drain renews it. A later ring wakes the drain that
 # holds the counter (the partition's wake list); the first one, which publishes a Celery message, tells a
-# drain lingering in a worker that consumes the partition to make way (the "published" list).
+# drain lingering in a worker that consumes the partition to make way (the "published" list). With a fourth
+# key, a caller's completion list (`ring_and_wait`), the first ring also pushes RING_MARK in front of it:
+# the caller, blocked on that list in the same round trip, then publishes the message.
 _RING = """
 local count = redis.call('INCR', KEYS[1])
 local hint = KEYS[2]
 if count == 1 then
     redis.call('EXPIRE', KEYS[1], ARGV[1])
     hint = KEYS[3]
+    if KEYS[4] then
+        redis.call('LPUSH', KEYS[4], ARGV[2])
+        redis.call('EXPIRE', KEYS[4], ARGV[3])
+    end
 end
 redis.call('LPUSH', hint, '1')
 redis.call('LTRIM', hint, 0, 0)
 redis.call('EXPIRE', hint, ARGV[1])
 return count
 """
+RING_MARK = "ring"  # on a completion list: "publish the partition's drain", never an outcome (those are JSON)
 
 
 def _partition_bell_count(partition: int) -> bool:
@@ -279,10 +286,42 @@ def _hint_published(partition: int) -> None:
         pass
 
 
+def ring_and_wait(partition: int, done_key: str, timeout: float, signal_ttl: int) -> Any:
+    """Ring the partition and block on `done_key` (a caller's completion list) in one round trip; returns
+    BLPOP's reply, which is RING_MARK when the ring must publish (the caller calls `publish_drain`, then
+    waits again). When the round trip fails the partition is rung the usual way (`ring_partition`, which
+    never raises) and the RedisError raised; when Redis has forgotten the script (a restart), the ring is
+    sent alone, which loads it again (None: no signal yet)."""
+    import redis
+
+    from .notify import client
+
+    script = _script("ring", _RING)
+    keys = [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
+    try:
+        with client().pipeline(transaction=False) as pipe:
+            # evalsha, not the script object: a pipeline holding a script first asks Redis whether it has it
+            pipe.evalsha(script.sha, 4, *keys, done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
+            pipe.blpop([done_key], timeout=timeout)
+            return pipe.execute()[1]
+    except redis.exceptions.NoScriptError:
+        pass  # ring_partition's script object loads it again
+    except redis.RedisError:
+        ring_partition(partition)
+        raise
+    ring_partition(partition)
+    return None
+
+
 def ring_partition(partition: int, *, force: bool = False) -> bool:
     """Publish the partition's doorbell unless a drain of it is already pending or running (or `force`)."""
     if not force and not _partition_bell_count(partition):
         return True
+    return publish_drain(partition)
+
+
+def publish_drain(partition: int) -> bool:
+    """Publish a drain of the partition (a Celery message to its queue); False when the broker refused it."""
     try:
         drain_partition.apply_async(args=[partition], queue=queue_name(partition), retry=False)
     except Exception as exc:  # noqa: BLE001 - the invocation is committed; a lost doorbell is swept later

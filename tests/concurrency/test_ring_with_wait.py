@@ -1,0 +1,99 @@
+"""A call rings its partition's doorbell in the same Redis round trip as its first wait (tasks.ring_and_wait).
+
+The ring script also pushes RING_MARK in front of the caller's completion list when the ring must publish a
+drain (no drain holds the partition): the caller, blocked on that list, publishes and waits again. These
+tests run real workers; they check the round trip, both ways a ring can go, and a failed round trip.
+"""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+import redis
+from django.db import connections
+
+import objects
+from objects.notify import done_key
+from objects.routing import partition_of
+from objects.tasks import RING_MARK, partition_bell_key
+
+pytestmark = pytest.mark.workers
+
+
+def _call(*args, **kwargs):
+    try:
+        return objects.call(*args, **kwargs)
+    finally:
+        connections.close_all()
+
+
+class Sent:
+    """Every packed command written on a Redis connection of this process, in order."""
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+        self.real = redis.connection.AbstractConnection.send_packed_command
+
+    def __enter__(self) -> Sent:
+        recorder = self
+
+        def send(conn, command, check_health=True):
+            parts = command if isinstance(command, list) else [command]
+            recorder.payloads.append(b"".join(bytes(p) for p in parts))
+            return recorder.real(conn, command, check_health)
+
+        self.patch = mock.patch.object(redis.connection.AbstractConnection, "send_packed_command", send)
+        self.patch.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.patch.stop()
+
+
+def test_a_call_rings_and_waits_in_one_round_trip(live):
+    assert _call("Recorder", "rw1", "append", {"value": 1}) == 1  # the key has its row, a drain may linger
+    with Sent() as sent:
+        assert _call("Recorder", "rw1", "append", {"value": 2}) == 2
+    first = sent.payloads[0]
+    assert b"EVALSHA" in first and b"BLPOP" in first, first
+    assert done_key("").encode() in first
+    assert not any(b"EVALSHA" in payload for payload in sent.payloads[1:])  # rung once
+
+
+def test_a_call_that_finds_no_drain_publishes_one_and_leaves_no_mark(live, redis_client):
+    """The partition's counter gone (no drain holds it): the ring counts 1, marks the caller's list, the
+    caller publishes the drain and gets its result."""
+    key = "rw2"
+    redis_client.delete(partition_bell_key(partition_of("Recorder", key)))
+    assert _call("Recorder", key, "append", {"value": 7}) == 1
+    assert _call("Recorder", key, "items") == [7]
+    for name in redis_client.scan_iter(done_key("*")):
+        assert RING_MARK.encode() not in redis_client.lrange(name, 0, -1), name
+
+
+def test_a_failed_round_trip_still_rings_and_the_call_completes(live):
+    """The combined round trip fails (Redis drops the connection): the ring is sent alone and the wait goes
+    on (polling the database, then waiting on the list again), so the call still gets its result."""
+    real_execute = redis.client.Pipeline.execute
+    failures = []
+
+    def flaky(pipe, raise_on_error=True):
+        if any(args and args[0] == "BLPOP" for args, _ in pipe.command_stack) and not failures:
+            failures.append(1)
+            pipe.reset()
+            raise redis.ConnectionError("dropped for the test")
+        return real_execute(pipe, raise_on_error)
+
+    with mock.patch.object(redis.client.Pipeline, "execute", flaky):
+        assert _call("Recorder", "rw3", "append", {"value": 3}, timeout=20) == 1
+    assert failures == [1]
+
+
+def test_a_send_still_rings_at_once(live):
+    """Sends do not wait, so they ring on commit as before; the worker runs them without a caller waiting."""
+    objects.send("Recorder", "rw4", "append", {"value": 4})
+    connections.close_all()
+    from tests.concurrency.test_core import wait_for
+
+    wait_for(lambda: _call("Recorder", "rw4", "items") == [4], timeout=10)
