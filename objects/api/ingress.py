@@ -89,7 +89,8 @@ class IngressView(APIView):
             raise InvalidInput("Cannot use the delay query parameter with a call; send with .../send?delay=...")
         delay = delay_parse(delay_text) if delay_text is not None else None
         arg = json_parse(body_read(request))
-        idempotency_key = request.headers.get("idempotency-key")
+        # META, not request.headers: that builds a mapping of every header on first use, for one lookup
+        idempotency_key = request.META.get("HTTP_IDEMPOTENCY_KEY")
         if idempotency_key is not None:
             idempotency_key_check(idempotency_key)
         if route.kind == "call" and target.kind == "shared" and idempotency_key is None:
