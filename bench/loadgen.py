@@ -89,6 +89,7 @@ class Result:
     check: str
     error_samples: list[str] = dataclasses.field(default_factory=list)
     cpu_ms_per_call: dict[str, float] = dataclasses.field(default_factory=dict)
+    steal_pct: float | None = None  # share of the machine's CPU time the hypervisor took meanwhile (/proc/stat)
 
     def row(self) -> str:
         mark = "exact" if self.correct else f"WRONG: {self.check}"

@@ -274,6 +274,21 @@ def _cpu_ticks() -> dict[int, tuple[int, int]]:
     return table
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(steal, total) CPU ticks of the whole machine so far, from the first line of /proc/stat. Steal is time
+    the hypervisor gave another guest while this one wanted to run: the machine's speed moves with it."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    total = after[1] - before[1]
+    return round(100 * (after[0] - before[0]) / total, 1) if total > 0 else None
+
+
 def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
     """CPU seconds used so far by each group of process trees (a root pid and all its descendants)."""
     table = _cpu_ticks()
@@ -323,15 +338,16 @@ async def measure(
             workload = WORKLOADS[name].scaled(args.scale)
             order = targets if (round_index + "abcd".index(name)) % 2 == 0 else list(reversed(targets))
             for target in order:
-                before = cpu_seconds(groups[target.name])
+                before, machine_before = cpu_seconds(groups[target.name]), machine_ticks()
                 result = await run_workload(
                     target, workload, run_id=f"{run_id}-r{round_index}", time_limit=180.0, poll_limit=180.0
                 )
                 after = cpu_seconds(groups[target.name])
+                result.steal_pct = steal_share(machine_before, machine_ticks())
                 result.cpu_ms_per_call = {k: round((after[k] - before[k]) * 1000 / max(result.ok, 1), 2) for k in after}
                 result.cpu_ms_per_call["total"] = round(sum(result.cpu_ms_per_call.values()), 2)
                 print(f"   round {round_index + 1}  {result.row()}", flush=True)
-                print(f"            CPU ms per call: {result.cpu_ms_per_call}", flush=True)
+                print(f"            CPU ms per call: {result.cpu_ms_per_call}; steal {result.steal_pct} %", flush=True)
                 results.append(result)
         now = time.monotonic()
         if round_index + 1 < args.rounds and now + (now - round_started) - started > budget:
@@ -438,6 +454,10 @@ def write_results(results: list[Result], summary: dict, systems: list[str], info
     ]
     for system, config in info["systems"].items():
         header.append(f"- {system}: " + "; ".join(f"{k} {v}" for k, v in config.items()))
+    steals = [f"{r.workload} {r.system} {r.steal_pct} %" for r in results if r.steal_pct is not None]
+    if steals:
+        header += ["", "Steal (the hypervisor's share of the machine's CPU time while each ran), in run order: "]
+        header[-1] += ", ".join(steals) + "."
     (RESULTS / "latest.md").write_text("\n".join(header) + "\n\n" + text + "\n")
 
 
