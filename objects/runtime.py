@@ -215,6 +215,7 @@ _SHARED_DEFAULTS = [
     (f.attname, "shared" if f.attname == "kind" else None if f.primary_key else f.get_default())
     for f in Invocation._meta.concrete_fields
 ]
+_SHARED_NAMES = [name for name, _ in _SHARED_DEFAULTS]
 
 
 def run_shared(type_name: str, key: str, handler_name: str, stored: Any, chain: tuple[Frame, ...] = ()) -> Any:
@@ -222,7 +223,8 @@ def run_shared(type_name: str, key: str, handler_name: str, stored: Any, chain: 
     handler = resolve(type_name, handler_name)
     state = StateCache(*committed_state(type_name, key))
     chosen = {"uid": uuid.uuid4(), "type_name": type_name, "key": key, "handler": handler_name, "input": stored}
-    fake = Invocation(*[chosen.get(name, default) for name, default in _SHARED_DEFAULTS])  # positional: 4x faster
+    values = [chosen.get(name, default) for name, default in _SHARED_DEFAULTS]
+    fake = Invocation.from_db(None, _SHARED_NAMES, values)  # positional, never saved: 4x faster than keywords
     frame = Frame(type_name, key, handler_name, False)
     return InvocationRun(fake, handler, state, chain or (frame,)).execute()
 

@@ -115,7 +115,7 @@ def invocation_insert_fresh(fields: dict[str, Any], now: datetime) -> Invocation
         return None
     chosen["id"], chosen["instance_id"] = row
     values = [chosen.get(name, default) for name, default in _ROW_DEFAULTS]
-    return Invocation.from_db(connection.alias, None, values)
+    return Invocation.from_db(connection.alias, _ROW_NAMES, values)
 
 
 def invocation_insert(invocation: Invocation) -> Invocation:
@@ -159,6 +159,7 @@ _CHOSEN = {"uid", "instance_id", "type_name", "key", "handler", "kind", "partiti
 _FRESH = {f.attname: f.get_default() for f in _INSERT_FIELDS if f.attname not in _CHOSEN}
 _FRESH_PARAMS = [f for f in _INSERT_FIELDS if f.attname in _CHOSEN and f.attname != "instance_id"]
 _ROW_DEFAULTS = [(f.attname, _FRESH.get(f.attname)) for f in Invocation._meta.concrete_fields]
+_ROW_NAMES = [name for name, _ in _ROW_DEFAULTS]
 
 
 def _prepared(invocation: Invocation, field: Any, connection: Any) -> Any:

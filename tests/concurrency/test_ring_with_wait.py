@@ -17,15 +17,10 @@ import objects
 from objects.notify import done_key
 from objects.routing import partition_of
 from objects.tasks import RING_MARK, partition_bell_key
+from tests.concurrency.test_core import _threaded_call as _call
+from tests.concurrency.test_core import wait_for
 
 pytestmark = pytest.mark.workers
-
-
-def _call(*args, **kwargs):
-    try:
-        return objects.call(*args, **kwargs)
-    finally:
-        connections.close_all()
 
 
 class Sent:
@@ -94,6 +89,4 @@ def test_a_send_still_rings_at_once(live):
     """Sends do not wait, so they ring on commit as before; the worker runs them without a caller waiting."""
     objects.send("Recorder", "rw4", "append", {"value": 4})
     connections.close_all()
-    from tests.concurrency.test_core import wait_for
-
     wait_for(lambda: _call("Recorder", "rw4", "items") == [4], timeout=10)
