@@ -11,7 +11,14 @@ from django.db import connection
 from objects.models import Invocation, Status
 from objects.services import _FRESH, invocation_submit
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers]
+
+
+@pytest.fixture(autouse=True)
+def _settled(live):
+    """The submitted invocations ring and the session's workers run them: `live` waits for the workers to be
+    quiet before the database is flushed (a drain still in flight would deadlock against the flush)."""
+    yield
 
 COLUMNS = [f.attname for f in Invocation._meta.concrete_fields if f.attname not in ("id", "uid", "created_at")]
 
