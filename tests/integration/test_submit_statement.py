@@ -20,6 +20,7 @@ def _settled(live):
     quiet before the database is flushed (a drain still in flight would deadlock against the flush)."""
     yield
 
+
 COLUMNS = [f.attname for f in Invocation._meta.concrete_fields if f.attname not in ("id", "uid", "created_at")]
 
 
