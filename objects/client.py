@@ -42,11 +42,10 @@ def call(
     if target.kind == "shared" and idempotency_key is None:
         validate_key(key)
         return run_shared(type_name, key, handler, validate_input(target, arg))
-    ring = idempotency_key is None  # rings with the first wait (one Redis round trip for both)
-    invocation, created = invocation_submit(
-        type_name=type_name, key=key, handler=handler, arg=arg, idempotency_key=idempotency_key, ring=not ring
+    invocation, created = invocation_submit(  # rings with the first wait: one Redis round trip for both
+        type_name=type_name, key=key, handler=handler, arg=arg, idempotency_key=idempotency_key, ring=False
     )
-    return result_of(invocation, timeout=timeout, ring=ring and created)
+    return result_of(invocation, timeout=timeout, ring=created)
 
 
 def result_of(invocation: Any, *, timeout: float | None = None, ring: bool = False) -> Any:

@@ -211,20 +211,12 @@ def instance_lock(type_name: str, key: str) -> Instance:
     return Instance.objects.select_for_update(no_key=True).get(pk=instance_id_ensure(type_name, key))
 
 
-_SHARED_DEFAULTS = [
-    (f.attname, "shared" if f.attname == "kind" else None if f.primary_key else f.get_default())
-    for f in Invocation._meta.concrete_fields
-]
-_SHARED_NAMES = [name for name, _ in _SHARED_DEFAULTS]
-
-
 def run_shared(type_name: str, key: str, handler_name: str, stored: Any, chain: tuple[Frame, ...] = ()) -> Any:
     """Run a shared handler on the last committed state, without any lock and without a row."""
     handler = resolve(type_name, handler_name)
     state = StateCache(*committed_state(type_name, key))
     chosen = {"uid": uuid.uuid4(), "type_name": type_name, "key": key, "handler": handler_name, "input": stored}
-    values = [chosen.get(name, default) for name, default in _SHARED_DEFAULTS]
-    fake = Invocation.from_db(None, _SHARED_NAMES, values)  # positional, never saved: 4x faster than keywords
+    fake = Invocation.built(None, {**chosen, "kind": "shared"})  # never saved
     frame = Frame(type_name, key, handler_name, False)
     return InvocationRun(fake, handler, state, chain or (frame,)).execute()
 

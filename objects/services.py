@@ -45,9 +45,9 @@ def invocation_submit(
 
     Returns (invocation, created). With an idempotency key already used for the same (type, key,
     handler) and input, returns the original invocation and created=False; with another input, Conflict.
-    The doorbell rings after commit; with `ring=False` a caller about to wait for the result rings in the
-    same round trip as its wait (`result_of(..., ring=True)`), unless the row is not committed yet (inside
-    a transaction) or delayed: those ring on commit as always (a second ring is harmless).
+    The doorbell rings after commit; with `ring=False` a caller about to wait for a created invocation rings
+    in the same round trip as its wait (`result_of(..., ring=created)`), unless the submit runs inside the
+    caller's own transaction or is delayed: those ring on commit as always (a second ring is harmless).
     """
     target = resolve(type_name, handler)
     validate_key(key)
@@ -58,6 +58,7 @@ def invocation_submit(
         raise InvalidInput("The delay must not be negative.")
     digest = input_hash(stored) if idempotency_key else ""
     now = timezone.now()
+    in_callers_transaction = transaction.get_connection().in_atomic_block
     # Without an idempotency key the two statements need no transaction of their own: in autocommit the
     # INSERT commits by itself (two round trips instead of four on the ingress's hot path) and on_commit
     # rings at once; inside a handler's transaction (ctx.send) both still wait for that commit.
@@ -93,16 +94,17 @@ def invocation_submit(
         else:
             fresh = None if delay or caller else invocation_insert_fresh(fields, now)
             invocation = fresh or invocation_insert(Invocation(**fields))
-        if ring or delay or transaction.get_connection().in_atomic_block:
+        if ring or delay or in_callers_transaction:
             _ring_on_commit(invocation, delay)
     return invocation, True
 
 
 def invocation_insert_fresh(fields: dict[str, Any], now: datetime) -> Invocation | None:
     """The ingress's hot path: a new invocation with nothing but what a call chooses (no delay, caller or
-    idempotency key) for a key that has its row, inserted by the statement with every other column a
-    constant, its instance built from the values it was given (no model instance to fill and read back).
-    None when the key has no row yet (or the database cannot return the new ids): `invocation_insert` then."""
+    idempotency key), inserted by the statement with every other column a constant that finds the key's row,
+    its instance built from the values it was given (no model instance to fill and read back). A new key
+    gets its row, then the invocation is inserted by its id. None when the database cannot return the new
+    ids (`invocation_insert` then)."""
     connection = db()
     if not connection.features.can_return_columns_from_insert:
         return None
@@ -111,11 +113,11 @@ def invocation_insert_fresh(fields: dict[str, Any], now: datetime) -> Invocation
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    if row is None:  # a new key
+        instance_id = instance_id_ensure(chosen["type_name"], chosen["key"])
+        return invocation_insert(Invocation(**fields, instance_id=instance_id))
     chosen["id"], chosen["instance_id"] = row
-    values = [chosen.get(name, default) for name, default in _ROW_DEFAULTS]
-    return Invocation.from_db(connection.alias, _ROW_NAMES, values)
+    return Invocation.built(connection.alias, chosen)
 
 
 def invocation_insert(invocation: Invocation) -> Invocation:
@@ -124,13 +126,11 @@ def invocation_insert(invocation: Invocation) -> Invocation:
     statement than PostgreSQL spent running it). A new key gets its row first, then the row is inserted."""
     connection = db()
     returning = connection.features.can_return_columns_from_insert
-    by_key, by_id, fresh_by_key = _insert_sql(connection.vendor)
+    by_key, by_id, _ = _insert_sql(connection.vendor)
     if invocation.instance_id is None and returning:
-        fresh = all(getattr(invocation, name) == value for name, value in _FRESH.items())
-        fields = _FRESH_PARAMS if fresh else [field for field in _INSERT_FIELDS if field.attname != "instance_id"]
-        params = [_prepared(invocation, field, connection) for field in fields]
+        params = [_prepared(invocation, field, connection) for field in _BY_KEY_FIELDS]
         with connection.cursor() as cursor:
-            cursor.execute(fresh_by_key if fresh else by_key, [*params, invocation.type_name, invocation.key])
+            cursor.execute(by_key, [*params, invocation.type_name, invocation.key])
             row = cursor.fetchone()
         if row is not None:
             invocation.pk, invocation.instance_id = row
@@ -158,8 +158,7 @@ _INSERT_FIELDS = [f for f in Invocation._meta.concrete_fields if not f.primary_k
 _CHOSEN = {"uid", "instance_id", "type_name", "key", "handler", "kind", "partition", "input", "created_at"}
 _FRESH = {f.attname: f.get_default() for f in _INSERT_FIELDS if f.attname not in _CHOSEN}
 _FRESH_PARAMS = [f for f in _INSERT_FIELDS if f.attname in _CHOSEN and f.attname != "instance_id"]
-_ROW_DEFAULTS = [(f.attname, _FRESH.get(f.attname)) for f in Invocation._meta.concrete_fields]
-_ROW_NAMES = [name for name, _ in _ROW_DEFAULTS]
+_BY_KEY_FIELDS = [f for f in _INSERT_FIELDS if f.attname != "instance_id"]
 
 
 def _prepared(invocation: Invocation, field: Any, connection: Any) -> Any:

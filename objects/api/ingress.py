@@ -95,8 +95,7 @@ class IngressView(APIView):
             idempotency_key_check(idempotency_key)
         if route.kind == "call" and target.kind == "shared" and idempotency_key is None:
             return self.call_shared(route, validate_input(target, arg))
-        # a call without an idempotency key rings its doorbell with its first wait: one Redis round trip
-        ring_with_wait = route.kind == "call" and idempotency_key is None
+        waits = route.kind == "call"  # a call rings its doorbell with its first wait: one Redis round trip
         invocation, created = invocation_submit(
             type_name=route.type_name,
             key=route.key,
@@ -104,12 +103,12 @@ class IngressView(APIView):
             arg=arg,
             idempotency_key=idempotency_key,
             delay=delay,
-            ring=not ring_with_wait,
+            ring=not waits,
         )
         if route.kind == "send":
             execution_time = invocation.not_before if delay else None
             return send_response(invocation.public_id, created=created, execution_time=execution_time)
-        return self.outcome(invocation, ring=ring_with_wait and created)
+        return self.outcome(invocation, ring=waits and created)
 
     def call_shared(self, route: Route, stored: Any) -> HttpResponse:
         """A shared handler without an idempotency key runs here, on committed state, without a row."""
