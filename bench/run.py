@@ -525,13 +525,13 @@ def _write_pg_stats(database_url: str, path: Path) -> None:
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT calls, round(total_plan_time::numeric, 1), round(total_exec_time::numeric, 1), "
+            "SELECT calls, plans, round(total_plan_time::numeric, 1), round(total_exec_time::numeric, 1), "
             "round((shared_blks_hit + shared_blks_read)::numeric / greatest(calls, 1), 1), "
             "left(regexp_replace(query, '\\s+', ' ', 'g'), 160) FROM pg_stat_statements "
             "ORDER BY total_exec_time + total_plan_time DESC LIMIT 25"
         ).fetchall()
-    lines = ["| calls | plan ms | exec ms | blocks per call | statement |", "|---|---|---|---|---|"]
-    lines += [f"| {calls} | {plan} | {run} | {blocks} | `{query}` |" for calls, plan, run, blocks, query in rows]
+    lines = ["| calls | plans | plan ms | exec ms | blocks per call | statement |", "|---|---|---|---|---|---|"]
+    lines += [f"| {c} | {p} | {plan} | {run} | {blocks} | `{query}` |" for c, p, plan, run, blocks, query in rows]
     path.write_text("\n".join(lines) + "\n")
     say(f"PostgreSQL's statements written to {path}")
 

@@ -13,8 +13,10 @@ catches its own errors (503 when the database is unavailable), is CSRF-exempt, a
 static files, messages and trailing-slash redirects never touch. This middleware gives the answer the
 Content-Length header CommonMiddleware would have added. It sits after SecurityMiddleware and
 XFrameOptionsMiddleware, so the answer has their headers. A request with a session cookie (the shop's
-browser calls) takes the whole list. What it saves: URL resolution and six middleware on every token
-call, a tenth of the web process's CPU per call in the benchmark profile (docs/benchmarks.md).
+browser calls) takes the whole list. A token call or send is answered by `objects.api.ingress.token_ingress`
+without DRF's dispatch (the same checks and answers), the rest by the DRF view. What it saves: URL resolution
+and six middleware on every token call, a tenth of the web process's CPU per call in the benchmark profile
+(docs/benchmarks.md), and DRF's dispatch on token calls and sends.
 """
 
 from __future__ import annotations
@@ -63,17 +65,20 @@ class DatabaseUnavailableMiddleware:
 
 class IngressShortcutMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from .api.ingress import token_ingress
         from .api.ingress_urls import ingress_view
 
         self.get_response = get_response
         self.head = "/" + conf.get("OBJECTS_INGRESS_PREFIX").strip("/") + "/"
         self.view = ingress_view
+        self.token_call = token_ingress
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
         if not path.startswith(self.head) or settings.SESSION_COOKIE_NAME in request.COOKIES:
             return self.get_response(request)
-        response = self.view(request, rest=path[len(self.head) :])
+        rest = path[len(self.head) :]
+        response = self.token_call(request, rest) or self.view(request, rest=rest)
         if not response.streaming and not response.has_header("Content-Length"):
             response.headers["Content-Length"] = str(len(response.content))
         return response

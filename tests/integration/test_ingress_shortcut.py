@@ -103,3 +103,62 @@ def test_other_paths_and_session_requests_take_the_whole_stack(token):
     # the session's user is known only to the whole stack (AuthenticationMiddleware); CSRF checks are off
     # in the test client, so the call goes through
     assert calls > 0 and (response.status_code, json.loads(response.content)) == (200, "k4")
+
+
+def dispatches(client: Client, method: str, path: str, body: bytes = b"", **extra) -> tuple[int, object]:
+    """(how many times DRF's APIView.dispatch ran, the response)."""
+    from rest_framework.views import APIView
+
+    real = APIView.dispatch
+    with mock.patch.object(APIView, "dispatch", autospec=True, side_effect=real) as spy:
+        response = client.generic(method, path, data=body, content_type="application/json", **extra)
+    return spy.call_count, response
+
+
+def test_token_calls_and_sends_skip_drf_and_other_requests_take_it(token):
+    calls, response = dispatches(Client(), "POST", "/ingress/ShortcutEcho/k5/whoami", **token)
+    assert (calls, response.status_code) == (0, 200)
+    calls, response = dispatches(Client(), "POST", "/ingress/ShortcutEcho/k5/whoami/send", **token)
+    assert (calls, response.status_code) == (0, 202)
+    for method, path, extra in [
+        ("GET", "/ingress/restate/health", token),  # not a call
+        ("GET", "/ingress/ShortcutEcho/k5/whoami", token),  # a call path, the wrong method: DRF's 405
+        ("POST", "/ingress/ShortcutEcho/open/whoami", {}),  # no token: an anonymous caller
+        ("POST", "/ingress/ShortcutEcho/k5/whoami", {"HTTP_AUTHORIZATION": "Basic dXNlcjpwdw=="}),
+    ]:
+        calls, response = dispatches(Client(), method, path, **extra)
+        assert calls == 1, (method, path)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "header", "status"),
+    [
+        ("/ingress/ShortcutEcho/k6/whoami", b"", "Token {key}", 200),
+        ("/ingress/ShortcutEcho/k6/whoami", b"", "Token nosuchtoken", 401),
+        ("/ingress/ShortcutEcho/k6/whoami", b"", "Token", 401),
+        ("/ingress/ShortcutEcho/k6/whoami", b"", "Token {key} extra", 401),
+        ("/ingress/NoSuchType/k6/whoami", b"", "Token {key}", 404),
+        ("/ingress/ShortcutEcho/k6/nope", b"", "Token {key}", 404),
+        ("/ingress/ShortcutEcho/" + "k" * 300 + "/whoami", b"", "Token {key}", 400),
+        ("/ingress/ShortcutEcho/k6/whoami", b"{not json", "Token {key}", 400),
+        ("/ingress/ShortcutEcho/k6/whoami", b"[" + b"1," * 600_000 + b"1]", "Token {key}", 413),
+        ("/ingress/ShortcutEcho/k6/whoami?delay=1s", b"", "Token {key}", 400),
+        ("/ingress/ShortcutEcho/k6/whoami/send?delay=soon", b"", "Token {key}", 400),
+        ("/ingress/ShortcutEcho/k6/whoami/extra/path", b"", "Token {key}", 400),
+    ],
+)
+def test_the_token_path_answers_as_drf_does(token, path, body, header, status):
+    """Each request answered by the token path and by the whole stack (a session cookie without a session:
+    DRF's view, the same token): the same status, body and headers."""
+    key = token["HTTP_AUTHORIZATION"].split()[1]
+    extra = {"HTTP_AUTHORIZATION": header.format(key=key)}
+    short_calls, short = dispatches(Client(), "POST", path, body, **extra)
+    browser = Client()
+    browser.cookies[settings.SESSION_COOKIE_NAME] = "no-such-session"
+    full_calls, full = dispatches(browser, "POST", path, body, **extra)
+    assert (short_calls, full_calls) == (0, 1)
+    assert short.status_code == full.status_code == status
+    assert short.content == full.content
+    names = (set(short.headers) | set(full.headers)) - {"x-restate-id"}  # a shared call's id is per call
+    assert {n: short.get(n) for n in names} == {n: full.get(n) for n in names}
+    assert short.has_header("x-restate-id") == full.has_header("x-restate-id") == (status == 200)

@@ -74,3 +74,56 @@ def test_zero_seconds_turns_the_cache_off(token, settings, django_assert_num_que
     for _ in range(2):
         with django_assert_num_queries(1):
             auth.authenticate_credentials(token.key)
+
+
+def test_a_cached_user_copy_is_its_own_object_with_the_same_fields(token):
+    auth = CachedTokenAuthentication()
+    auth.authenticate_credentials(token.key)
+    first, _ = auth.authenticate_credentials(token.key)
+    second, _ = auth.authenticate_credentials(token.key)
+    assert first._state is not second._state
+    assert first._state.fields_cache is not second._state.fields_cache
+    assert (first._state.db, first._state.adding) == ("default", False)
+    assert {f.attname: getattr(first, f.attname) for f in first._meta.concrete_fields} == {
+        f.attname: getattr(token.user, f.attname) for f in token.user._meta.concrete_fields
+    }
+    first.username = "changed on one request"
+    assert second.username == token.user.username
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Basic dXNlcjpwdw==",
+        "Token",
+        "Token a b",
+        "token {key}",
+        "TOKEN {key}",
+        "Token {key}",
+        "Token  {key} ",
+        "Token 0000",
+        "Token caf\u00e9",
+    ],
+)
+def test_the_header_is_read_as_drf_reads_it(token, header):
+    """The same outcome as DRF's TokenAuthentication for every shape of header: no credentials (None), the
+    same AuthenticationFailed message, or the same user."""
+    from rest_framework.authentication import TokenAuthentication
+    from rest_framework.test import APIRequestFactory
+
+    class Reference(TokenAuthentication):
+        pass
+
+    extra = {} if header is None else {"HTTP_AUTHORIZATION": header.format(key=token.key)}
+    request = APIRequestFactory().post("/ingress/T/k/h", **extra)
+
+    def outcome(auth):
+        try:
+            found = auth.authenticate(request)
+        except AuthenticationFailed as exc:
+            return ("refused", str(exc.detail))
+        return None if found is None else ("user", found[0].pk)
+
+    assert outcome(CachedTokenAuthentication()) == outcome(Reference())
