@@ -24,7 +24,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from . import conf, notify
-from .backends import db
+from .backends import db, fetchall, fetchone
 from .errors import InvocationKilled, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, Status
 from .runtime import Frame, InvocationRun, finish, finish_succeeded, resolve
@@ -412,9 +412,7 @@ def _lock_key(type_name: str, key: str) -> tuple[int, bool] | None:
     sql = _LOCK_SQL.format(instance=connection.ops.quote_name(Instance._meta.db_table))
     if connection.features.has_select_for_update_skip_locked:
         sql += " FOR NO KEY UPDATE SKIP LOCKED"  # SQLite has no row locks: immediate transactions serialize writers
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [type_name, key])
-        row = cursor.fetchone()
+    row = fetchone(connection, sql, [type_name, key])
     return None if row is None else (int(row[0]), bool(row[1]))
 
 
@@ -426,9 +424,7 @@ def _inbox_heads(instance_id: int, now: Any, batch: int) -> list[Invocation]:
         columns=invocation_columns(),
         invocation=connection.ops.quote_name(Invocation._meta.db_table),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [instance_id, connection.ops.adapt_datetimefield_value(now), batch])
-        rows = cursor.fetchall()
+    rows = fetchall(connection, sql, [instance_id, connection.ops.adapt_datetimefield_value(now), batch])
     return invocations_from_rows(rows)
 
 

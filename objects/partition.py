@@ -28,7 +28,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from . import conf, notify
-from .backends import db
+from .backends import db, fetchall
 from .inbox import KeyRunner, StartCounts, invocation_columns, invocations_from_rows, set_lock_timeout
 from .models import Instance, Invocation, StateEntry
 from .state import entries_from_json, written
@@ -240,9 +240,7 @@ def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candi
         return candidates, _lock_keys([c.instance_id for c in candidates]) if candidates else set()
     when = connection.ops.adapt_datetimefield_value(now)
     sql = _sql(_CLAIM_SQL, connection.vendor, len(partitions))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*partitions, when, False, when, limit, False])
-        rows = cursor.fetchall()
+    rows = fetchall(connection, sql, [*partitions, when, False, when, limit, False])
     return [Candidate(int(r[0]), r[1], r[2], int(r[3])) for r in rows], {int(r[0]) for r in rows if r[4]}
 
 
@@ -278,9 +276,7 @@ def _inbox_heads(
     if not instance_ids:
         return {}, None
     sql = _sql(_HEADS_SQL, connection.vendor, len(instance_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*instance_ids, connection.ops.adapt_datetimefield_value(now), batch])
-        rows = cursor.fetchall()
+    rows = fetchall(connection, sql, [*instance_ids, connection.ops.adapt_datetimefield_value(now), batch])
     states: dict[int, dict[str, str]] | None = None
     if connection.vendor == "postgresql":
         texts: dict[int, str | None] = {}

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import journal
-from .backends import db
+from .backends import db, fetchone, rowcount
 from .context import ObjectContext, SharedObjectContext
 from .errors import DeadlockError, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, StateChange, Status
@@ -188,9 +188,7 @@ def instance_id_find(type_name: str, key: str) -> int | None:
     ORM's query building cost more than the query)."""
     connection = db()
     table = connection.ops.quote_name(Instance._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(_INSTANCE_ID_SQL.format(table=table), [type_name, key])
-        row = cursor.fetchone()
+    row = fetchone(connection, _INSTANCE_ID_SQL.format(table=table), [type_name, key])
     return None if row is None else int(row[0])
 
 
@@ -280,9 +278,8 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
         sql += " SELECT (SELECT COUNT(*) FROM f), (SELECT version FROM v)"
     else:
         sql += " SELECT COUNT(*), NULL FROM f"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        opened = cursor.fetchone()[0] > 0
+    row = fetchone(connection, sql, params)  # always one row: the count of opened rows
+    opened = row is not None and row[0] > 0
     if not opened:
         return False
     if pending is not None:
@@ -331,9 +328,7 @@ def _state_write_sql(
 def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:
     connection = db()
     sql, params = _finish_sql(pk, fields, only_if_open=only_if_open)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount > 0
+    return rowcount(connection, sql, params) > 0
 
 
 def _finish_sql(pk: int, fields: dict[str, Any], *, only_if_open: bool) -> tuple[str, list[Any]]:

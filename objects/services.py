@@ -17,7 +17,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from . import conf
-from .backends import db
+from .backends import db, fetchone
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation, Status
 from .routing import partition_of
@@ -110,9 +110,7 @@ def invocation_insert_fresh(fields: dict[str, Any], now: datetime) -> Invocation
         return None
     chosen = {**fields, "uid": uuid.uuid4(), "created_at": now}
     params = [field.get_db_prep_save(chosen[field.attname], connection) for field in _FRESH_PARAMS]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]])
-        row = cursor.fetchone()
+    row = fetchone(connection, _insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]])
     if row is None:  # a new key
         instance_id = instance_id_ensure(chosen["type_name"], chosen["key"])
         return invocation_insert(Invocation(**fields, instance_id=instance_id))

@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from . import jsoncodec
-from .backends import db
+from .backends import db, fetchall
 from .models import Instance, StateChange, StateEntry
 
 
@@ -36,9 +36,7 @@ def entries_from_rows(rows: Any) -> dict[str, str]:
 def committed_state(type_name: str, key: str) -> tuple[int | None, dict[str, str]]:
     """The key's row id and its entries, read by one statement (a shared handler's read); (None, {}) when the
     key has no row yet."""
-    with db().cursor() as cursor:
-        cursor.execute(_COMMITTED_SQL, [type_name, key])
-        rows = cursor.fetchall()
+    rows = fetchall(db(), _COMMITTED_SQL, [type_name, key])
     if not rows:
         return None, {}
     return int(rows[0][0]), entries_from_rows((name, value) for _, name, value in rows if name is not None)
@@ -68,9 +66,7 @@ class StateCache:
         if self.instance_id:
             # Raw SQL: this runs once per batch on the hot path, and the ORM's query building cost more than
             # the query. jsonb arrives as text (Django registers a text loader), SQLite's JSON is text too.
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT name, value FROM {_ENTRY} WHERE instance_id = %s", [self.instance_id])
-                rows = cursor.fetchall()
+            rows = fetchall(connection, f"SELECT name, value FROM {_ENTRY} WHERE instance_id = %s", [self.instance_id])
         self._current = entries_from_rows(rows)
         self._committed = dict(self._current)
         self._stored = dict(self._current)
