@@ -307,8 +307,10 @@ class LazySavepoint:
         return execute(sql, params, many, context)
 
     def handler_done(self) -> None:
-        """The handler returned: what follows is the runner's own finishing statement."""
+        """The handler returned: what follows is the runner's own finishing statement, which runs unwatched
+        (an execute wrapper on the connection would also send it through Django's cursor)."""
         self._watching = False
+        self._unwatch()
         if connection.needs_rollback:  # the handler caught a database error inside an atomic block
             raise DatabaseError(
                 "The handler caught a database error inside transaction.atomic() and went on; its writes "
@@ -319,9 +321,14 @@ class LazySavepoint:
         connection.execute_wrappers.append(self)
         return self
 
+    def _unwatch(self) -> None:
+        wrappers = db().execute_wrappers
+        if self in wrappers:
+            wrappers.remove(self)
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         connection = db()
-        connection.execute_wrappers.remove(self)
+        self._unwatch()
         if exc_type is None:
             if self.sid is not None:
                 connection.savepoint_commit(self.sid)

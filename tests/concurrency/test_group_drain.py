@@ -381,6 +381,26 @@ def test_each_invocation_is_one_statement_without_a_savepoint_and_a_key_s_entrie
         assert [i.output for i in Invocation.objects.filter(instance=instance).order_by("id")] == [1, 2]
 
 
+def test_the_finishing_statements_run_on_the_kept_cursor_after_the_handler(published):
+    """Once the handler returned, its lazy savepoint stops watching the connection, so the runner's own
+    statements take the connection's kept cursor (objects.backends), not a Django cursor."""
+    from unittest import mock
+
+    from django.db.backends.utils import CursorWrapper
+
+    keys = keys_in(PARTITION, 2, "kept-cursor")
+    for n, key in enumerate(keys):
+        objects.send("Recorder", key, "append", {"value": n})
+    real = CursorWrapper.execute
+    with mock.patch.object(CursorWrapper, "execute", autospec=True, side_effect=real) as django_cursor:
+        assert drain_pass(PARTITION).ran == 2
+    through_django = [call.args[1] for call in django_cursor.call_args_list]
+    assert not [sql for sql in through_django if sql.startswith(("WITH f AS (UPDATE", "WITH cand AS"))]
+    assert connection.execute_wrappers == []
+    for key in keys:
+        assert statuses(key) == [Status.SUCCEEDED]
+
+
 def test_an_invocation_killed_before_its_finish_writes_no_state(published):
     from objects.models import StateChange
 
