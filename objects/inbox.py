@@ -89,10 +89,10 @@ class StartCounts:
         self._send([("DEL", key)])
 
     def _send(self, commands: list[tuple[Any, ...]]) -> bool:
+        """Write the commands in one packet (one system call for a start's two or three commands)."""
         try:
-            for command in commands:
-                self.connection.send_command(*command)
-                self.unread += 1
+            self.connection.send_packed_command(self.connection.pack_commands(commands))
+            self.unread += len(commands)
         except Exception:  # noqa: BLE001 - the connection broke: the pass goes on unprotected
             self._drop()
             return False

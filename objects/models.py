@@ -11,7 +11,29 @@ from django.db import models
 from django.db.models import Q
 
 
-class Instance(models.Model):
+class Built:
+    """`Model.built(db, values)`: an instance from `values` (field attname -> value; every other field its
+    default), built positionally like a row read from the database: 4x faster than keyword arguments, for the
+    hot paths that already know every value (a fresh invocation just inserted, a shared handler's stand-in,
+    the key a pass runs)."""
+
+    @classmethod
+    def built(cls, db: str | None, values: dict[str, Any]) -> Any:
+        names, defaults = _defaults(cls)  # type: ignore[arg-type]  # a model class is hashable
+        row = [values.get(name, default) for name, default in zip(names, defaults, strict=True)]
+        return cls.from_db(db, names, row)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _defaults(model: Any) -> tuple[list[str], list[Any]]:
+    """Each field's attname and default, in column order (the primary key and fields whose default is made
+    per row, such as the uid, have none)."""
+    fields = model._meta.concrete_fields
+    defaults = [None if f.primary_key or (f.has_default() and callable(f.default)) else f.get_default() for f in fields]
+    return [f.attname for f in fields], defaults
+
+
+class Instance(Built, models.Model):
     """One key of one object type. Its row is the key's lock (SELECT ... FOR NO KEY UPDATE)."""
 
     type_name = models.CharField("object type", max_length=100)
@@ -66,7 +88,7 @@ OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.BACKING_OFF)
 DONE_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.KILLED)
 
 
-class Invocation(models.Model):
+class Invocation(Built, models.Model):
     """One request to run one handler on one key; the pending ones of a key are its inbox."""
 
     id = models.BigAutoField(primary_key=True, help_text="Acceptance order.")
@@ -133,23 +155,6 @@ class Invocation(models.Model):
     @property
     def is_done(self) -> bool:
         return self.status in DONE_STATUSES
-
-    @classmethod
-    def built(cls, db: str | None, values: dict[str, Any]) -> Invocation:
-        """An instance from `values` (field attname -> value; every other field its default), built
-        positionally like a row read from the database: 4x faster than keyword arguments, for the hot paths
-        that already know every value (a fresh invocation just inserted, a shared handler's stand-in)."""
-        names, defaults = _invocation_defaults()
-        row = [values.get(name, default) for name, default in zip(names, defaults, strict=True)]
-        return cls.from_db(db, names, row)
-
-
-@functools.cache
-def _invocation_defaults() -> tuple[list[str], list[Any]]:
-    """Each field's attname and default, in column order (the id and the uid, generated per row, have none)."""
-    fields = Invocation._meta.concrete_fields
-    defaults = [None if f.primary_key or (f.has_default() and callable(f.default)) else f.get_default() for f in fields]
-    return [f.attname for f in fields], defaults
 
 
 class JournalEntry(models.Model):

@@ -92,7 +92,9 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                         break
                     read = None if states is None or candidate.instance_id in touched else states
                     runner = KeyRunner(
-                        Instance(pk=candidate.instance_id, type_name=candidate.type_name, key=candidate.key),
+                        Instance.built(
+                            None, {"id": candidate.instance_id, "type_name": candidate.type_name, "key": candidate.key}
+                        ),
                         lazy_savepoint=True,
                         entries=None if read is None else read.get(candidate.instance_id),
                         starts=starts,

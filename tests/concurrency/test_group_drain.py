@@ -534,6 +534,28 @@ def test_a_pass_counts_its_starts_without_a_round_trip_each_and_still_fails_a_cr
     assert redis_client.exists(*counts) == 0  # each cleared once its handler returned
 
 
+def test_each_start_is_counted_in_one_write(published, monkeypatch):
+    """A start's INCR and EXPIRE (and the previous start's DEL) leave in one packet, one system call."""
+    from redis.connection import Connection
+
+    keys = keys_in(PARTITION, 2, "one-write")
+    for n in range(3):
+        objects.send("Recorder", keys[n % 2], "append", {"value": n})
+    writes = []
+    real = Connection.send_packed_command
+
+    def spy(self, command, check_health=True):
+        writes.append(b"".join(command) if isinstance(command, list) else command)
+        return real(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", spy)
+    assert drain_pass(PARTITION).ran == 3
+    starts = [w for w in writes if b"INCR" in w]
+    assert len(starts) == 3
+    assert all(b"EXPIRE" in w for w in starts)
+    assert sum(b"DEL" in w for w in starts) == 1  # the second start of a key forgets the first's count
+
+
 def test_entries_changed_by_earlier_invocations_of_a_pass_are_written_with_the_last(published, redis_client):
     from objects.models import StateEntry
 
