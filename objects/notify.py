@@ -36,6 +36,41 @@ def client() -> redis.Redis:
     return _client
 
 
+def pipelined(commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send `commands` in one packet on a pooled connection and read every reply: a pipeline without
+    redis-py's Pipeline object (≈ 40 us less CPU per round trip on the hot paths). Replies come raw, without
+    redis-py's response callbacks (bytes, integers, lists; BLPOP's pair is a list). An error reply is raised
+    once every reply is read, so the connection stays in step; a connection that broke is dropped and the
+    round trip sent once more on another (as redis-py's pipelines do), and a second failure raised."""
+    pool = client().connection_pool
+    for attempt in (1, 2):
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies: list[Any] = []
+            error: redis.ResponseError | None = None
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+                    error = error or exc
+        except redis.ConnectionError:
+            conn.disconnect()
+            if attempt == 2:
+                raise
+            continue
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        if error is not None:
+            raise error
+        return replies
+    raise AssertionError("unreachable")
+
+
 def done_key(public_id: str) -> str:
     return f"objects:done:{public_id}"
 
@@ -47,14 +82,14 @@ def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None, f
     if not public_ids and not forget:
         return
     outcomes = outcomes or {}
+    commands: list[tuple[Any, ...]] = [("DEL", *forget)] if forget else []
+    for public_id in public_ids:
+        commands += [
+            ("RPUSH", done_key(public_id), outcomes.get(public_id, "1")),
+            ("EXPIRE", done_key(public_id), SIGNAL_TTL),
+        ]
     try:
-        pipe = client().pipeline(transaction=False)
-        if forget:
-            pipe.delete(*forget)
-        for public_id in public_ids:
-            pipe.rpush(done_key(public_id), outcomes.get(public_id, "1"))
-            pipe.expire(done_key(public_id), SIGNAL_TTL)
-        pipe.execute()
+        pipelined(commands)
     except redis.RedisError as exc:
         log.warning(
             "could not signal %d finished invocation(s); waiters will poll the database: %s", len(public_ids), exc

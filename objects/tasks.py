@@ -263,9 +263,17 @@ RING_MARK = "ring"  # on a completion list: "publish the partition's drain", nev
 def _partition_bell_count(partition: int) -> bool:
     """Count a ring of the partition (one round trip); True when it is the first since its last drain
     finished, so it must publish."""
+    import redis
+
+    from .notify import pipelined
+
+    keys = [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
+    script = _script("ring", _RING)
     try:
-        keys = [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
-        count = _script("ring", _RING)(keys=keys, args=[PARTITION_BELL_TTL])
+        try:
+            (count,) = pipelined([("EVALSHA", script.sha, 3, *keys, PARTITION_BELL_TTL)])
+        except redis.exceptions.NoScriptError:  # Redis restarted: the script object loads it again
+            count = script(keys=keys, args=[PARTITION_BELL_TTL])
     except Exception:  # noqa: BLE001 - Redis down: ring anyway (a duplicate drain is harmless)
         return True
     return int(count) == 1
@@ -294,16 +302,14 @@ def ring_and_wait(partition: int, done_key: str, timeout: float, signal_ttl: int
     sent alone, which loads it again (None: no signal yet)."""
     import redis
 
-    from .notify import client
+    from .notify import pipelined
 
     script = _script("ring", _RING)
     keys = [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
     try:
-        with client().pipeline(transaction=False) as pipe:
-            # evalsha, not the script object: a pipeline holding a script first asks Redis whether it has it
-            pipe.evalsha(script.sha, 4, *keys, done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
-            pipe.blpop([done_key], timeout=timeout)
-            return pipe.execute()[1]
+        # EVALSHA, not the script object, which would first ask Redis whether it has the script
+        ring = ("EVALSHA", script.sha, 4, *keys, done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
+        return pipelined([ring, ("BLPOP", done_key, timeout)])[1]
     except redis.exceptions.NoScriptError:
         pass  # ring_partition's script object loads it again
     except redis.RedisError:

@@ -522,11 +522,11 @@ def test_a_pass_counts_its_starts_without_a_round_trip_each_and_still_fails_a_cr
     redis_client.set(start_key(crasher), 3)  # its worker died in it three times already
     for n in range(3):
         objects.send("Recorder", keys[1], "append", {"value": n})
-    pipelines = []
-    real = notify.client().pipeline
-    monkeypatch.setattr(notify.client(), "pipeline", lambda *a, **k: pipelines.append(1) or real(*a, **k))
+    round_trips = []
+    real = notify.pipelined
+    monkeypatch.setattr(notify, "pipelined", lambda commands: round_trips.append(commands) or real(commands))
     assert drain_pass(PARTITION).ran == 4
-    assert len(pipelines) == 1  # the done signals only: not one round trip per start as well
+    assert len(round_trips) == 1  # the done signals only: not one round trip per start as well
     assert statuses(keys[0]) == [Status.FAILED]
     assert "ended its worker process 3 times" in Invocation.objects.get(type_name="Recorder", key=keys[0]).error_message
     assert objects.call("Recorder", keys[1], "items") == [0, 1, 2]

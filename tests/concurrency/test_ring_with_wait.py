@@ -70,17 +70,18 @@ def test_a_call_that_finds_no_drain_publishes_one_and_leaves_no_mark(live, redis
 def test_a_failed_round_trip_still_rings_and_the_call_completes(live):
     """The combined round trip fails (Redis drops the connection): the ring is sent alone and the wait goes
     on (polling the database, then waiting on the list again), so the call still gets its result."""
-    real_execute = redis.client.Pipeline.execute
+    from objects import notify
+
+    real = notify.pipelined
     failures = []
 
-    def flaky(pipe, raise_on_error=True):
-        if any(args and args[0] == "BLPOP" for args, _ in pipe.command_stack) and not failures:
+    def flaky(commands):
+        if any(command[0] == "BLPOP" for command in commands) and not failures:
             failures.append(1)
-            pipe.reset()
             raise redis.ConnectionError("dropped for the test")
-        return real_execute(pipe, raise_on_error)
+        return real(commands)
 
-    with mock.patch.object(redis.client.Pipeline, "execute", flaky):
+    with mock.patch.object(notify, "pipelined", flaky):
         assert _call("Recorder", "rw3", "append", {"value": 3}, timeout=20) == 1
     assert failures == [1]
 
