@@ -65,10 +65,9 @@ class StartCounts:
         if not public_ids:
             return
         try:
-            redis = notify.client()
-            values = redis.mget([start_key(public_id) for public_id in public_ids])
+            (values,) = notify.pipelined([("MGET", *[start_key(public_id) for public_id in public_ids])])
             self.known = {p: int(v) for p, v in zip(public_ids, values, strict=True) if v is not None}
-            self.pool = redis.connection_pool
+            self.pool = notify.client().connection_pool
             self.connection = self.pool.get_connection()
         except Exception:  # noqa: BLE001 - Redis down: run unprotected rather than not at all
             self.connection = None

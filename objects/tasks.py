@@ -131,12 +131,12 @@ def _linger(partitions: list[int], seconds: float) -> str | None:
     """Wait for a ring of one of `partitions`: "mine" when one came, None after `seconds`. A Celery message
     published to one of the worker's queues ends the wait ("other"): in a solo worker that message waits for
     this task to end, and in a thread pool this thread may be the one it needs."""
-    from .notify import client
+    from .notify import pipelined
 
     keys = [partition_wake_key(p) for p in partitions]
     keys += [partition_published_key(p) for p in [*partitions, *(p for p in _consumed if p not in partitions)]]
     try:
-        got = client().blpop(keys, timeout=seconds)
+        (got,) = pipelined([("BLPOP", *keys, seconds)])
     except Exception:  # noqa: BLE001 - Redis down: stop lingering, let go of the partitions
         return None
     if got is None:

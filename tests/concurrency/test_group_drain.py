@@ -526,7 +526,9 @@ def test_a_pass_counts_its_starts_without_a_round_trip_each_and_still_fails_a_cr
     real = notify.pipelined
     monkeypatch.setattr(notify, "pipelined", lambda commands: round_trips.append(commands) or real(commands))
     assert drain_pass(PARTITION).ran == 4
-    assert len(round_trips) == 1  # the done signals only: not one round trip per start as well
+    # the counts read once and the done signals: not one round trip per start as well
+    assert len(round_trips) == 2 and round_trips[0][0][0] == "MGET"
+    assert not [c for commands in round_trips for c in commands if c[0] == "INCR"]
     assert statuses(keys[0]) == [Status.FAILED]
     assert "ended its worker process 3 times" in Invocation.objects.get(type_name="Recorder", key=keys[0]).error_message
     assert objects.call("Recorder", keys[1], "items") == [0, 1, 2]
