@@ -112,7 +112,7 @@ def invocation_insert_fresh(fields: dict[str, Any], now: datetime) -> Invocation
     params = [field.get_db_prep_save(chosen[field.attname], connection) for field in _FRESH_PARAMS]
     row = fetchone(connection, _insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]])
     if row is None:  # a new key
-        instance_id = instance_id_ensure(chosen["type_name"], chosen["key"])
+        instance_id = instance_id_ensure(chosen["type_name"], chosen["key"], missing=True)
         return invocation_insert(Invocation(**fields, instance_id=instance_id))
     chosen["id"], chosen["instance_id"] = row
     return Invocation.built(connection.alias, chosen)

@@ -82,3 +82,34 @@ def test_the_instance_a_fresh_submit_returns_is_the_row_it_wrote():
     assert [getattr(invocation, n) for n in names] == [getattr(row, n) for n in names]
     assert invocation.public_id == row.public_id and invocation.status == Status.PENDING
     assert invocation.instance == row.instance
+
+
+def test_a_new_key_gets_its_row_from_one_statement_with_the_orms_defaults():
+    """A new key's first submit: the fresh INSERT finds no row, one `INSERT ... ON CONFLICT DO NOTHING
+    RETURNING id` creates it (no look-up first, no ORM), then the invocation is inserted by id. The row holds
+    what the ORM would have written."""
+    from objects.models import Instance
+
+    statements = Statements()
+    with connection.execute_wrapper(statements):
+        invocation, created = invocation_submit(
+            type_name="Recorder", key="brand-new", handler="append", arg={"value": 1}
+        )
+    assert created
+    sqls = [sql for sql, _ in statements.seen]
+    assert len(sqls) == 3, sqls
+    assert sqls[1].startswith('INSERT INTO "objects_instance"') and "ON CONFLICT" in sqls[1]
+    row = Instance.objects.get(pk=invocation.instance_id)
+    orm = Instance.objects.create(type_name="Recorder", key="made-by-the-orm")
+    fields = [f.attname for f in Instance._meta.concrete_fields if f.attname not in ("id", "key", "created_at")]
+    assert [getattr(row, n) for n in fields] == [getattr(orm, n) for n in fields]
+    assert row.created_at is not None and (row.type_name, row.key) == ("Recorder", "brand-new")
+
+
+def test_a_row_created_meanwhile_is_found_not_duplicated():
+    from objects.models import Instance
+    from objects.runtime import instance_id_ensure
+
+    existing = Instance.objects.create(type_name="Recorder", key="raced")
+    assert instance_id_ensure("Recorder", "raced", missing=True) == existing.pk  # the conflict: looked up
+    assert Instance.objects.filter(type_name="Recorder", key="raced").count() == 1
