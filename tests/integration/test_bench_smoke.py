@@ -125,3 +125,18 @@ def test_bench_cart_refuses_anonymous_callers(bench_stack):
     response = httpx.post(f"{bench_stack}/BenchCart/anon/add_item", json={"product_id": "p1"}, timeout=30)
     assert response.status_code in (401, 403)
     assert response.json()["source"] == "ingress"
+
+
+def test_the_in_process_measure_runs_the_send_path_and_reports_cpu_per_request():
+    """bench/inprocess.py: its own PostgreSQL and Redis, token sends through the WSGI application (202)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    done = subprocess.run(
+        [sys.executable, "bench/inprocess.py", "--requests", "20", "--rounds", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "round 1: CPU us per request: send " in done.stdout
