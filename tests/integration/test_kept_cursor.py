@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from objects.backends import db, fetchall, fetchone, rowcount
 from objects.models import Instance
+from tests.integration.test_shared_read import statements
 
 pytestmark = pytest.mark.django_db
 
@@ -59,14 +60,8 @@ def test_errors_are_djangos_and_the_transaction_must_be_rolled_back_first(connec
 
 
 def test_observed_connections_see_every_statement(connection):
-    seen = []
-
-    def wrapper(execute, sql, params, many, context):
-        seen.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(wrapper):
-        assert fetchone(connection, "SELECT %s::int", [7]) == (7,)
+    result, seen = statements(lambda: fetchone(connection, "SELECT %s::int", [7]))
+    assert result == (7,)
     with CaptureQueriesContext(connection) as captured:
         assert fetchall(connection, "SELECT %s::int", [8]) == [(8,)]
     assert seen == ["SELECT %s::int"]
