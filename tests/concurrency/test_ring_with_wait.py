@@ -91,3 +91,14 @@ def test_a_send_still_rings_at_once(live):
     objects.send("Recorder", "rw4", "append", {"value": 4})
     connections.close_all()
     wait_for(lambda: _call("Recorder", "rw4", "items") == [4], timeout=10)
+
+
+def test_calls_and_sends_ring_after_redis_forgot_the_script(live, redis_client):
+    """A Redis restart forgets the ring script: the combined round trip's EVALSHA answers NOSCRIPT, the ring
+    is sent again through the script object (which loads it), and the call completes; a send's ring too."""
+    redis_client.script_flush()
+    assert _call("Recorder", "rw5", "append", {"value": 5}, timeout=20) == 1
+    redis_client.script_flush()
+    objects.send("Recorder", "rw5", "append", {"value": 6})
+    connections.close_all()
+    wait_for(lambda: _call("Recorder", "rw5", "items") == [5, 6], timeout=10)
