@@ -308,7 +308,6 @@ class LazySavepoint:
     def handler_done(self) -> None:
         """The handler returned: what follows is the runner's own finishing statement, which runs unwatched
         (an execute wrapper on the connection would also send it through Django's cursor)."""
-        self._watching = False
         self._unwatch()
         if connection.needs_rollback:  # the handler caught a database error inside an atomic block
             raise DatabaseError(

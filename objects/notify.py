@@ -42,33 +42,33 @@ def pipelined(commands: list[tuple[Any, ...]]) -> list[Any]:
     redis-py's response callbacks (bytes, integers, lists; BLPOP's pair is a list). An error reply is raised
     once every reply is read, so the connection stays in step; a connection that broke is dropped and the
     round trip sent once more on another (as redis-py's pipelines do), and a second failure raised."""
+    try:
+        return _round_trip(commands)
+    except redis.ConnectionError:
+        return _round_trip(commands)
+
+
+def _round_trip(commands: list[tuple[Any, ...]]) -> list[Any]:
     pool = client().connection_pool
-    for attempt in (1, 2):
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command(conn.pack_commands(commands))
-            replies: list[Any] = []
-            error: redis.ResponseError | None = None
-            for _ in commands:
-                try:
-                    replies.append(conn.read_response())
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-                    error = error or exc
-        except redis.ConnectionError:
-            conn.disconnect()
-            if attempt == 2:
-                raise
-            continue
-        except BaseException:
-            conn.disconnect()
-            raise
-        finally:
-            pool.release(conn)
-        if error is not None:
-            raise error
-        return replies
-    raise AssertionError("unreachable")
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        error: redis.ResponseError | None = None
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+                error = error or exc
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+    if error is not None:
+        raise error
+    return replies
 
 
 def done_key(public_id: str) -> str:

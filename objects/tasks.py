@@ -260,6 +260,11 @@ return count
 RING_MARK = "ring"  # on a completion list: "publish the partition's drain", never an outcome (those are JSON)
 
 
+def _bell_keys(partition: int) -> list[str]:
+    """The ring script's keys for a partition: its counter, its wake list, its "published" hint."""
+    return [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
+
+
 def _partition_bell_count(partition: int) -> bool:
     """Count a ring of the partition (one round trip); True when it is the first since its last drain
     finished, so it must publish."""
@@ -267,7 +272,7 @@ def _partition_bell_count(partition: int) -> bool:
 
     from .notify import pipelined
 
-    keys = [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
+    keys = _bell_keys(partition)
     script = _script("ring", _RING)
     try:
         try:
@@ -305,11 +310,10 @@ def ring_and_wait(partition: int, done_key: str, timeout: float, signal_ttl: int
     from .notify import pipelined
 
     script = _script("ring", _RING)
-    keys = [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
     try:
         # EVALSHA, not the script object, which would first ask Redis whether it has the script
-        ring = ("EVALSHA", script.sha, 4, *keys, done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
-        return pipelined([ring, ("BLPOP", done_key, timeout)])[1]
+        bell = ("EVALSHA", script.sha, 4, *_bell_keys(partition), done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
+        return pipelined([bell, ("BLPOP", done_key, timeout)])[1]
     except redis.exceptions.NoScriptError:
         pass  # ring_partition's script object loads it again
     except redis.RedisError:
