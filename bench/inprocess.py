@@ -1,14 +1,16 @@
-"""CPU per request of the web application in one process, without gunicorn and without a load generator.
+"""CPU per request of the web application, and per invocation of the worker's pass, in one process.
 
 Starts a throwaway PostgreSQL and Redis (scripts/stack.py), migrates, makes a token, and calls the WSGI
 application directly, one request after another, for token sends of `BenchCart.add_item` (the ingress's
 whole hot path: authentication, validation, the INSERT, the ring) and for the ingress's health path. No worker
-runs: the sends stay pending. Prints the process's CPU microseconds per request (time.process_time), round by
-round, so a change on the hot path can be measured without the noise of a full benchmark run (the machine's
-steal time moves full runs by more than most single changes). Compare two versions by running this in
-each, alternating.
+runs: the sends stay pending. Then the worker's side (`--passes`): sends to `--keys-per-pass` keys, then one
+group pass (`objects.partition.drain_pass`, as a Celery worker's drain runs it: claim, inboxes, handlers,
+finishing statements, commit, done signals), timed alone. Prints the process's CPU microseconds per request
+and per invocation (time.process_time), round by round, so a change on the hot path can be measured without
+the noise of a full benchmark run (the machine's steal time moves full runs by more than most single
+changes). Compare two versions by running this in each, alternating.
 
-Usage: python bench/inprocess.py [--requests N] [--rounds N] [--profile FILE]
+Usage: python bench/inprocess.py [--requests N] [--passes N] [--keys-per-pass N] [--rounds N] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--requests", type=int, default=2000, help="requests per kind and round (default 2000)")
+    p.add_argument("--passes", type=int, default=250, help="worker passes per round (default 250; 0: none)")
+    p.add_argument("--keys-per-pass", type=int, default=4, help="keys with one invocation each per pass")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--profile", metavar="FILE", help="also write a cProfile of sends (CPU time) to FILE")
+    p.add_argument(
+        "--profile", metavar="FILE", help="also write cProfiles (CPU time) of sends to FILE and of passes to FILE.pass"
+    )
     args = p.parse_args(argv)
     from stack import Stack, say
 
@@ -56,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         def start_response(status: str, headers: list, exc_info: object = None) -> None:
             statuses.append(status)
 
-        def run(kind: str, n: int) -> None:
-            for i in range(n):
+        def run(kind: str, n: int, keys: int = 200, first: int = 0) -> None:
+            for i in range(first, first + n):
                 send = kind == "send"
-                path = f"/ingress/BenchCart/inproc-{i % 200}/add_item/send" if send else "/ingress/restate/health"
+                path = f"/ingress/BenchCart/inproc-{i % keys}/add_item/send" if send else "/ingress/restate/health"
                 environ = {
                     "REQUEST_METHOD": "POST" if send else "GET",
                     "PATH_INFO": path,
@@ -86,16 +92,44 @@ def main(argv: list[str] | None = None) -> int:
                 b"".join(response)
                 response.close()
 
+        from objects import conf
+        from objects.partition import drain_pass
+
+        partitions = list(range(conf.get("OBJECTS_PARTITIONS")))
+        sent = 0
+
+        def passes(n: int) -> tuple[float, int]:
+            """`n` times: a send to each of `--keys-per-pass` keys (not timed), then one timed pass."""
+            nonlocal sent
+            spent, ran = 0.0, 0
+            for _ in range(n):
+                run("send", args.keys_per_pass, keys=1000, first=sent)
+                sent += args.keys_per_pass
+                started = time.process_time()
+                ran += drain_pass(partitions).ran
+                spent += time.process_time() - started
+            return spent, ran
+
         run("send", 300)  # connections, prepared statements, caches
         if not statuses[-1].startswith("202"):
             say(f"a send answered {statuses[-1]}, not 202: check the bench app (OBJECTS_BENCH=1)")
             return 1
+        while drain_pass(partitions).ran:  # the warm-up's sends, and the worker side's caches
+            pass
         for number in range(1, args.rounds + 1):
             figures = []
             for kind in ("send", "health"):
                 started = time.process_time()
                 run(kind, args.requests)
                 figures.append(f"{kind} {(time.process_time() - started) / args.requests * 1e6:.0f}")
+            while drain_pass(partitions).ran:  # the round's sends, so that each pass below finds its own
+                pass
+            if args.passes:
+                spent, ran = passes(args.passes)
+                if ran != args.passes * args.keys_per_pass:
+                    say(f"the passes ran {ran} invocations, not {args.passes * args.keys_per_pass}: check the worker")
+                    return 1
+                figures.append(f"pass {spent / ran * 1e6:.0f} per invocation")
             say(f"round {number}: CPU us per request: {', '.join(figures)}")
         if args.profile:
             import cProfile
@@ -104,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
             profiler.runcall(run, "send", args.requests)
             profiler.dump_stats(args.profile)
             say(f"profile of {args.requests} sends written to {args.profile} (python -m pstats {args.profile})")
+            while drain_pass(partitions).ran:
+                pass
+            profiler = cProfile.Profile(time.process_time)
+            profiler.runcall(passes, args.passes or 250)
+            profiler.dump_stats(args.profile + ".pass")
+            say(f"profile of the passes written to {args.profile}.pass")
     finally:
         stack.stop()
     return 0

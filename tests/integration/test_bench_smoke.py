@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -128,10 +129,11 @@ def test_bench_cart_refuses_anonymous_callers(bench_stack):
 
 
 def test_the_in_process_measure_runs_the_send_path_and_reports_cpu_per_request():
-    """bench/inprocess.py: its own PostgreSQL and Redis, token sends through the WSGI application (202)."""
+    """bench/inprocess.py: its own PostgreSQL and Redis, token sends through the WSGI application (202), then
+    group passes that run exactly the invocations sent before each (it exits 1 otherwise)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
     done = subprocess.run(
-        [sys.executable, "bench/inprocess.py", "--requests", "20", "--rounds", "1"],
+        [sys.executable, "bench/inprocess.py", "--requests", "20", "--passes", "5", "--rounds", "1"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -140,3 +142,4 @@ def test_the_in_process_measure_runs_the_send_path_and_reports_cpu_per_request()
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "round 1: CPU us per request: send " in done.stdout
+    assert re.search(r"pass \d+ per invocation", done.stdout), done.stdout[-2000:]
