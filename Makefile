@@ -42,7 +42,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/run.py
 
 bench-compare: $(STAMP)
-	@$(BIN)/python bench/run.py --compare
+	@$(BIN)/python bench/run.py --compare --rounds 5
 
 soak: $(STAMP)
 	@$(BIN)/python bench/soak.py

@@ -431,7 +431,18 @@ def machine() -> dict:
         )
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "memory": memory, "cpu": cpu, "python": platform.python_version()}
+    return {"cores": os.cpu_count(), "memory": memory, "cpu": cpu, "python": python_build()}
+
+
+def python_build() -> str:
+    """The interpreter both systems' Python processes run on (the Restate SDK's virtualenv is made from it) and
+    how its executable is linked: the same code ran 5-10 % faster in one process on the distribution's
+    statically linked python3.11 than on pyenv's default build with a shared libpython (docs/benchmarks.md)."""
+    try:
+        shared = "libpython" in Path("/proc/self/maps").read_text()
+    except OSError:
+        return f"{platform.python_version()} ({sys.base_prefix})"
+    return f"{platform.python_version()} ({sys.base_prefix}, libpython {'shared' if shared else 'static'})"
 
 
 def write_results(results: list[Result], summary: dict, systems: list[str], info: dict, text: str) -> None:
@@ -448,7 +459,8 @@ def write_results(results: list[Result], summary: dict, systems: list[str], info
         f"Run {info['when']} with `{info['command']}`; {info['rounds']} round(s), the median round by throughput"
         + (" (of two, the slower)." if info["rounds"] == 2 else "."),
         "",
-        f"Machine: {info['machine']['cores']} cores, {info['machine']['memory']}, {info['machine']['cpu']}; load "
+        f"Machine: {info['machine']['cores']} cores, {info['machine']['memory']}, {info['machine']['cpu']}; Python "
+        f"{info['machine']['python']}; load "
         f"average (1, 5, 15 min) {info.get('load_before')} before and {info.get('load_after')} after the run.",
         "",
     ]

@@ -24,3 +24,13 @@ def test_machine_ticks_read_the_cpu_line_of_proc_stat(monkeypatch, tmp_path):
 def test_machine_ticks_on_this_machine_move_forward():
     steal, total = run.machine_ticks()
     assert total > 0 and 0 <= steal <= total
+
+
+def test_the_results_name_the_interpreter_and_how_it_is_linked():
+    """Both systems' Python processes run on this interpreter; a shared libpython (pyenv's default build) is
+    measurably slower than a statically linked one, so the results say which it was."""
+    shared = "libpython" in Path("/proc/self/maps").read_text()
+    build = run.python_build()
+    assert build.startswith(run.platform.python_version() + " (")
+    assert build.endswith("libpython shared)" if shared else "libpython static)")
+    assert "python" in run.machine()
