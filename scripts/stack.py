@@ -58,8 +58,11 @@ def redis_binary() -> str:
     return str(binary)
 
 
+SERVERS = frozenset({"postgres", "redis"})  # what the other processes connect to: stopped after them
+
+
 class Stack:
-    """Processes started by this run, stopped in reverse order."""
+    """Processes started by this run, stopped in reverse order, the servers last (`stop`)."""
 
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -148,18 +151,25 @@ class Stack:
         return f"postgres://postgres@127.0.0.1:{port}/postgres"
 
     def stop(self) -> None:
-        for _name, proc in reversed(self.procs):
-            if proc.poll() is None:
+        """Stop the processes that use the servers first (web server, workers, beat), then the servers
+        (PostgreSQL, Redis): a worker's warm shutdown still acknowledges its last message to Redis and closes
+        its database connection, instead of logging connection errors about servers already gone."""
+        clients = [(name, proc) for name, proc in reversed(self.procs) if name not in SERVERS]
+        servers = [(name, proc) for name, proc in reversed(self.procs) if name in SERVERS]
+        for group in (clients, servers):
+            for _name, proc in group:
+                if proc.poll() is None:
+                    try:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+            deadline = time.monotonic() + 10
+            for _name, proc in group:
                 try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 10
-        for _name, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
         self.procs.clear()
         if os.environ.get("DVO_KEEP_TMP"):
             print(f"==> kept {self.tmp} (DVO_KEEP_TMP is set)", flush=True)
