@@ -48,6 +48,7 @@ class Candidate:
     type_name: str
     key: str
     partition: int
+    head: int = 0  # the id of the key's first invocation to run now; none of its older ones is runnable
 
 
 @dataclass
@@ -78,7 +79,9 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
             slow = [c for c in candidates if _is_slow(c)]
             group = [c for c in candidates if c not in slow]
             busy = [c for c in group if c.instance_id not in locked]
-            heads, states = _inbox_heads(sorted(c.instance_id for c in group if c.instance_id in locked), now, batch)
+            taken = [c for c in group if c.instance_id in locked]
+            floor = min((c.head for c in taken), default=0)
+            heads, states = _inbox_heads(sorted(c.instance_id for c in taken), now, batch, floor=floor)
             started = time.monotonic()
             starts = StartCounts([i.public_id for mine in heads.values() for i in mine])
             touched: set[int] = set()  # keys whose state a ctx.call writes before their turn
@@ -193,12 +196,12 @@ _CLAIM_SQL = (
     "WITH cand AS (" + _RUNNABLE_SQL + "), "
     "locked AS (SELECT k.id FROM {instance} k WHERE k.id IN (SELECT instance_id FROM cand) AND k.paused = %s "
     "ORDER BY k.id FOR NO KEY UPDATE SKIP LOCKED) "
-    'SELECT c.instance_id, c.type_name, c."key", c.partition, l.id IS NOT NULL FROM cand c '
+    'SELECT c.instance_id, c.type_name, c."key", c.partition, l.id IS NOT NULL, c.head FROM cand c '
     "LEFT JOIN locked l ON l.id = c.instance_id ORDER BY c.head"
 )
 _HEADS_SQL = (
     "SELECT {columns}{state} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id) AS "
-    "rank_ FROM {invocation} WHERE instance_id IN ({marks}) AND status IN ('pending', 'backing_off') "
+    "rank_ FROM {invocation} WHERE instance_id IN ({marks}) AND id >= %s AND status IN ('pending', 'backing_off') "
     "AND (not_before IS NULL OR not_before <= %s OR status = 'backing_off')) heads "
     "WHERE rank_ <= %s ORDER BY instance_id, id"
 )
@@ -243,7 +246,7 @@ def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candi
     when = connection.ops.adapt_datetimefield_value(now)
     sql = _sql(_CLAIM_SQL, connection.vendor, len(partitions))
     rows = fetchall(connection, sql, [*partitions, when, False, when, limit, False])
-    return [Candidate(int(r[0]), r[1], r[2], int(r[3])) for r in rows], {int(r[0]) for r in rows if r[4]}
+    return [Candidate(int(r[0]), r[1], r[2], int(r[3]), int(r[5])) for r in rows], {int(r[0]) for r in rows if r[4]}
 
 
 def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidate]:
@@ -255,7 +258,7 @@ def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidat
     with connection.cursor() as cursor:
         cursor.execute(sql, [*partitions, when, False, when, limit])
         rows = cursor.fetchall()
-    return [Candidate(int(row[0]), row[1], row[2], int(row[3])) for row in rows]
+    return [Candidate(int(row[0]), row[1], row[2], int(row[3]), int(row[4])) for row in rows]
 
 
 def _lock_keys(instance_ids: list[int]) -> set[int]:
@@ -270,15 +273,20 @@ def _lock_keys(instance_ids: list[int]) -> set[int]:
 
 
 def _inbox_heads(
-    instance_ids: list[int], now: Any, batch: int
+    instance_ids: list[int], now: Any, batch: int, *, floor: int = 0
 ) -> tuple[dict[int, list[Invocation]], dict[int, dict[str, str]] | None]:
     """The next `batch` invocations of each key, in acceptance order, from one statement; on PostgreSQL also
-    each key's state entries (None elsewhere: each key reads its own when it runs)."""
+    each key's state entries (None elsewhere: each key reads its own when it runs).
+
+    `floor`: the smallest of the keys' heads (`Candidate.head`). Nothing below it is runnable for these keys
+    (finished, or a delayed send not due yet), so the read starts there: the inbox index keeps the entries of
+    a key's finished invocations until the table's next vacuum, and reading them on every pass made a key's
+    inbox read dearer with each invocation it had run (docs/benchmarks.md, session 8)."""
     connection = db()
     if not instance_ids:
         return {}, None
     sql = _sql(_HEADS_SQL, connection.vendor, len(instance_ids))
-    rows = fetchall(connection, sql, [*instance_ids, connection.ops.adapt_datetimefield_value(now), batch])
+    rows = fetchall(connection, sql, [*instance_ids, floor, connection.ops.adapt_datetimefield_value(now), batch])
     states: dict[int, dict[str, str]] | None = None
     if connection.vendor == "postgresql":
         texts: dict[int, str | None] = {}

@@ -586,3 +586,22 @@ def test_entries_of_a_key_that_stops_early_in_a_pass_are_written(published, sett
     while drain_pass(PARTITION).ran:
         pass
     assert objects.call("Recorder", key, "items") == [2]
+
+
+def test_a_pass_reads_its_keys_inboxes_from_their_heads_not_their_history(published):
+    """The inbox read starts at the oldest head of the pass's keys: the inbox index keeps the entries of a key's
+    finished invocations until the next vacuum, and reading them on every pass made each pass of a busy key
+    dearer with every invocation it had run (docs/benchmarks.md, session 8)."""
+    (key,) = keys_in(PARTITION, 1, "from-head")
+    for value in range(5):
+        objects.send("Recorder", key, "append", {"value": value})
+        assert drain_pass(PARTITION).ran == 1
+    objects.send("Recorder", key, "append", {"value": 5}, delay=timedelta(hours=1))  # not due: passed over
+    head = objects.send("Recorder", key, "append", {"value": 6})
+    head_id = Invocation.objects.get(uid=head.removeprefix("inv_")).pk
+    with CaptureQueriesContext(connection) as queries:
+        assert drain_pass(PARTITION).ran == 1
+    (inbox,) = [q["sql"] for q in queries.captured_queries if "ROW_NUMBER() OVER" in q["sql"]]
+    assert f"id >= {head_id} " in inbox
+    assert statuses(key) == ["succeeded"] * 5 + ["pending", "succeeded"]
+    assert objects.call("Recorder", key, "items") == [0, 1, 2, 3, 4, 6]
