@@ -6,6 +6,7 @@ starts is tracked and stopped on exit, Ctrl-C or failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -168,8 +169,10 @@ class Stack:
                 try:
                     proc.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=5)
         self.procs.clear()
         if os.environ.get("DVO_KEEP_TMP"):
             print(f"==> kept {self.tmp} (DVO_KEEP_TMP is set)", flush=True)

@@ -47,3 +47,23 @@ def test_the_servers_outlive_the_processes_that_use_them(tmp_path):
         stack.stop()
     assert outcome.read_text() == "reached redis"
     assert not stack.procs
+
+
+def test_a_process_that_ignores_its_stop_signal_is_killed_and_the_servers_still_stop(tmp_path):
+    stack = Stack()
+    ready = tmp_path / "ready"
+    script = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"open({str(ready)!r}, 'w'); time.sleep(600)"
+    )
+    try:
+        stack.start_redis()
+        stubborn = stack.spawn("worker", [sys.executable, "-c", script])
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert time.monotonic() < deadline, "the process did not start"
+            time.sleep(0.05)
+        redis = next(proc for name, proc in stack.procs if name == "redis")
+    finally:
+        stack.stop()
+    assert stubborn.poll() is not None and redis.poll() is not None
