@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         partitions = list(range(conf.get("OBJECTS_PARTITIONS")))
         sent = 0
 
+        def drain_all() -> None:
+            """Run passes until one finds nothing: what earlier sends left pending is out of the way."""
+            while drain_pass(partitions).ran:
+                pass
+
         def passes(n: int) -> tuple[float, int]:
             """`n` times: a send to each of `--keys-per-pass` keys (not timed), then one timed pass."""
             nonlocal sent
@@ -114,16 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         if not statuses[-1].startswith("202"):
             say(f"a send answered {statuses[-1]}, not 202: check the bench app (OBJECTS_BENCH=1)")
             return 1
-        while drain_pass(partitions).ran:  # the warm-up's sends, and the worker side's caches
-            pass
+        drain_all()  # the warm-up's sends, and the worker side's caches
         for number in range(1, args.rounds + 1):
             figures = []
             for kind in ("send", "health"):
                 started = time.process_time()
                 run(kind, args.requests)
                 figures.append(f"{kind} {(time.process_time() - started) / args.requests * 1e6:.0f}")
-            while drain_pass(partitions).ran:  # the round's sends, so that each pass below finds its own
-                pass
+            drain_all()  # the round's sends, so that each pass below finds its own
             if args.passes:
                 spent, ran = passes(args.passes)
                 if ran != args.passes * args.keys_per_pass:
@@ -138,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             profiler.runcall(run, "send", args.requests)
             profiler.dump_stats(args.profile)
             say(f"profile of {args.requests} sends written to {args.profile} (python -m pstats {args.profile})")
-            while drain_pass(partitions).ran:
-                pass
+            drain_all()
             profiler = cProfile.Profile(time.process_time)
             profiler.runcall(passes, args.passes or 250)
             profiler.dump_stats(args.profile + ".pass")

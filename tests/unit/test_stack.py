@@ -4,13 +4,14 @@ bench): a worker's warm shutdown still reaches Redis and PostgreSQL to acknowled
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from stack import Stack  # noqa: E402
+
+from tests.concurrency.test_core import wait_for  # noqa: E402
 
 # A client that, when told to stop, takes a moment (as a worker finishing its task does) and then needs Redis
 CLIENT = """
@@ -39,10 +40,7 @@ def test_the_servers_outlive_the_processes_that_use_them(tmp_path):
     try:
         url = stack.start_redis()
         stack.spawn("worker", [sys.executable, "-c", CLIENT, url, str(outcome)])
-        deadline = time.monotonic() + 30
-        while not Path(str(outcome) + ".ready").exists():
-            assert time.monotonic() < deadline, "the client process did not start"
-            time.sleep(0.05)
+        wait_for(Path(str(outcome) + ".ready").exists)
     finally:
         stack.stop()
     assert outcome.read_text() == "reached redis"
@@ -59,10 +57,7 @@ def test_a_process_that_ignores_its_stop_signal_is_killed_and_the_servers_still_
     try:
         stack.start_redis()
         stubborn = stack.spawn("worker", [sys.executable, "-c", script])
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            assert time.monotonic() < deadline, "the process did not start"
-            time.sleep(0.05)
+        wait_for(ready.exists)
         redis = next(proc for name, proc in stack.procs if name == "redis")
     finally:
         stack.stop()
