@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from stack import PYTHON, Stack, free_port, say, wait_port  # noqa: E402
+from stack import PYTHON, Stack, free_port, say, wait_port, web_command  # noqa: E402
 
 from bench.loadgen import WORKLOADS, Result, Target, run_workload, warm_up  # noqa: E402
 
@@ -49,6 +49,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="Celery worker processes, partition queues split among them")
     p.add_argument("--pool", choices=["solo", "threads", "prefork"], default="solo", help="Celery pool per worker")
     p.add_argument("--worker-concurrency", type=int, default=1, help="threads/processes per worker (not solo)")
+    p.add_argument(
+        "--server",
+        choices=["uvicorn", "gunicorn"],
+        default="uvicorn",
+        help="web server: uvicorn serving config.asgi (production), or gunicorn gthread serving config.wsgi",
+    )
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     p.add_argument("--web-threads", type=int, default=16, help="gunicorn threads per worker (gthread)")
     p.add_argument("--fast-pg", action="store_true", help="PostgreSQL with fsync and synchronous_commit off")
@@ -115,12 +121,13 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
         log=logs / "beat.log",
     )
     port = free_port()
-    stack.spawn(
-        "gunicorn",
-        [PYTHON, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread"]
-        + ["-w", str(args.web_workers), "--threads", str(args.web_threads), "--timeout", "120", "--keep-alive", "30"],
-        log=logs / "gunicorn.log",
-    )
+    if args.server == "gunicorn":
+        command = [PYTHON, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread"]
+        command += ["-w", str(args.web_workers), "--threads", str(args.web_threads), "--timeout", "120"]
+        command += ["--keep-alive", "30"]
+    else:
+        command = web_command("127.0.0.1", port, workers=args.web_workers)
+    stack.spawn("gunicorn", command, log=logs / "gunicorn.log", env={"OBJECTS_WEB_THREADS": str(args.web_threads)})
     wait_port(port, what="gunicorn")
     _wait_workers(names)
     from django.conf import settings

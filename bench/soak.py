@@ -1,8 +1,8 @@
 """`make soak`: minutes of mixed load through the HTTP ingress with periodic worker SIGKILLs, then the invariants.
 
-Starts its own stack (scripts/stack.py): PostgreSQL, Redis, gunicorn, N Celery workers and celery beat (the
-sweeper). Client threads call and send `Recorder.append` over many keys (each key's values in order, one
-request at a time per key) and read with the shared `items`. Every `--kill-every` seconds one worker other
+Starts its own stack (scripts/stack.py): PostgreSQL, Redis, the web server (uvicorn), N Celery workers and
+celery beat (the sweeper). Client threads call and send `Recorder.append` over many keys (each key's values in order,
+one request at a time per key) and read with the shared `items`. Every `--kill-every` seconds one worker other
 than worker0 is SIGKILLed and started again; worker0 is never killed, so its memory over the whole run is
 meaningful. At the end: every accepted invocation succeeded exactly once and each key's state equals its
 accepted values in acceptance order (tests/faults/model.py), throughput per interval, and the RSS of every
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from stack import PYTHON, Stack, free_port, say, wait_port  # noqa: E402
+from stack import PYTHON, Stack, free_port, say, wait_port, web_command  # noqa: E402
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -138,16 +138,11 @@ class SoakStack:
             log=self.logs / "beat.log",
         )
         port = free_port()
-        web = self.stack.spawn(
-            "gunicorn",
-            [PYTHON, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread", "-w", "2"]
-            + ["--threads", "8", "--timeout", "120"],
-            log=self.logs / "gunicorn.log",
-        )
-        wait_port(port, what="gunicorn")
+        web = self.stack.spawn("web", web_command("127.0.0.1", port), log=self.logs / "web.log")
+        wait_port(port, what="the web server")
         self.roots.update(
             {
-                "gunicorn": web.pid,
+                "web": web.pid,
                 "beat": beat.pid,
                 "postgres": self._pid_of("postgres"),
                 "redis": self._pid_of("redis"),

@@ -124,6 +124,8 @@ OBJECTS_PARTITIONS = env.int("OBJECTS_PARTITIONS", default=8)
 OBJECTS_INGRESS_PREFIX = env.str("OBJECTS_INGRESS_PREFIX", default="ingress")
 OBJECTS_SWEEP_INTERVAL = env.float("OBJECTS_SWEEP_INTERVAL", default=5.0)
 OBJECTS_DRAIN_LINGER_MS = env.int("OBJECTS_DRAIN_LINGER_MS", default=50)
+# threads per web process for every request the event loop does not answer itself (objects/asgi.py)
+OBJECTS_WEB_THREADS = env.int("OBJECTS_WEB_THREADS", default=16)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -54,6 +54,12 @@ def result_of(invocation: Any, *, timeout: float | None = None, ring: bool = Fal
     if not invocation.is_done:
         limit = conf.get("OBJECTS_CALL_TIMEOUT") if timeout is None else timeout
         invocation = wait_done(invocation, limit, ring=ring)
+    return output_of(invocation)
+
+
+def output_of(invocation: Any) -> Any:
+    """A waited-for invocation's output, or its error raised (Conflict when it is not finished, or was
+    cancelled or killed)."""
     if invocation.status == Status.SUCCEEDED:
         return invocation.output
     if invocation.status == Status.FAILED:

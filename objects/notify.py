@@ -109,12 +109,7 @@ def wait_done(invocation: Invocation, timeout: float, ring: bool = False) -> Inv
         if remaining <= 0:
             if ring:  # never waited: ring before giving up, the invocation goes on
                 ring_partition(invocation.partition)
-            raise CallTimeout(
-                f"Invocation {invocation.public_id} did not finish within {timeout:g}s; it goes on. "
-                f"Attach to it later: GET /{conf.get('OBJECTS_INGRESS_PREFIX').strip('/')}/restate/invocation/"
-                f"{invocation.public_id}/attach",
-                invocation.public_id,
-            )
+            raise call_timeout(invocation.public_id, timeout)
         try:
             if ring:
                 ring = False
@@ -127,10 +122,10 @@ def wait_done(invocation: Invocation, timeout: float, ring: bool = False) -> Inv
         if signal is not None and signal[1] in (RING_MARK, RING_MARK.encode()):
             publish_drain(invocation.partition)  # the ring found no drain of the partition: start one
             continue
-        if signal is not None and _apply_outcome(invocation, signal[1]):
+        if signal is not None and apply_outcome(invocation, signal[1]):
             return invocation
         try:
-            fresh = Invocation.objects.filter(pk=invocation.pk).first()
+            fresh = fresh_invocation(invocation.pk)
         except (OperationalError, InterfaceError) as exc:
             # The database is restarting or unreachable: the invocation is committed and goes on, so keep
             # waiting (on a new connection) until the deadline, then CallTimeout carries its id.
@@ -140,6 +135,21 @@ def wait_done(invocation: Invocation, timeout: float, ring: bool = False) -> Inv
             continue
         if fresh is None or fresh.status in DONE_STATUSES:
             return fresh or invocation
+
+
+def call_timeout(public_id: str, timeout: float) -> CallTimeout:
+    """The error of a wait that outlasted its timeout (the invocation goes on)."""
+    return CallTimeout(
+        f"Invocation {public_id} did not finish within {timeout:g}s; it goes on. "
+        f"Attach to it later: GET /{conf.get('OBJECTS_INGRESS_PREFIX').strip('/')}/restate/invocation/"
+        f"{public_id}/attach",
+        public_id,
+    )
+
+
+def fresh_invocation(pk: int) -> Invocation | None:
+    """The invocation as committed, None when it was deleted."""
+    return Invocation.objects.filter(pk=pk).first()
 
 
 _OUTCOME_FIELDS = ("status", "output", "error_message", "error_code", "error_type")
@@ -170,7 +180,7 @@ def jsonb_order(value: Any) -> Any:
     return value
 
 
-def _apply_outcome(invocation: Invocation, payload: bytes | str) -> bool:
+def apply_outcome(invocation: Invocation, payload: bytes | str) -> bool:
     """Take the outcome from the signal when it carries one (True); a bare signal means read the database."""
     if payload in (b"1", b"", "1", ""):
         return False

@@ -108,14 +108,22 @@ def invocation_insert_fresh(fields: dict[str, Any], now: datetime) -> Invocation
     connection = db()
     if not connection.features.can_return_columns_from_insert:
         return None
-    chosen = {**fields, "uid": uuid.uuid4(), "created_at": now}
-    params = [field.get_db_prep_save(chosen[field.attname], connection) for field in _FRESH_PARAMS]
-    row = fetchone(connection, _insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]])
+    sql, params, chosen = fresh_statement(connection, fields, now)
+    row = fetchone(connection, sql, params)
     if row is None:  # a new key
         instance_id = instance_id_ensure(chosen["type_name"], chosen["key"], missing=True)
         return invocation_insert(Invocation(**fields, instance_id=instance_id))
     chosen["id"], chosen["instance_id"] = row
     return Invocation.built(connection.alias, chosen)
+
+
+def fresh_statement(connection: Any, fields: dict[str, Any], now: datetime) -> tuple[str, list[Any], dict[str, Any]]:
+    """`invocation_insert_fresh`'s statement, its parameters and the new row's values (without its id and
+    instance id, which the statement returns; no row when the key is new). Shared with the event loop's
+    ingress (objects/asgi.py), which runs it on its own connection."""
+    chosen = {**fields, "uid": uuid.uuid4(), "created_at": now}
+    params = [field.get_db_prep_save(chosen[field.attname], connection) for field in _FRESH_PARAMS]
+    return _insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]], chosen
 
 
 def invocation_insert(invocation: Invocation) -> Invocation:

@@ -260,7 +260,12 @@ return count
 RING_MARK = "ring"  # on a completion list: "publish the partition's drain", never an outcome (those are JSON)
 
 
-def _bell_keys(partition: int) -> list[str]:
+def ring_script() -> Any:
+    """The ring script (`_RING`), registered once per process (its SHA1 needs no round trip)."""
+    return _script("ring", _RING)
+
+
+def bell_keys(partition: int) -> list[str]:
     """The ring script's keys for a partition: its counter, its wake list, its "published" hint."""
     return [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
 
@@ -272,8 +277,8 @@ def _partition_bell_count(partition: int) -> bool:
 
     from .notify import pipelined
 
-    keys = _bell_keys(partition)
-    script = _script("ring", _RING)
+    keys = bell_keys(partition)
+    script = ring_script()
     try:
         try:
             (count,) = pipelined([("EVALSHA", script.sha, 3, *keys, PARTITION_BELL_TTL)])
@@ -309,10 +314,10 @@ def ring_and_wait(partition: int, done_key: str, timeout: float, signal_ttl: int
 
     from .notify import pipelined
 
-    script = _script("ring", _RING)
+    script = ring_script()
     try:
         # EVALSHA, not the script object, which would first ask Redis whether it has the script
-        bell = ("EVALSHA", script.sha, 4, *_bell_keys(partition), done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
+        bell = ("EVALSHA", script.sha, 4, *bell_keys(partition), done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
         return pipelined([bell, ("BLPOP", done_key, timeout)])[1]
     except redis.exceptions.NoScriptError:
         pass  # ring_partition's script object loads it again

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from stack import PYTHON, ROOT, Stack, say
+from stack import PYTHON, ROOT, Stack, say, web_command
 
 HOST, PORT = "127.0.0.1", int(os.environ.get("PORT", "8000"))
 REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
@@ -92,24 +92,7 @@ def main() -> int:
                 "-s",
                 str(ROOT / "var" / "celerybeat-schedule"),
             ],
-            "web": [
-                PYTHON,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "-b",
-                f"{HOST}:{PORT}",
-                "-k",
-                "gthread",
-                "-w",
-                "2",
-                "--threads",
-                "16",
-                "--timeout",
-                "60",
-                "--access-logfile",
-                "-",
-            ],
+            "web": web_command(HOST, PORT, access_log=True),
         }
         procs = {}
         for name in ("worker", "sweeper"):

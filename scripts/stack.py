@@ -21,6 +21,26 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
+def web_command(host: str, port: int, *, workers: int = 2, access_log: bool = False) -> list[str]:
+    """The production web server: uvicorn serving config.asgi (objects/asgi.py) with `workers` processes.
+    Threads per process for what the event loop does not answer: OBJECTS_WEB_THREADS (default 16)."""
+    return [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port)] + [
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--lifespan",
+        "on",
+        "--timeout-keep-alive",
+        "30",
+        "--timeout-graceful-shutdown",
+        "5",
+        *([] if access_log else ["--no-access-log"]),
+    ]
+
+
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from stack import web_command  # noqa: E402
 
 
 class Workers:
@@ -157,7 +160,7 @@ def live(workers, django_db_reset_sequences, redis_client) -> Iterator[Workers]:
     """Committed data and real workers (restarted if a test left one dead); afterwards the workers are let
     go quiet, so that flushing the database does not deadlock against a drain still in flight.
 
-    Sequences are reset on flush so content types get the same ids again: the session's gunicorn caches
+    Sequences are reset on flush so content types get the same ids again: the session's web server caches
     them (ContentType cache), and a stale id breaks the admin log's foreign key."""
     for index, proc in enumerate(workers.procs):
         if proc.poll() is not None:
@@ -202,7 +205,7 @@ def settle(redis_client, timeout: float = 15.0, quiet: float = 0.3) -> None:
 
 
 class WebServer:
-    """gunicorn (the production server: it passes the raw request path as RAW_URI) on a free loopback port."""
+    """The production web server (scripts/stack.py `web_command`: uvicorn serving config.asgi) on a free port."""
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
@@ -219,24 +222,9 @@ class WebServer:
             self.port = s.getsockname()[1]
         env = {**os.environ, "DATABASE_URL": self.database_url}
         logdir = Path(os.environ.get("DVO_TEST_TMP", "/tmp"))
-        log = open(logdir / "gunicorn.log", "ab")  # noqa: SIM115
+        log = open(logdir / "web.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "-k",
-                "gthread",
-                "-w",
-                "2",
-                "--threads",
-                "8",
-                "--timeout",
-                "60",
-            ],
+            web_command("127.0.0.1", self.port),
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -249,7 +237,7 @@ class WebServer:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             time.sleep(0.1)
-        raise RuntimeError("gunicorn did not start; see gunicorn.log in the test temp folder")
+        raise RuntimeError("the web server did not start; see web.log in the test temp folder")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -259,7 +247,7 @@ class WebServer:
 
 @pytest.fixture(scope="session")
 def web_server(django_db_setup, django_db_blocker) -> Iterator[WebServer]:
-    """A real gunicorn serving the project on the test database (session scoped)."""
+    """The real web server serving the project on the test database (session scoped)."""
     with django_db_blocker.unblock():
         url = _test_database_url()
     server = WebServer(url)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError
@@ -45,7 +47,31 @@ class MethodNotAllowed(exceptions.MethodNotAllowed):
         self.allowed = allowed
 
 
-_TOKEN = CachedTokenAuthentication()
+@dataclass(frozen=True)
+class Asked:
+    """What a call or send asks for, checked: its handler, its argument, its delay and idempotency key."""
+
+    target: Any
+    arg: Any
+    delay: Any
+    idempotency_key: str | None
+
+
+def outcome_response(public_id: str, output: Callable[[], Any]) -> HttpResponse:
+    """The answer to a call: `output()`'s value, or its error in Restate's shape (a timeout, the handler's
+    terminal error, an operator's cancel or kill)."""
+    try:
+        value = output()
+    except CallTimeout as exc:
+        return error_response(exc.status_code, exc.message, invocation_id=public_id)
+    except TerminalError as exc:
+        return error_response(http_status(exc.status_code), exc.message, source="invocation", invocation_id=public_id)
+    except Conflict as exc:  # cancelled or killed by an operator
+        return error_response(409, exc.message, source="invocation", invocation_id=public_id)
+    return output_response(value, public_id)
+
+
+TOKEN = CachedTokenAuthentication()
 
 
 def token_ingress(request, rest: str) -> HttpResponse | None:
@@ -62,7 +88,7 @@ def token_ingress(request, rest: str) -> HttpResponse | None:
         route = route_parse([decode_segment(s) for s in segments] if encoded else segments)
         if route.kind not in ("call", "send") or route.method != "POST":
             return None
-        found = _TOKEN.authenticate(request)  # raises AuthenticationFailed (401) for a bad token
+        found = TOKEN.authenticate(request)  # raises AuthenticationFailed (401) for a bad token
         if found is None:  # another scheme that starts with the same letters
             return None
         request.user, request.auth = found
@@ -109,6 +135,27 @@ class IngressView(APIView):
 
     # -- calls and sends ---------------------------------------------------------------------------
     def invoke(self, request, route: Route) -> HttpResponse:
+        asked = self.request_read(request, route)
+        if route.kind == "call" and asked.target.kind == "shared" and asked.idempotency_key is None:
+            return self.call_shared(route, validate_input(asked.target, asked.arg))
+        delay = asked.delay
+        waits = route.kind == "call"  # a call rings its doorbell with its first wait: one Redis round trip
+        invocation, created = invocation_submit(
+            type_name=route.type_name,
+            key=route.key,
+            handler=route.handler,
+            arg=asked.arg,
+            idempotency_key=asked.idempotency_key,
+            delay=delay,
+            ring=not waits,
+        )
+        if route.kind == "send":
+            execution_time = invocation.not_before if delay else None
+            return send_response(invocation.public_id, created=created, execution_time=execution_time)
+        return self.outcome(invocation, ring=waits and created)
+
+    def request_read(self, request, route: Route) -> Asked:
+        """A call's or send's checks in their order (authorize, delay, body, idempotency key) and what it asks."""
         obj = self.authorize(request, route.type_name, route.key, route.handler)
         target = obj.handlers[route.handler]
         delay_text = request.GET.get("delay")
@@ -120,22 +167,7 @@ class IngressView(APIView):
         idempotency_key = request.META.get("HTTP_IDEMPOTENCY_KEY")
         if idempotency_key is not None:
             idempotency_key_check(idempotency_key)
-        if route.kind == "call" and target.kind == "shared" and idempotency_key is None:
-            return self.call_shared(route, validate_input(target, arg))
-        waits = route.kind == "call"  # a call rings its doorbell with its first wait: one Redis round trip
-        invocation, created = invocation_submit(
-            type_name=route.type_name,
-            key=route.key,
-            handler=route.handler,
-            arg=arg,
-            idempotency_key=idempotency_key,
-            delay=delay,
-            ring=not waits,
-        )
-        if route.kind == "send":
-            execution_time = invocation.not_before if delay else None
-            return send_response(invocation.public_id, created=created, execution_time=execution_time)
-        return self.outcome(invocation, ring=waits and created)
+        return Asked(target, arg, delay, idempotency_key)
 
     def call_shared(self, route: Route, stored: Any) -> HttpResponse:
         """A shared handler without an idempotency key runs here, on committed state, without a row."""
@@ -184,18 +216,7 @@ class IngressView(APIView):
 
     def outcome(self, invocation: Invocation, ring: bool = False) -> HttpResponse:
         """Wait for the invocation and answer like the original call would."""
-        public_id = invocation.public_id
-        try:
-            output = result_of(invocation, ring=ring)
-        except CallTimeout as exc:
-            return error_response(exc.status_code, exc.message, invocation_id=public_id)
-        except TerminalError as exc:
-            return error_response(
-                http_status(exc.status_code), exc.message, source="invocation", invocation_id=public_id
-            )
-        except Conflict as exc:  # cancelled or killed by an operator
-            return error_response(409, exc.message, source="invocation", invocation_id=public_id)
-        return output_response(output, public_id)
+        return outcome_response(invocation.public_id, lambda: result_of(invocation, ring=ring))
 
     # -- checks -------------------------------------------------------------------------------------
     def authorize(self, request, type_name: str, key: str, handler: str, *, known: bool = True) -> Any:

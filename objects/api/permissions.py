@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import SynchronousOnlyOperation
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 
@@ -69,6 +70,8 @@ def rule_allows(obj: VirtualObject, user: Any, key: str, handler: str) -> bool:
     """Apply the type's rule; a rule that raises refuses (and is logged): access fails closed."""
     try:
         return bool(obj.access(user, key, handler))
+    except SynchronousOnlyOperation:  # a rule that reads the database, run on the event loop (objects/asgi.py)
+        raise
     except Exception:  # noqa: BLE001 - a broken rule must not become a 500 or an open door
         log.exception("access rule of %s raised for key %r, handler %r; refusing", obj.name, key, handler)
         return False

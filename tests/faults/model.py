@@ -136,7 +136,7 @@ def submit_in_process(attempt: Attempt, timeout: float) -> None:
 
 
 class HttpSubmit:
-    """The load's requests through the real ingress (gunicorn), authenticated by a token."""
+    """The load's requests through the real ingress (the web server), authenticated by a token."""
 
     def __init__(self, base_url: str, token: str) -> None:
         self.base_url = base_url

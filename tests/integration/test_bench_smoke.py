@@ -1,6 +1,6 @@
 """Smoke run of the benchmark load generator: each workload, a few calls, end to end over HTTP, counts exact.
 
-The session's workers do not load the bench app, so this test starts its own OBJECTS_BENCH=1 gunicorn and
+The session's workers do not load the bench app, so this test starts its own OBJECTS_BENCH=1 web server and
 Celery worker on the test database, with doorbells and completion signals in a Redis database of their own.
 """
 
@@ -25,6 +25,10 @@ from django.conf import settings
 from bench.loadgen import WORKLOADS, Target, Workload, run_workload
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from stack import web_command  # noqa: E402
+
 SMOKE = {
     "a": Workload("a", "sequential", calls=5, keys=1, concurrency=1),
     "b": Workload("b", "many keys", calls=24, keys=6, concurrency=4),
@@ -46,7 +50,7 @@ def _bench_redis_url() -> str:
 
 @pytest.fixture
 def bench_stack(transactional_db) -> Iterator[str]:
-    """An OBJECTS_BENCH=1 gunicorn and solo Celery worker on the test database; yields the ingress URL."""
+    """An OBJECTS_BENCH=1 web server and solo Celery worker on the test database; yields the ingress URL."""
     from django.db import connection
 
     db = connection.settings_dict
@@ -65,8 +69,7 @@ def bench_stack(transactional_db) -> Iterator[str]:
     from objects.routing import all_queues
 
     commands = [
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread"]
-        + ["-w", "1", "--threads", "8", "--timeout", "60"],
+        web_command("127.0.0.1", port, workers=1),
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(all_queues()), "--pool", "solo"]
         + ["-n", name, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
     ]
@@ -100,7 +103,7 @@ def _wait_ready(port: int, redis_url: str, worker: str, timeout: float = 60.0) -
         if web_up and client.exists(PREFIX + worker):
             return
         time.sleep(0.1)
-    raise RuntimeError("the bench gunicorn or worker did not start; see bench-smoke.log in the test temp folder")
+    raise RuntimeError("the bench web server or worker did not start; see bench-smoke.log in the test temp folder")
 
 
 @pytest.fixture

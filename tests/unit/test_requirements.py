@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINTS = """
 import django
 django.setup()
-import config.wsgi, config.celery, config.urls
+import config.wsgi, config.asgi, config.celery, config.urls
 import objects.tasks, objects.sweeper, objects.api.ingress
-import gunicorn.app.wsgiapp, gunicorn.workers.gthread
+import uvicorn.main, uvicorn.loops.uvloop, uvicorn.protocols.http.httptools_impl, uvloop, httptools
 import celery.bin.celery, celery.apps.worker, celery.apps.beat
 from django.urls import get_resolver
 get_resolver().url_patterns

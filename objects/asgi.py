@@ -1,0 +1,409 @@
+"""The web process's application (served by uvicorn): token calls and sends on the event loop, every other
+request by Django's WSGI handler on a pool of threads.
+
+Why: a token call spent most of the web process's CPU outside its own work, in a threaded server's request
+handling and in threads taking turns at the interpreter (docs/benchmarks.md, "Ninth round"; the decision:
+docs/decisions/0006-web-server.md). On the event loop a call costs its checks, one `INSERT` and one Redis
+round trip, and a waiting call holds no thread.
+
+What the loop answers itself: a POST to `/{OBJECTS_INGRESS_PREFIX}/{Type}/{key}/{handler}` or `.../send`
+with an `Authorization: Token ...` header, without a session cookie, a query string or an `Idempotency-Key`
+header, on PostgreSQL. Its checks are the ingress's own, in the same order with the same answers
+(objects/api/ingress.py: `token_ingress`, `IngressView.request_read`, `handle_exception`), run on the loop
+because they read no database: the token from the process's cache (objects/api/authentication.py), the
+type's access rule, the key, the body. Then the invocation's `INSERT` on one of the loop's own PostgreSQL
+connections (the statement of `services.invocation_insert_fresh`), and, for a call, the ring and the wait for
+the done signal on the loop's Redis connections (the commands of `notify.wait_done`). The answer gets the
+headers SecurityMiddleware and XFrameOptionsMiddleware give every answer.
+
+What goes to the threads, answered there by Django from the start as under any WSGI server: every other
+request, and a token call the loop cannot finish alone: a token not in the cache yet, an access rule that
+reads the database (Django raises SynchronousOnlyOperation on the loop), a new key (the loop's `INSERT`
+found no key row and wrote nothing), a call to a shared handler, a delay. Nothing is written before a
+request goes to the threads. The rare steps of a call's wait run in a thread too: publishing a partition's
+drain (Celery), reading an invocation whose done signal carried no outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+import redis
+import redis.asyncio as aredis
+from a2wsgi import WSGIMiddleware
+from django.conf import settings
+from django.core.exceptions import SynchronousOnlyOperation
+from django.core.handlers.asgi import ASGIRequest
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from django.http import HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.utils import timezone
+
+from . import conf
+from .api.ingress import TOKEN, IngressView, outcome_response
+from .api.paths import decode_segment, raw_path, route_parse
+from .api.responses import error_response, send_response
+from .client import output_of
+from .errors import CallTimeout
+from .models import DONE_STATUSES, Invocation
+from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
+from .routing import partition_of
+from .services import fresh_statement
+from .tasks import PARTITION_BELL_TTL, RING_MARK, bell_keys, publish_drain, ring_partition, ring_script
+from .validation import validate_input
+
+log = logging.getLogger("objects.asgi")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Threaded(Exception):  # noqa: N818 - a decision, not an error
+    """The request goes to the threads: the loop cannot answer it alone (nothing was written)."""
+
+
+class Application:
+    """The ASGI application: `config.asgi.application`."""
+
+    def __init__(self, wsgi_app: Callable[..., Any], *, threads: int) -> None:
+        self.threaded: Any = WSGIMiddleware(_with_raw_uri(wsgi_app), workers=threads)  # typed with its own scopes
+        self.head = ("/" + conf.get("OBJECTS_INGRESS_PREFIX").strip("/") + "/").encode()
+        self.session_cookie = settings.SESSION_COOKIE_NAME.encode() + b"="
+        self.on_loop = connections["default"].vendor == "postgresql"
+        self.postgres = Postgres()
+        self.security = SecurityMiddleware(_unused)
+        self.xframe = XFrameOptionsMiddleware(_unused)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        elif scope["type"] == "http" and self.takes(scope):
+            body, more = await _body(receive, conf.get("OBJECTS_MAX_BODY_BYTES"))
+            try:
+                response = await self.answer(scope, body)
+            except Threaded:
+                await self.threaded(scope, _replay(body, more, receive), send)
+                return
+            await _respond(send, response)
+        else:
+            await self.threaded(scope, receive, send)
+
+    def takes(self, scope: Scope) -> bool:
+        """A token call or send the loop may answer (see the module docstring); decided from the scope alone."""
+        if not self.on_loop or scope["method"] != "POST" or scope["query_string"] or scope.get("root_path"):
+            return False
+        if not (scope.get("raw_path") or b"").startswith(self.head):
+            return False
+        token = False
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                token = value[:5].lower() == b"token"
+            elif (name == b"cookie" and self.session_cookie in value) or name == b"idempotency-key":
+                return False
+        return token
+
+    async def answer(self, scope: Scope, body: bytes) -> HttpResponse:
+        request = ASGIRequest(scope, io.BytesIO(body))
+        view = IngressView()
+        try:
+            if self.security.process_request(request) is not None:  # an HTTPS redirect: Django answers it
+                raise Threaded
+            segments, encoded = raw_path(request, "")
+            route = route_parse([decode_segment(s) for s in segments] if encoded else segments)
+            if route.kind not in ("call", "send"):
+                raise Threaded
+            found = TOKEN.authenticate(request)  # AuthenticationFailed (401); a token not cached yet: Threaded
+            if found is None:
+                raise Threaded
+            request.user, request.auth = found  # type: ignore[attr-defined]  # as DRF sets them
+            asked = view.request_read(request, route)  # 404, 400, 403, 413 as the ingress answers them
+            if asked.delay is not None or (route.kind == "call" and asked.target.kind == "shared"):
+                raise Threaded
+            response = await self.submit(route.kind, route.type_name, route.key, route.handler, asked.target, asked.arg)
+        except (Threaded, SynchronousOnlyOperation):
+            raise Threaded from None
+        except Exception as exc:  # noqa: BLE001 - answered as the ingress answers it
+            response = view.handle_exception(exc)
+        response = self.xframe.process_response(request, self.security.process_response(request, response))
+        response["Content-Length"] = str(len(response.content))
+        return response
+
+    async def submit(self, kind: str, type_name: str, key: str, handler: str, target: Any, arg: Any) -> HttpResponse:
+        """Insert the invocation (autocommit: committed when the statement returns), then ring (a send) or
+        ring and wait (a call)."""
+        stored = validate_input(target, arg)
+        connection = connections["default"]  # for preparing the values only: no statement runs on it here
+        fields = {
+            "type_name": type_name,
+            "key": key,
+            "handler": handler,
+            "kind": target.kind,
+            "partition": partition_of(type_name, key),
+            "input": stored,
+            "caller": None,
+            "not_before": None,
+        }
+        sql, params, chosen = fresh_statement(connection, fields, timezone.now())
+        try:
+            row = await self.postgres.fetchone(sql, params)
+        except psycopg.Error as exc:
+            log.warning("ingress: database error: %s", exc)
+            return error_response(503, "The database is unavailable; retry shortly.")
+        if row is None:  # a new key: the statement wrote nothing; the threads make the key's row
+            raise Threaded
+        chosen["id"], chosen["instance_id"] = row
+        invocation = Invocation.built(connection.alias, chosen)
+        if kind == "send":
+            await ring(invocation.partition)
+            return send_response(invocation.public_id, created=True, execution_time=None)
+        timeout: CallTimeout | None = None
+        try:
+            invocation = await wait_done(invocation, conf.get("OBJECTS_CALL_TIMEOUT"))
+        except CallTimeout as exc:
+            timeout = exc
+
+        def output() -> Any:
+            if timeout is not None:
+                raise timeout
+            return output_of(invocation)
+
+        return outcome_response(invocation.public_id, output)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def close(self) -> None:
+        """Close the running loop's PostgreSQL and Redis connections."""
+        await self.postgres.close()
+        client = _redis.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+
+class Postgres:
+    """The loop's PostgreSQL connections (autocommit, each with one kept cursor whose statements psycopg
+    prepares after DATABASE_PREPARE_THRESHOLD runs, as on Django's connections), taken and given back per
+    statement; at most `keep` are kept idle. A connection whose statement failed is closed. Connections
+    belong to the event loop that opened them (one per process under uvicorn)."""
+
+    def __init__(self, keep: int = 32) -> None:
+        self.idle: list[tuple[psycopg.AsyncConnection, psycopg.AsyncCursor]] = []
+        self.keep = keep
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def fetchone(self, sql: str, params: list[Any]) -> Any:
+        if self.loop is not asyncio.get_running_loop():  # another loop's connections are not usable here
+            self.idle, self.loop = [], asyncio.get_running_loop()
+        conn, cursor = self.idle.pop() if self.idle else await self._connect()
+        try:
+            await cursor.execute(sql, params)
+            row = await cursor.fetchone()
+        except BaseException:
+            await conn.close()
+            raise
+        if len(self.idle) < self.keep:
+            self.idle.append((conn, cursor))
+        else:
+            await conn.close()
+        return row
+
+    async def close(self) -> None:
+        idle, self.idle = self.idle, []
+        for conn, _ in idle:
+            await conn.close()
+
+    @staticmethod
+    async def _connect() -> tuple[psycopg.AsyncConnection, psycopg.AsyncCursor]:
+        params = connections["default"].get_connection_params()  # Django's: its adapters, its prepare threshold
+        params.pop("cursor_factory", None)  # Django's is a synchronous cursor class
+        conn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+        return conn, conn.cursor()
+
+
+# -- Redis: the commands of notify.wait_done and tasks.ring_partition, on the loop --------------------------
+_redis: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = weakref.WeakKeyDictionary()
+
+
+def _client() -> aredis.Redis:
+    """The running loop's Redis client (its connections belong to that loop)."""
+    loop = asyncio.get_running_loop()
+    client = _redis.get(loop)
+    if client is None:
+        client = _redis[loop] = aredis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+        )
+    return client
+
+
+async def pipelined(commands: list[tuple[Any, ...]]) -> list[Any]:
+    """`notify.pipelined` on the loop: the commands in one packet, every reply read, raw; an error reply raised
+    once all are read; a broken connection dropped and the round trip sent once more on another."""
+    try:
+        return await _round_trip(commands)
+    except redis.ConnectionError:
+        return await _round_trip(commands)
+
+
+async def _round_trip(commands: list[tuple[Any, ...]]) -> list[Any]:
+    pool = _client().connection_pool
+    conn = await pool.get_connection()
+    try:
+        await conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        error: redis.ResponseError | None = None
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+                error = error or exc
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+    if error is not None:
+        raise error
+    return replies
+
+
+async def ring(partition: int) -> None:
+    """`tasks.ring_partition` on the loop: count the ring; the first since the partition's last drain
+    publishes one (Celery, in a thread). Never raises: the sweeper covers a lost doorbell."""
+    try:
+        (count,) = await pipelined([("EVALSHA", ring_script().sha, 3, *bell_keys(partition), PARTITION_BELL_TTL)])
+    except redis.exceptions.NoScriptError:  # Redis restarted: the synchronous ring loads the script again
+        await asyncio.to_thread(ring_partition, partition)
+        return
+    except Exception:  # noqa: BLE001 - Redis down: publish anyway (a duplicate drain is harmless)
+        count = 1
+    if int(count) == 1:
+        await asyncio.to_thread(publish_drain, partition)
+
+
+async def ring_and_wait(partition: int, key: str, timeout: float) -> Any:
+    """`tasks.ring_and_wait` on the loop: ring the partition and BLPOP the call's done list in one round trip."""
+    bell = ("EVALSHA", ring_script().sha, 4, *bell_keys(partition), key, PARTITION_BELL_TTL, RING_MARK, SIGNAL_TTL)
+    try:
+        return (await pipelined([bell, ("BLPOP", key, timeout)]))[1]
+    except redis.exceptions.NoScriptError:
+        pass
+    except redis.RedisError:
+        await asyncio.to_thread(ring_partition, partition)
+        raise
+    await asyncio.to_thread(ring_partition, partition)
+    return None
+
+
+async def wait_done(invocation: Invocation, timeout: float) -> Invocation:
+    """`notify.wait_done` on the loop, for a call whose doorbell has not rung yet: ring with the first wait,
+    then wait for the done signal; raise CallTimeout after `timeout` seconds (the invocation goes on)."""
+    deadline = time.monotonic() + timeout
+    key = done_key(invocation.public_id)
+    first = True
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            if first:  # never waited: ring before giving up
+                await asyncio.to_thread(ring_partition, invocation.partition)
+            raise call_timeout(invocation.public_id, timeout)
+        try:
+            if first:
+                first = False
+                signal = await ring_and_wait(invocation.partition, key, min(remaining, 1.0))
+            else:
+                signal = (await pipelined([("BLPOP", key, min(remaining, 1.0))]))[0]
+        except redis.RedisError:
+            signal = None
+            await asyncio.sleep(min(remaining, 0.25))
+        if signal is not None and signal[1] in (RING_MARK, RING_MARK.encode()):
+            await asyncio.to_thread(publish_drain, invocation.partition)  # no drain of the partition: start one
+            continue
+        if signal is not None and apply_outcome(invocation, signal[1]):
+            return invocation
+        try:
+            fresh = await asyncio.to_thread(_fresh, invocation.pk)
+        except (OperationalError, InterfaceError) as exc:  # the database is restarting: keep waiting
+            log.warning("waiting for %s: database unavailable, retrying: %s", invocation.public_id, exc)
+            await asyncio.sleep(min(max(deadline - time.monotonic(), 0), 0.5))
+            continue
+        if fresh is None or fresh.status in DONE_STATUSES:
+            return fresh or invocation
+
+
+def _fresh(pk: int) -> Invocation | None:
+    close_old_connections()  # this thread's connection may have expired or broken since its last use
+    return fresh_invocation(pk)
+
+
+# -- plumbing -------------------------------------------------------------------------------------------
+def _unused(request: Any) -> HttpResponse:
+    raise AssertionError("only the middleware's process_request and process_response are used")
+
+
+async def _body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The request body, up to one byte over `limit` (the ingress refuses it with 413); True when more is
+    left unread."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        more = message.get("more_body", False)
+        if not more or size > limit:
+            return b"".join(chunks), more
+
+
+def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+    """A `receive` that gives the body read so far again, then the rest from the client."""
+    sent = False
+
+    async def replayed() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replayed
+
+
+async def _respond(send: Send, response: HttpResponse) -> None:
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.items()]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.content})
+
+
+def _with_raw_uri(app: Callable[..., Any]) -> Callable[..., Any]:
+    """The WSGI app with RAW_URI set from the ASGI scope's undecoded path, as gunicorn sets it: the ingress
+    splits a key's `%2F` from the raw path (objects/api/paths.py)."""
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        scope = environ.get("asgi.scope")
+        raw = scope.get("raw_path") if isinstance(scope, dict) else None
+        if raw and "RAW_URI" not in environ:
+            query = environ.get("QUERY_STRING")
+            environ["RAW_URI"] = raw.decode("latin-1") + (f"?{query}" if query else "")
+        return app(environ, start_response)
+
+    return wsgi

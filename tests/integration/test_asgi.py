@@ -1,0 +1,256 @@
+"""objects/asgi.py: token calls and sends answered on the event loop, the same answers as Django's ingress
+on the threads, and every request the loop cannot finish alone given to the threads with nothing written.
+
+The application runs in process (httpx's ASGI transport) on the test database; the threads' side is
+spied on, so each test knows which side answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.wsgi import get_wsgi_application
+from django.db import connections
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from objects import ObjectContext, VirtualObject
+from objects.asgi import Application
+from objects.models import Invocation, Status
+from objects.registry import unregister
+
+pytestmark = pytest.mark.django_db(transaction=True)
+THREADS = 4
+
+COMPARED = (
+    "Content-Type",
+    "X-Frame-Options",
+    "X-Content-Type-Options",
+    "Referrer-Policy",
+    "Cross-Origin-Opener-Policy",
+    "WWW-Authenticate",
+    "x-restate-error-source",
+    "Allow",
+)
+
+
+class Spy:
+    """The threads' side of the application, counting the requests it answers."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.count = 0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        self.count += 1
+        await self.inner(scope, receive, send)
+
+
+@pytest.fixture
+def app():
+    """The application on one event loop for the test (as under uvicorn: one loop per process)."""
+    application = Application(get_wsgi_application(), threads=THREADS)
+    executor = application.threaded.executor
+    application.threaded = Spy(application.threaded)
+    application.loop = asyncio.new_event_loop()
+    yield application
+    application.loop.run_until_complete(application.close())
+    application.loop.close()
+    barrier = threading.Barrier(THREADS)  # one task per thread: each closes its thread's Django connections
+
+    def close() -> None:
+        connections.close_all()
+        barrier.wait(timeout=10)
+
+    for future in [executor.submit(close) for _ in range(THREADS)]:
+        future.result()
+    executor.shutdown(wait=True)
+
+
+@pytest.fixture
+def token():
+    user = User.objects.create_user("loop", password="pw")
+    return Token.objects.create(user=user).key
+
+
+@pytest.fixture
+def db_rule():
+    """A type whose access rule reads the database (a rule may; on the loop Django refuses it)."""
+    obj = VirtualObject("LoopDbRule", access=lambda user, key, handler: User.objects.filter(pk=user.pk).exists())
+
+    @obj.exclusive
+    def note(ctx: ObjectContext, arg: Any) -> int:
+        return 1
+
+    yield obj
+    unregister("LoopDbRule")
+
+
+def post(app: Application, path: str, body: bytes = b"", headers: dict | None = None) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.post(
+                path, content=body, headers={"Content-Type": "application/json", **(headers or {})}
+            )
+
+    return app.loop.run_until_complete(go())
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Token {token}"}
+
+
+def warm(app: Application, token: str, key: str = "warm") -> None:
+    """A first send: the token is not cached yet and the key is new, so the threads answer it; afterwards
+    the token is in the process's cache and the key has its row."""
+    response = post(app, f"/ingress/Recorder/{key}/append/send", b'{"value": 0}', auth(token))
+    assert response.status_code == 202, response.text
+
+
+def test_a_send_to_a_known_key_is_answered_on_the_loop_and_committed(app, token):
+    warm(app, token)
+    before = app.threaded.count
+    response = post(app, "/ingress/Recorder/warm/append/send", b'{"value": 5}', auth(token))
+    assert app.threaded.count == before, "the threads answered a send the loop can answer"
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "Accepted" and response.headers["x-restate-id"] == body["invocationId"]
+    invocation = Invocation.objects.get(uid=body["invocationId"][4:])
+    assert (invocation.key, invocation.handler, invocation.input, invocation.status) == (
+        "warm",
+        "append",
+        {"value": 5},
+        Status.PENDING,
+    )
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert int(response.headers["Content-Length"]) == len(response.content)
+
+
+def test_a_new_key_and_an_uncached_token_go_to_the_threads_and_are_written_once(app, token):
+    response = post(app, "/ingress/Recorder/fresh/append/send", b'{"value": 1}', auth(token))
+    assert response.status_code == 202 and app.threaded.count == 1
+    assert Invocation.objects.filter(key="fresh").count() == 1
+    post(app, "/ingress/Recorder/fresh2/append/send", b'{"value": 2}', auth(token))  # cached token, new key
+    assert app.threaded.count == 2
+    assert Invocation.objects.filter(key="fresh2").count() == 1
+    assert Invocation.objects.count() == 2
+
+
+def test_a_raw_path_key_with_a_slash_is_one_key_on_both_sides(app, token):
+    warm(app, token, key="a%2Fb")  # the threads: RAW_URI from the scope's raw path
+    before = app.threaded.count
+    post(app, "/ingress/Recorder/a%2Fb/append/send", b'{"value": 2}', auth(token))  # the loop
+    assert app.threaded.count == before
+    assert sorted(Invocation.objects.values_list("key", flat=True)) == ["a/b", "a/b"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "extra", "status"),
+    [
+        ("/ingress/Nope/k/append", b"{}", {}, 404),
+        ("/ingress/Recorder/k/nope", b"{}", {}, 404),
+        ("/ingress/Recorder/" + "k" * 300 + "/append", b'{"value": 1}', {}, 400),
+        ("/ingress/Recorder/warm/append", b'{"value": ', {}, 400),
+        ("/ingress/Recorder/warm/append", b'{"value": [1]}', {}, 400),
+        ("/ingress/Recorder/warm/append/send", b'{"value": "x"}' + b" " * (1024 * 1024), {}, 413),
+        ("/ingress/Recorder/warm/append/nope", b"{}", {}, 400),
+        ("/ingress/Recorder/warm/append", b"{}", {"Authorization": "Token"}, 401),
+    ],
+)
+def test_refusals_on_the_loop_are_the_ingress_answers(app, token, path, body, extra, status):
+    """Each refusal answered on the loop (nothing written) exactly as Django's ingress answers it on the
+    threads: status, body, headers."""
+    warm(app, token)
+    before, rows = app.threaded.count, Invocation.objects.count()
+    headers = {**auth(token), **extra}
+    looped = post(app, path, body, headers)
+    assert app.threaded.count == before, f"{path}: answered by the threads"
+    assert Invocation.objects.count() == rows
+    meta = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
+    django = Client().generic("POST", path, body, content_type="application/json", RAW_URI=path, **meta)
+    assert (
+        (looped.status_code, looped.content)
+        == (django.status_code, django.content)
+        == (
+            status,
+            django.content,
+        )
+    ), json.loads(looped.content)
+    assert {n: looped.headers.get(n) for n in COMPARED} == {n: django.get(n) for n in COMPARED}
+
+
+def test_a_bad_token_is_refused_like_the_ingress_refuses_it(app, token):
+    """An unknown token is not cached: the threads look it up and answer 401."""
+    response = post(app, "/ingress/Recorder/k/append", b"{}", auth("0" * 40))
+    assert response.status_code == 401 and response.json()["message"] == "Invalid token."
+    assert app.threaded.count == 1
+
+
+def test_an_access_rule_that_reads_the_database_is_answered_by_the_threads(app, token, db_rule):
+    warm(app, token)
+    post(app, "/ingress/LoopDbRule/k/note/send", b"{}", auth(token))  # a new key
+    before = app.threaded.count
+    response = post(app, "/ingress/LoopDbRule/k/note/send", b"{}", auth(token))
+    assert response.status_code == 202, response.text  # not 403: the rule ran on a thread
+    assert app.threaded.count == before + 1
+    assert Invocation.objects.filter(type_name="LoopDbRule").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/ingress/Recorder/warm/append/send?delay=1h", {}),
+        ("/ingress/Recorder/warm/append/send", {"Idempotency-Key": "i1"}),
+        ("/ingress/Recorder/warm/append/send", {"Cookie": f"{settings.SESSION_COOKIE_NAME}=none"}),
+    ],
+)
+def test_delays_idempotency_keys_and_session_cookies_go_to_the_threads(app, token, path, headers):
+    warm(app, token)
+    before = app.threaded.count
+    response = post(app, path, b'{"value": 3}', {**auth(token), **headers})
+    assert response.status_code == 202, response.text
+    assert app.threaded.count == before + 1
+    assert Invocation.objects.filter(input={"value": 3}).count() == 1
+
+
+def test_the_loop_answers_503_when_the_database_is_unreachable(app, token, monkeypatch):
+    warm(app, token)
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise psycopg.OperationalError("connection refused")
+
+    app.postgres.idle.clear()
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", refused)
+    response = post(app, "/ingress/Recorder/warm/append/send", b'{"value": 4}', auth(token))
+    assert response.status_code == 503
+    assert response.json() == {
+        "code": 503,
+        "message": "The database is unavailable; retry shortly.",
+        "source": "ingress",
+    }
+    assert not Invocation.objects.filter(input={"value": 4}).exists()
+
+
+@pytest.mark.workers
+def test_a_call_waits_for_its_outcome_on_the_loop(app, token, live):
+    warm(app, token, key="calls")
+    before = app.threaded.count
+    first = post(app, "/ingress/Recorder/calls/append", b'{"value": 8}', auth(token))
+    second = post(app, "/ingress/Recorder/calls/append", b'{"value": 9}', auth(token))
+    assert (first.status_code, first.content, second.content) == (200, b"2", b"3")
+    refused = post(app, "/ingress/Recorder/calls/refuse", b'{"message": "no", "status": 409}', auth(token))
+    assert app.threaded.count == before, "a call to a known key was answered by the threads"
+    assert refused.status_code == 409
+    assert refused.json()["source"] == "invocation" and refused.headers["x-restate-error-source"] == "invocation"
+    invocation = Invocation.objects.get(uid=first.headers["x-restate-id"][4:])
+    assert invocation.status == Status.SUCCEEDED and invocation.output == 2
