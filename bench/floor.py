@@ -1,15 +1,15 @@
-"""The web tier's floor: CPU per request of gunicorn, and of gunicorn + Django + DRF, doing no work at all.
+"""The web tier's floor: CPU per request of the web server, and of the server + Django, doing no work at all.
 
-Runs the benchmark's gunicorn configuration (gthread, 2 workers x 16 threads, loopback) twice, with 4,000
-requests at concurrency 32 from the benchmark's HTTP client each time, and prints the CPU milliseconds per
-request of the gunicorn process tree (from /proc):
+Runs each server as the benchmark runs it (loopback), 4,000 requests at concurrency 32 from the benchmark's
+HTTP client each time, and prints the CPU milliseconds per request of the server's process tree (from /proc):
 
-- `gunicorn + WSGI`: a WSGI function answering a constant (gunicorn's own share of any request);
-- `gunicorn + Django + DRF`: `GET /ingress/restate/health`, this project's ingress view answering a constant
-  through Django's handler, the ingress shortcut (objects/middleware.py) and DRF's `APIView` (no
-  authentication, no database, no Redis): what every token call pays;
-- `... whole middleware list`: the same with a session cookie, which takes every middleware and the URL
-  resolver (a browser's call).
+- `uvicorn + ASGI`: an ASGI function answering a constant (uvicorn's own share of any request);
+- `uvicorn + config.asgi, threads`: `GET /ingress/restate/health` through the production application
+  (objects/asgi.py), which gives it to Django's WSGI handler on its threads (a2wsgi): what every request the
+  event loop does not answer pays;
+- `gunicorn + WSGI` and `gunicorn + Django + DRF` (gthread, 2 workers x 16 threads): the same through the
+  server before session 9 (`config.wsgi`), with and without a session cookie (which takes every middleware
+  and the URL resolver).
 
 No database is touched (the settings' SQLite default is never opened). Usage: `python bench/floor.py
 [--requests N]`; see docs/benchmarks.md for what the figures say about the comparison with Restate.
@@ -23,23 +23,54 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import aiohttp  # noqa: E402
-from stack import PYTHON, Stack, free_port, say, wait_port  # noqa: E402
+from stack import PYTHON, Stack, free_port, say, wait_port, web_command  # noqa: E402
 
 from bench.loadgen import _pool  # noqa: E402
 from bench.run import cpu_seconds  # noqa: E402
 
+BODY = b'{"status":"ok"}'
+
 
 def hello(environ, start_response):
     """The floor of gunicorn itself: a constant answer, nothing parsed."""
-    body = b'{"status":"ok"}'
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))])
+    return [BODY]
+
+
+async def hello_asgi(scope, receive, send):
+    """The floor of uvicorn itself: a constant answer."""
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+def gunicorn(app: str) -> Callable[[int], list[str]]:
+    return lambda port: (
+        [PYTHON, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-k", "gthread"]
+        + [
+            "-w",
+            "2",
+            "--threads",
+            "16",
+            "--keep-alive",
+            "30",
+            "--log-level",
+            "warning",
+        ]
+    )
+
+
+def uvicorn(app: str) -> Callable[[int], list[str]]:
+    return lambda port: [*web_command("127.0.0.1", port)[:3], app, *web_command("127.0.0.1", port)[4:]]
 
 
 async def _hammer(url: str, requests: int, concurrency: int, cookies: dict | None = None) -> float:
@@ -57,29 +88,35 @@ async def _hammer(url: str, requests: int, concurrency: int, cookies: dict | Non
         return time.perf_counter() - started
 
 
-def measure(name: str, app: str, path: str, requests: int, concurrency: int, cookies: dict | None = None) -> dict:
+def measure(
+    name: str,
+    command: Callable[[int], list[str]],
+    path: str,
+    requests: int,
+    concurrency: int,
+    cookies: dict | None = None,
+) -> dict:
     stack = Stack()
     try:
         port = free_port()
         proc = stack.spawn(
-            "gunicorn",
-            [PYTHON, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-k", "gthread", "-w", "2", "--threads", "16"]
-            + ["--keep-alive", "30", "--log-level", "warning"],
+            "web",
+            command(port),
             env={"DJANGO_SETTINGS_MODULE": "config.settings", "OBJECTS_BENCH": "1", "LOG_LEVEL": "WARNING"},
         )
-        wait_port(port, what="gunicorn")
+        wait_port(port, what="the web server")
         url = f"http://127.0.0.1:{port}{path}"
         asyncio.run(_hammer(url, 200, concurrency, cookies))  # warm-up: imports, threads, connections
-        before = cpu_seconds({"gunicorn": [proc.pid]})
+        before = cpu_seconds({"web": [proc.pid]})
         seconds = asyncio.run(_hammer(url, requests, concurrency, cookies))
-        after = cpu_seconds({"gunicorn": [proc.pid]})
+        after = cpu_seconds({"web": [proc.pid]})
     finally:
         stack.stop()
-    web = (after["gunicorn"] - before["gunicorn"]) * 1000 / requests
+    web = (after["web"] - before["web"]) * 1000 / requests
     client = (after["loadgen"] - before["loadgen"]) * 1000 / requests
     row = {"name": name, "requests": requests, "per_second": round(requests / seconds), "web_ms": round(web, 2)}
     row["client_ms"] = round(client, 2)
-    say(f"{name}: {row['per_second']} requests/s, gunicorn CPU {row['web_ms']} ms per request")
+    say(f"{name}: {row['per_second']} requests/s, server CPU {row['web_ms']} ms per request")
     return row
 
 
@@ -89,25 +126,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv)
     os.chdir(ROOT)
+    health = "/ingress/restate/health"
+    n, c = args.requests, args.concurrency
     rows = [
-        measure("gunicorn + WSGI", "bench.floor:hello", "/", args.requests, args.concurrency),
-        measure(
-            "gunicorn + Django + DRF",
-            "config.wsgi",
-            "/ingress/restate/health",
-            args.requests,
-            args.concurrency,
-        ),
+        measure("uvicorn + ASGI", uvicorn("bench.floor:hello_asgi"), "/", n, c),
+        measure("uvicorn + config.asgi, threads (Django, DRF)", uvicorn("config.asgi:application"), health, n, c),
+        measure("gunicorn + WSGI", gunicorn("bench.floor:hello"), "/", n, c),
+        measure("gunicorn + Django + DRF", gunicorn("config.wsgi"), health, n, c),
         measure(
             "gunicorn + Django + DRF, whole middleware list",
-            "config.wsgi",
-            "/ingress/restate/health",
-            args.requests,
-            args.concurrency,
+            gunicorn("config.wsgi"),
+            health,
+            n,
+            c,
             cookies={"sessionid": "none"},
         ),
     ]
-    print("\n| web tier, no work | requests/s | gunicorn CPU ms per request | client CPU ms per request |")
+    print("\n| web tier, no work | requests/s | server CPU ms per request | client CPU ms per request |")
     print("|---|---|---|---|")
     for row in rows:
         print(f"| {row['name']} | {row['per_second']} | {row['web_ms']} | {row['client_ms']} |")

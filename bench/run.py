@@ -1,6 +1,6 @@
 """`make bench` / `make bench-compare`: start the stack, run every workload, write the results table and chart.
 
-`make bench` measures this project: PostgreSQL, Redis, Celery workers, gunicorn (gthread), all on loopback,
+`make bench` measures this project: PostgreSQL, Redis, Celery workers, the web server (uvicorn), all on loopback,
 calls through the real ingress with token authentication. `make bench-compare` (--compare) also installs a
 Restate server from the npm registry into var/restate/ and the Restate Python SDK into a virtualenv under
 var/, serves the same object with hypercorn, and runs the same workloads against it in the same run,
@@ -55,14 +55,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default="uvicorn",
         help="web server: uvicorn serving config.asgi (production), or gunicorn gthread serving config.wsgi",
     )
-    p.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
-    p.add_argument("--web-threads", type=int, default=16, help="gunicorn threads per worker (gthread)")
+    p.add_argument("--web-workers", type=int, default=2, help="web server processes")
+    p.add_argument(
+        "--web-threads", type=int, default=16, help="threads per web process (OBJECTS_WEB_THREADS; gunicorn's gthread)"
+    )
     p.add_argument("--fast-pg", action="store_true", help="PostgreSQL with fsync and synchronous_commit off")
     p.add_argument(
         "--toast", choices=["lz4", "pglz"], default="lz4", help="PostgreSQL default_toast_compression (default lz4)"
     )
     p.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
-    p.add_argument("--profile", metavar="DIR", help="record py-spy flame graphs of a worker and gunicorn into DIR")
+    p.add_argument("--profile", metavar="DIR", help="py-spy flame graphs of a worker and the web server into DIR")
     p.add_argument(
         "--pg-stats",
         metavar="FILE",
@@ -127,8 +129,8 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
         command += ["--keep-alive", "30"]
     else:
         command = web_command("127.0.0.1", port, workers=args.web_workers)
-    stack.spawn("gunicorn", command, log=logs / "gunicorn.log", env={"OBJECTS_WEB_THREADS": str(args.web_threads)})
-    wait_port(port, what="gunicorn")
+    stack.spawn("web", command, log=logs / "web.log", env={"OBJECTS_WEB_THREADS": str(args.web_threads)})
+    wait_port(port, what="the web server")
     _wait_workers(names)
     from django.conf import settings
 
@@ -139,7 +141,12 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
         + f", default_toast_compression={args.toast}",
         "celery": f"{args.workers} worker(s), pool {args.pool}"
         + (f" x{args.worker_concurrency}" if args.pool != "solo" else ""),
-        "gunicorn": f"gthread, {args.web_workers} worker(s) x {args.web_threads} threads",
+        "web": (
+            f"uvicorn config.asgi, {args.web_workers} process(es), token calls on the event loop, "
+            f"{args.web_threads} threads each for the rest"
+            if args.server == "uvicorn"
+            else f"gunicorn gthread, {args.web_workers} worker(s) x {args.web_threads} threads"
+        ),
         "partitions": len(queues),
     }
     return target, config
@@ -556,13 +563,13 @@ def _write_pg_stats(database_url: str, path: Path) -> None:
 
 
 def _start_profilers(stack: Stack, args: argparse.Namespace, logs: Path) -> list[subprocess.Popen]:
-    """py-spy on the first worker and the gunicorn workers, for the whole measured run."""
+    """py-spy on the first worker and the web server's processes, for the whole measured run."""
     out = Path(args.profile)
     out.mkdir(parents=True, exist_ok=True)
     pyspy = str(Path(PYTHON).parent / "py-spy")
     procs = []
     for name, proc in stack.procs:
-        if name in ("worker0", "gunicorn"):
+        if name in ("worker0", "web"):
             procs.append(
                 stack.spawn(
                     f"py-spy-{name}",
