@@ -13,15 +13,20 @@ header, on PostgreSQL. Its checks are the ingress's own, in the same order with 
 because they read no database: the token from the process's cache (objects/api/authentication.py), the
 type's access rule, the key, the body. Then the invocation's `INSERT` on one of the loop's own PostgreSQL
 connections (the statement of `services.invocation_insert_fresh`), and, for a call, the ring and the wait for
-the done signal on the loop's Redis connections (the commands of `notify.wait_done`). The answer gets the
-headers SecurityMiddleware and XFrameOptionsMiddleware give every answer.
+the done signal on the loop's Redis connections (the commands of `notify.wait_done`). A call to a shared
+handler reads the key's state on the loop's connection (`state.committed_state`'s statement) and runs the
+handler on the loop. The answer gets the headers SecurityMiddleware and XFrameOptionsMiddleware give every
+answer.
 
 What goes to the threads, answered there by Django from the start as under any WSGI server: every other
-request, and a token call the loop cannot finish alone: a token not in the cache yet, an access rule that
-reads the database (Django raises SynchronousOnlyOperation on the loop), a new key (the loop's `INSERT`
-found no key row and wrote nothing), a call to a shared handler, a delay. Nothing is written before a
-request goes to the threads. The rare steps of a call's wait run in a thread too: publishing a partition's
-drain (Celery), reading an invocation whose done signal carried no outcome.
+request, and a token call the loop cannot finish alone: a token not in the cache yet, an access rule or a
+shared handler that reads the database itself (Django raises SynchronousOnlyOperation on the loop), a new key
+(the loop's `INSERT` found no key row and wrote nothing), a delay. Nothing is written before a request goes
+to the threads. The rare steps of a call's wait run in a thread too: publishing a partition's drain (Celery),
+reading an invocation whose done signal carried no outcome.
+
+Access rules and shared handlers run on the loop, so they must not block on anything but the database (which
+is detected): a network call in one would hold every request of the process meanwhile.
 """
 
 from __future__ import annotations
@@ -56,7 +61,9 @@ from .errors import CallTimeout
 from .models import DONE_STATUSES, Invocation
 from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
 from .routing import partition_of
+from .runtime import run_shared
 from .services import fresh_statement
+from .state import COMMITTED_SQL, StateCache, committed_from_rows
 from .tasks import PARTITION_BELL_TTL, RING_MARK, bell_keys, publish_drain, ring_partition, ring_script
 from .validation import validate_input
 
@@ -126,9 +133,14 @@ class Application:
                 raise Threaded
             request.user, request.auth = found  # type: ignore[attr-defined]  # as DRF sets them
             asked = view.request_read(request, route)  # 404, 400, 403, 413 as the ingress answers them
-            if asked.delay is not None or (route.kind == "call" and asked.target.kind == "shared"):
+            if asked.delay is not None:
                 raise Threaded
-            response = await self.submit(route.kind, route.type_name, route.key, route.handler, asked.target, asked.arg)
+            if route.kind == "call" and asked.target.kind == "shared":
+                response = await self.shared(view, route, validate_input(asked.target, asked.arg))
+            else:
+                response = await self.submit(
+                    route.kind, route.type_name, route.key, route.handler, asked.target, asked.arg
+                )
         except (Threaded, SynchronousOnlyOperation):
             raise Threaded from None
         except Exception as exc:  # noqa: BLE001 - answered as the ingress answers it
@@ -178,6 +190,21 @@ class Application:
 
         return outcome_response(invocation.public_id, output)
 
+    async def shared(self, view: IngressView, route: Any, stored: Any) -> HttpResponse:
+        """A shared call: the key's committed state read on the loop's connection (the statement of
+        `state.committed_state`), the handler run on the loop (`IngressView.shared_response`). A handler that
+        reads the database itself (or calls another object) raises SynchronousOnlyOperation here and the
+        request goes to the threads; a shared handler writes nothing, so running it again there is safe."""
+        try:
+            rows = await self.postgres.fetchall(COMMITTED_SQL, [route.type_name, route.key])
+        except psycopg.Error as exc:
+            log.warning("ingress: database error: %s", exc)
+            return error_response(503, "The database is unavailable; retry shortly.")
+        state = StateCache(*committed_from_rows(rows))
+        return view.shared_response(
+            route, lambda: run_shared(route.type_name, route.key, route.handler, stored, state=state)
+        )
+
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -208,12 +235,18 @@ class Postgres:
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def fetchone(self, sql: str, params: list[Any]) -> Any:
+        return await self._run(sql, params, one=True)
+
+    async def fetchall(self, sql: str, params: list[Any]) -> list[Any]:
+        return await self._run(sql, params, one=False)
+
+    async def _run(self, sql: str, params: list[Any], *, one: bool) -> Any:
         if self.loop is not asyncio.get_running_loop():  # another loop's connections are not usable here
             self.idle, self.loop = [], asyncio.get_running_loop()
         conn, cursor = self.idle.pop() if self.idle else await self._connect()
         try:
             await cursor.execute(sql, params)
-            row = await cursor.fetchone()
+            row = await (cursor.fetchone() if one else cursor.fetchall())
         except BaseException:
             await conn.close()
             raise

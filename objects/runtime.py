@@ -230,10 +230,19 @@ def instance_lock(type_name: str, key: str) -> Instance:
     return Instance.objects.select_for_update(no_key=True).get(pk=instance_id_ensure(type_name, key))
 
 
-def run_shared(type_name: str, key: str, handler_name: str, stored: Any, chain: tuple[Frame, ...] = ()) -> Any:
-    """Run a shared handler on the last committed state, without any lock and without a row."""
+def run_shared(
+    type_name: str,
+    key: str,
+    handler_name: str,
+    stored: Any,
+    chain: tuple[Frame, ...] = (),
+    *,
+    state: StateCache | None = None,
+) -> Any:
+    """Run a shared handler on the last committed state (read here unless given), without any lock and
+    without a row."""
     handler = resolve(type_name, handler_name)
-    state = StateCache(*committed_state(type_name, key))
+    state = state if state is not None else StateCache(*committed_state(type_name, key))
     chosen = {"uid": uuid.uuid4(), "type_name": type_name, "key": key, "handler": handler_name, "input": stored}
     fake = Invocation.built(None, {**chosen, "kind": "shared"})  # never saved
     frame = Frame(type_name, key, handler_name, False)

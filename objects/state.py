@@ -36,7 +36,11 @@ def entries_from_rows(rows: Any) -> dict[str, str]:
 def committed_state(type_name: str, key: str) -> tuple[int | None, dict[str, str]]:
     """The key's row id and its entries, read by one statement (a shared handler's read); (None, {}) when the
     key has no row yet."""
-    rows = fetchall(db(), _COMMITTED_SQL, [type_name, key])
+    return committed_from_rows(fetchall(db(), COMMITTED_SQL, [type_name, key]))
+
+
+def committed_from_rows(rows: list[Any]) -> tuple[int | None, dict[str, str]]:
+    """`committed_state` from the rows of COMMITTED_SQL (also read on the web process's event loop)."""
     if not rows:
         return None, {}
     return int(rows[0][0]), entries_from_rows((name, value) for _, name, value in rows if name is not None)
@@ -238,7 +242,7 @@ def _decoded(value: Any) -> Any:
 _ENTRY = StateEntry._meta.db_table
 _INSTANCE = Instance._meta.db_table
 _CHANGE = StateChange._meta.db_table
-_COMMITTED_SQL = (
+COMMITTED_SQL = (
     f"SELECT k.id, e.name, e.value FROM {_INSTANCE} k LEFT JOIN {_ENTRY} e ON e.instance_id = k.id "
     'WHERE k.type_name = %s AND k."key" = %s'
 )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import DatabaseError
 from django.http import HttpResponse
 from rest_framework import exceptions
@@ -171,17 +172,21 @@ class IngressView(APIView):
 
     def call_shared(self, route: Route, stored: Any) -> HttpResponse:
         """A shared handler without an idempotency key runs here, on committed state, without a row."""
+        return self.shared_response(route, lambda: run_shared(route.type_name, route.key, route.handler, stored))
+
+    def shared_response(self, route: Route, output: Callable[[], Any]) -> HttpResponse:
+        """The answer of a shared call: `output()` (the handler run), or its failure as the invocation's 500."""
         ephemeral_id = f"inv_{uuid.uuid4().hex}"
         try:
-            output = run_shared(route.type_name, route.key, route.handler, stored)
-        except (ObjectsError, DatabaseError):
+            value = output()
+        except (ObjectsError, DatabaseError, SynchronousOnlyOperation):  # the last: on the event loop (asgi.py)
             raise
         except Exception as exc:  # noqa: BLE001 - a handler bug is the invocation's failure, not the ingress'
             log.exception("shared handler %s.%s failed", route.type_name, route.handler)
             return error_response(
                 500, f"Handler {route.type_name}.{route.handler} raised {type(exc).__name__}.", source="invocation"
             )
-        return output_response(output, ephemeral_id)
+        return output_response(value, ephemeral_id)
 
     # -- attach and output --------------------------------------------------------------------------
     def attach(self, request, route: Route) -> HttpResponse:

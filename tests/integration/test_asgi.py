@@ -22,9 +22,9 @@ from django.db import connections
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from objects import ObjectContext, VirtualObject
+from objects import ObjectContext, SharedObjectContext, VirtualObject
 from objects.asgi import Application
-from objects.models import Invocation, Status
+from objects.models import Instance, Invocation, StateEntry, Status
 from objects.registry import unregister
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,6 +94,27 @@ def db_rule():
     unregister("LoopDbRule")
 
 
+@pytest.fixture
+def reader():
+    """A type with shared handlers: one reads only its state, one the database, one fails."""
+    obj = VirtualObject("LoopReader", access=lambda user, key, handler: user.is_authenticated)
+
+    @obj.shared
+    def entries(ctx: SharedObjectContext) -> dict:
+        return {"items": ctx.get("items", []), "key": ctx.key}
+
+    @obj.shared
+    def users(ctx: SharedObjectContext) -> int:
+        return User.objects.count()
+
+    @obj.shared
+    def broken(ctx: SharedObjectContext) -> int:
+        return 1 // 0
+
+    yield obj
+    unregister("LoopReader")
+
+
 def post(app: Application, path: str, body: bytes = b"", headers: dict | None = None) -> httpx.Response:
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
@@ -107,6 +128,11 @@ def post(app: Application, path: str, body: bytes = b"", headers: dict | None = 
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Token {token}"}
+
+
+def meta(headers: dict[str, str]) -> dict[str, str]:
+    """Headers as Django's test client takes them."""
+    return {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
 
 
 def warm(app: Application, token: str, key: str = "warm") -> None:
@@ -176,8 +202,7 @@ def test_refusals_on_the_loop_are_the_ingress_answers(app, token, path, body, ex
     looped = post(app, path, body, headers)
     assert app.threaded.count == before, f"{path}: answered by the threads"
     assert Invocation.objects.count() == rows
-    meta = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
-    django = Client().generic("POST", path, body, content_type="application/json", RAW_URI=path, **meta)
+    django = Client().generic("POST", path, body, content_type="application/json", RAW_URI=path, **meta(headers))
     assert (
         (looped.status_code, looped.content)
         == (django.status_code, django.content)
@@ -254,3 +279,42 @@ def test_a_call_waits_for_its_outcome_on_the_loop(app, token, live):
     assert refused.json()["source"] == "invocation" and refused.headers["x-restate-error-source"] == "invocation"
     invocation = Invocation.objects.get(uid=first.headers["x-restate-id"][4:])
     assert invocation.status == Status.SUCCEEDED and invocation.output == 2
+
+
+def test_a_shared_call_reads_the_committed_state_on_the_loop(app, token, reader):
+    warm(app, token)
+    instance = Instance.objects.create(type_name="LoopReader", key="a/b")
+    StateEntry.objects.create(instance=instance, name="items", value=[1, {"x": "é"}])
+    before = app.threaded.count
+    known = post(app, "/ingress/LoopReader/a%2Fb/entries", b"", auth(token))
+    missing = post(app, "/ingress/LoopReader/nobody/entries", b"", auth(token))
+    assert app.threaded.count == before, "a shared call was answered by the threads"
+    assert (known.status_code, known.json()) == (200, {"items": [1, {"x": "é"}], "key": "a/b"})
+    assert (missing.status_code, missing.json()) == (200, {"items": [], "key": "nobody"})
+    assert (
+        known.headers["x-restate-id"].startswith("inv_")
+        and not Invocation.objects.filter(type_name="LoopReader").exists()
+    )
+    path = "/ingress/LoopReader/a%2Fb/entries"
+    django = Client().generic("POST", path, b"", content_type="application/json", RAW_URI=path, **meta(auth(token)))
+    assert known.content == django.content
+
+
+def test_a_shared_handler_that_reads_the_database_is_answered_by_the_threads(app, token, reader):
+    warm(app, token)
+    before = app.threaded.count
+    response = post(app, "/ingress/LoopReader/k/users", b"", auth(token))
+    assert (response.status_code, response.json()) == (200, User.objects.count())
+    assert app.threaded.count == before + 1
+
+
+def test_a_failing_shared_handler_is_the_invocations_500_on_the_loop(app, token, reader):
+    warm(app, token)
+    before = app.threaded.count
+    looped = post(app, "/ingress/LoopReader/k/broken", b"", auth(token))
+    assert app.threaded.count == before
+    path = "/ingress/LoopReader/k/broken"
+    django = Client().generic("POST", path, b"", content_type="application/json", RAW_URI=path, **meta(auth(token)))
+    assert looped.status_code == django.status_code == 500
+    assert looped.json() == json.loads(django.content)
+    assert looped.json()["source"] == "invocation" and "ZeroDivisionError" in looped.json()["message"]
