@@ -1,5 +1,5 @@
-"""The periodic sweeper: re-dispatches lost doorbells and due sends, expires idempotency keys, idle state
-and old history. Idempotent and safe to run on any number of hosts at once."""
+"""The periodic sweeper: re-dispatches lost doorbells and due sends, expires idempotency keys, idle state,
+old history and old finished invocations. Idempotent and safe to run on any number of hosts at once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import conf
-from .models import Instance, Invocation, StateChange, Status
+from .models import DONE_STATUSES, Instance, Invocation, StateChange, Status
 from .registry import all_objects
 from .state import StateCache
 from .tasks import ring
@@ -28,6 +28,7 @@ def sweep(limit: int = 1000) -> dict[str, int]:
         ).update(idempotency_key=None),
         "state_expired": expire_state(now, limit),
         "history_deleted": StateChange.objects.filter(at__lt=now - conf.get("OBJECTS_HISTORY_RETENTION")).delete()[0],
+        "invocations_deleted": delete_finished(now, limit),
     }
     if any(counts.values()):
         log.info("sweep: %s", counts)
@@ -35,6 +36,26 @@ def sweep(limit: int = 1000) -> dict[str, int]:
 
     record_sweep(counts)
     return counts
+
+
+def delete_finished(now: object, limit: int) -> int:
+    """Delete up to `limit` invocations finished longer than OBJECTS_INVOCATION_RETENTION ago, oldest first,
+    except those whose idempotency key is still remembered (a repeat must find them until it expires). Their
+    journal goes with them; history rows and callees keep their own rows, without the link. Without it the
+    invocation table, and the queue's indexes over it, grow with every invocation ever run."""
+    cutoff = now - conf.get("OBJECTS_INVOCATION_RETENTION")  # type: ignore[operator]
+    old = (
+        Invocation.objects.filter(
+            status__in=DONE_STATUSES, created_at__lt=cutoff, finished_at__lt=cutoff, idempotency_key__isnull=True
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    ids = list(old)
+    if not ids:
+        return 0
+    deleted = Invocation.objects.filter(pk__in=ids).delete()[1]
+    return deleted.get(Invocation._meta.label, 0)
 
 
 def redispatch(now: object, limit: int) -> int:
