@@ -70,7 +70,7 @@ def gunicorn(app: str) -> Callable[[int], list[str]]:
 
 
 def uvicorn(app: str) -> Callable[[int], list[str]]:
-    return lambda port: web_command("127.0.0.1", port, app=app)
+    return lambda port: [*web_command("127.0.0.1", port)[:3], app, *web_command("127.0.0.1", port)[4:]]
 
 
 async def _hammer(url: str, requests: int, concurrency: int, cookies: dict | None = None) -> float:

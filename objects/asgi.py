@@ -46,7 +46,7 @@ from a2wsgi import WSGIMiddleware
 from django.conf import settings
 from django.core.exceptions import SynchronousOnlyOperation
 from django.core.handlers.asgi import ASGIRequest
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
@@ -55,7 +55,7 @@ from django.utils import timezone
 from . import conf
 from .api.ingress import TOKEN, IngressView, outcome_response
 from .api.paths import decode_segment, raw_path, route_parse
-from .api.responses import send_response
+from .api.responses import error_response, send_response
 from .client import output_of
 from .errors import CallTimeout
 from .models import DONE_STATUSES, Invocation
@@ -64,7 +64,7 @@ from .routing import partition_of
 from .runtime import run_shared
 from .services import fresh_statement
 from .state import COMMITTED_SQL, StateCache, committed_from_rows
-from .tasks import RING_MARK, publish_drain, ring_command, ring_partition
+from .tasks import PARTITION_BELL_TTL, RING_MARK, bell_keys, publish_drain, ring_partition, ring_script
 from .validation import validate_input
 
 log = logging.getLogger("objects.asgi")
@@ -165,7 +165,11 @@ class Application:
             "not_before": None,
         }
         sql, params, chosen = fresh_statement(connection, fields, timezone.now())
-        row = await self.postgres.fetchone(sql, params)
+        try:
+            row = await self.postgres.fetchone(sql, params)
+        except psycopg.Error as exc:
+            log.warning("ingress: database error: %s", exc)
+            return error_response(503, "The database is unavailable; retry shortly.")
         if row is None:  # a new key: the statement wrote nothing; the threads make the key's row
             raise Threaded
         chosen["id"], chosen["instance_id"] = row
@@ -191,7 +195,11 @@ class Application:
         `state.committed_state`), the handler run on the loop (`IngressView.shared_response`). A handler that
         reads the database itself (or calls another object) raises SynchronousOnlyOperation here and the
         request goes to the threads; a shared handler writes nothing, so running it again there is safe."""
-        rows = await self.postgres.fetchall(COMMITTED_SQL, [route.type_name, route.key])
+        try:
+            rows = await self.postgres.fetchall(COMMITTED_SQL, [route.type_name, route.key])
+        except psycopg.Error as exc:
+            log.warning("ingress: database error: %s", exc)
+            return error_response(503, "The database is unavailable; retry shortly.")
         state = StateCache(*committed_from_rows(rows))
         return view.shared_response(
             route, lambda: run_shared(route.type_name, route.key, route.handler, stored, state=state)
@@ -218,8 +226,7 @@ class Application:
 class Postgres:
     """The loop's PostgreSQL connections (autocommit, each with one kept cursor whose statements psycopg
     prepares after DATABASE_PREPARE_THRESHOLD runs, as on Django's connections), taken and given back per
-    statement; at most `keep` are kept idle. A connection whose statement failed is closed, and psycopg's error
-    raised as Django's DatabaseError, which the ingress answers 503. Connections
+    statement; at most `keep` are kept idle. A connection whose statement failed is closed. Connections
     belong to the event loop that opened them (one per process under uvicorn)."""
 
     def __init__(self, keep: int = 32) -> None:
@@ -236,16 +243,10 @@ class Postgres:
     async def _run(self, sql: str, params: list[Any], *, one: bool) -> Any:
         if self.loop is not asyncio.get_running_loop():  # another loop's connections are not usable here
             self.idle, self.loop = [], asyncio.get_running_loop()
-        try:
-            conn, cursor = self.idle.pop() if self.idle else await self._connect()
-        except psycopg.Error as exc:
-            raise DatabaseError(str(exc)) from exc
+        conn, cursor = self.idle.pop() if self.idle else await self._connect()
         try:
             await cursor.execute(sql, params)
             row = await (cursor.fetchone() if one else cursor.fetchall())
-        except psycopg.Error as exc:  # as Django's: the ingress answers it 503 (IngressView.handle_exception)
-            await conn.close()
-            raise DatabaseError(str(exc)) from exc
         except BaseException:
             await conn.close()
             raise
@@ -319,7 +320,7 @@ async def ring(partition: int) -> None:
     """`tasks.ring_partition` on the loop: count the ring; the first since the partition's last drain
     publishes one (Celery, in a thread). Never raises: the sweeper covers a lost doorbell."""
     try:
-        (count,) = await pipelined([ring_command(partition)])
+        (count,) = await pipelined([("EVALSHA", ring_script().sha, 3, *bell_keys(partition), PARTITION_BELL_TTL)])
     except redis.exceptions.NoScriptError:  # Redis restarted: the synchronous ring loads the script again
         await asyncio.to_thread(ring_partition, partition)
         return
@@ -331,8 +332,9 @@ async def ring(partition: int) -> None:
 
 async def ring_and_wait(partition: int, key: str, timeout: float) -> Any:
     """`tasks.ring_and_wait` on the loop: ring the partition and BLPOP the call's done list in one round trip."""
+    bell = ("EVALSHA", ring_script().sha, 4, *bell_keys(partition), key, PARTITION_BELL_TTL, RING_MARK, SIGNAL_TTL)
     try:
-        return (await pipelined([ring_command(partition, key, SIGNAL_TTL), ("BLPOP", key, timeout)]))[1]
+        return (await pipelined([bell, ("BLPOP", key, timeout)]))[1]
     except redis.exceptions.NoScriptError:
         pass
     except redis.RedisError:

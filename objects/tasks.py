@@ -270,15 +270,6 @@ def bell_keys(partition: int) -> list[str]:
     return [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
 
 
-def ring_command(partition: int, done_key: str | None = None, signal_ttl: int = 0) -> tuple[Any, ...]:
-    """The ring as one EVALSHA (not the script object, which would first ask Redis whether it has the
-    script): counting only, or also waking `done_key`'s waiter with RING_MARK when the ring must publish.
-    Sent by `_partition_bell_count`, `ring_and_wait` and the event loop's ingress (objects/asgi.py)."""
-    if done_key is None:
-        return ("EVALSHA", ring_script().sha, 3, *bell_keys(partition), PARTITION_BELL_TTL)
-    return ("EVALSHA", ring_script().sha, 4, *bell_keys(partition), done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
-
-
 def _partition_bell_count(partition: int) -> bool:
     """Count a ring of the partition (one round trip); True when it is the first since its last drain
     finished, so it must publish."""
@@ -290,7 +281,7 @@ def _partition_bell_count(partition: int) -> bool:
     script = ring_script()
     try:
         try:
-            (count,) = pipelined([ring_command(partition)])
+            (count,) = pipelined([("EVALSHA", script.sha, 3, *keys, PARTITION_BELL_TTL)])
         except redis.exceptions.NoScriptError:  # Redis restarted: the script object loads it again
             count = script(keys=keys, args=[PARTITION_BELL_TTL])
     except Exception:  # noqa: BLE001 - Redis down: ring anyway (a duplicate drain is harmless)
@@ -323,8 +314,11 @@ def ring_and_wait(partition: int, done_key: str, timeout: float, signal_ttl: int
 
     from .notify import pipelined
 
+    script = ring_script()
     try:
-        return pipelined([ring_command(partition, done_key, signal_ttl), ("BLPOP", done_key, timeout)])[1]
+        # EVALSHA, not the script object, which would first ask Redis whether it has the script
+        bell = ("EVALSHA", script.sha, 4, *bell_keys(partition), done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
+        return pipelined([bell, ("BLPOP", done_key, timeout)])[1]
     except redis.exceptions.NoScriptError:
         pass  # ring_partition's script object loads it again
     except redis.RedisError:

@@ -21,13 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
-def web_command(
-    host: str, port: int, *, workers: int = 2, access_log: bool = False, app: str = "config.asgi:application"
-) -> list[str]:
-    """The production web server: uvicorn serving config.asgi (objects/asgi.py) with `workers` processes
-    (`app`: another ASGI application, bench/floor.py's). Threads per process for what the event loop does not
-    answer: OBJECTS_WEB_THREADS (default 16)."""
-    return [PYTHON, "-m", "uvicorn", app, "--host", host, "--port", str(port)] + [
+def web_command(host: str, port: int, *, workers: int = 2, access_log: bool = False) -> list[str]:
+    """The production web server: uvicorn serving config.asgi (objects/asgi.py) with `workers` processes.
+    Threads per process for what the event loop does not answer: OBJECTS_WEB_THREADS (default 16)."""
+    return [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port)] + [
         "--workers",
         str(workers),
         "--loop",
