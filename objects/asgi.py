@@ -12,8 +12,10 @@ header, on PostgreSQL. Its checks are the ingress's own, in the same order with 
 (objects/api/ingress.py: `token_ingress`, `IngressView.request_read`, `handle_exception`), run on the loop
 because they read no database: the token from the process's cache (objects/api/authentication.py), the
 type's access rule, the key, the body. Then the invocation's `INSERT` on one of the loop's own PostgreSQL
-connections (the statement of `services.invocation_insert_fresh`), and, for a call, the ring and the wait for
-the done signal on the loop's Redis connections (the commands of `notify.wait_done`). A call to a shared
+connections (the statement of `services.invocation_insert_fresh`; under load, the invocations that arrive
+while the previous statement runs are inserted by one statement and one commit, `GroupInsert`), and, for a
+call, the ring and the wait for the done signal on the loop's Redis connections (the commands of
+`notify.wait_done`). A call to a shared
 handler reads the key's state on the loop's connection (`state.committed_state`'s statement) and runs the
 handler on the loop. The answer gets the headers SecurityMiddleware and XFrameOptionsMiddleware give every
 answer.
@@ -62,7 +64,7 @@ from .models import DONE_STATUSES, Invocation
 from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
 from .routing import partition_of
 from .runtime import run_shared
-from .services import fresh_statement
+from .services import fresh_group_sql, fresh_statement
 from .state import COMMITTED_SQL, StateCache, committed_from_rows
 from .tasks import PARTITION_BELL_TTL, RING_MARK, bell_keys, publish_drain, ring_partition, ring_script
 from .validation import validate_input
@@ -87,6 +89,7 @@ class Application:
         self.session_cookie = settings.SESSION_COOKIE_NAME.encode() + b"="
         self.on_loop = connections["default"].vendor == "postgresql"
         self.postgres = Postgres()
+        self.group = GroupInsert(self.postgres)
         self.security = SecurityMiddleware(_unused)
         self.xframe = XFrameOptionsMiddleware(_unused)
 
@@ -166,7 +169,7 @@ class Application:
         }
         sql, params, chosen = fresh_statement(connection, fields, timezone.now())
         try:
-            row = await self.postgres.fetchone(sql, params)
+            row = await self.group.insert(sql, params, chosen["uid"], chosen["partition"] if kind == "send" else None)
         except psycopg.Error as exc:
             log.warning("ingress: database error: %s", exc)
             return error_response(503, "The database is unavailable; retry shortly.")
@@ -174,8 +177,7 @@ class Application:
             raise Threaded
         chosen["id"], chosen["instance_id"] = row
         invocation = Invocation.built(connection.alias, chosen)
-        if kind == "send":
-            await ring(invocation.partition)
+        if kind == "send":  # its partition was rung with its group's
             return send_response(invocation.public_id, created=True, execution_time=None)
         timeout: CallTimeout | None = None
         try:
@@ -269,6 +271,99 @@ class Postgres:
         return conn, conn.cursor()
 
 
+class GroupInsert:
+    """The loop's invocation `INSERT`s, grouped: the invocations that arrive while the loop's previous statement
+    runs go into the next one together (`services.fresh_group_sql`, one statement and one commit for the
+    group), so under load a statement and a commit are paid per group, not per invocation, and with one
+    request at a time nothing waits (a group of one runs `fresh_statement`'s own statement). The sends of a
+    group ring their partitions once, after the commit, in one Redis round trip. Each request still gets its
+    answer only once its invocation is committed.
+
+    The statements run in a task of their own, so a request that goes away does not cancel its group's. A group
+    whose statement PostgreSQL refused (nothing was written) is inserted again one by one, so each request
+    gets its own answer; a lost connection (the statement may have committed) is each request's error, as
+    for one invocation alone."""
+
+    LIMIT = 100  # invocations per statement
+
+    def __init__(self, postgres: Postgres) -> None:
+        self.postgres = postgres
+        self.waiting: list[_Entry] = []
+        self.task: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def insert(self, sql: str, params: list[Any], uid: Any, send_partition: int | None) -> Any:
+        """The invocation inserted with its group: (id, instance id), or None when its key has no row (nothing
+        written). `sql` and `params` are `fresh_statement`'s; `send_partition` is rung after the commit."""
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:  # another loop's group is not this one's
+            self.waiting, self.task, self.loop = [], None, loop
+        entry = _Entry(sql, params, uid, send_partition, loop.create_future())
+        self.waiting.append(entry)
+        if self.task is None or self.task.done():
+            self.task = loop.create_task(self._run())
+        row = await entry.future
+        if row is _ALONE:
+            row = await self.postgres.fetchone(sql, params)
+            if row is not None and send_partition is not None:
+                await ring([send_partition])
+        return row
+
+    async def _run(self) -> None:
+        while self.waiting:
+            group, self.waiting = self.waiting[: self.LIMIT], self.waiting[self.LIMIT :]
+            try:
+                await self._group(group)
+            except BaseException as exc:  # noqa: BLE001 - each waiting request gets it
+                for entry in group:
+                    if not entry.future.done():
+                        entry.future.set_exception(exc if isinstance(exc, Exception) else psycopg.OperationalError())
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _group(self, group: list[_Entry]) -> None:
+        if len(group) == 1:
+            (entry,) = group
+            row = await self.postgres.fetchone(entry.sql, entry.params)
+            rows = {entry.uid: row} if row is not None else {}
+        else:
+            columns = [list(column) for column in zip(*(entry.params[:-2] for entry in group), strict=True)]
+            try:
+                found = await self.postgres.fetchall(fresh_group_sql(), columns)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:  # refused as a whole, nothing written: each again, alone
+                log.warning("ingress: a group of %d refused, inserted one by one: %s", len(group), exc)
+                for entry in group:
+                    _settle(entry, _ALONE)
+                return
+            rows = {uid: (pk, instance_id) for pk, instance_id, uid in found}
+        for entry in group:  # calls first: they ring with their wait
+            if entry.send_partition is None:
+                _settle(entry, rows.get(entry.uid))
+        partitions = sorted({e.send_partition for e in group if e.send_partition is not None and e.uid in rows})
+        if partitions:
+            await ring(partitions)
+        for entry in group:
+            if entry.send_partition is not None:
+                _settle(entry, rows.get(entry.uid))
+
+
+class _Entry:
+    __slots__ = ("future", "params", "send_partition", "sql", "uid")
+
+    def __init__(self, sql: str, params: list[Any], uid: Any, send_partition: int | None, future: Any) -> None:
+        self.sql, self.params, self.uid, self.send_partition, self.future = sql, params, uid, send_partition, future
+
+
+_ALONE = object()  # a group's answer to its entries: insert yourself, alone
+
+
+def _settle(entry: _Entry, result: Any) -> None:
+    if not entry.future.done():  # its request may have gone away
+        entry.future.set_result(result)
+
+
 # -- Redis: the commands of notify.wait_done and tasks.ring_partition, on the loop --------------------------
 _redis: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = weakref.WeakKeyDictionary()
 
@@ -316,18 +411,22 @@ async def _round_trip(commands: list[tuple[Any, ...]]) -> list[Any]:
     return replies
 
 
-async def ring(partition: int) -> None:
-    """`tasks.ring_partition` on the loop: count the ring; the first since the partition's last drain
-    publishes one (Celery, in a thread). Never raises: the sweeper covers a lost doorbell."""
+async def ring(partitions: list[int]) -> None:
+    """`tasks.ring_partition` on the loop, for each partition, in one round trip: count the ring; the first
+    since the partition's last drain publishes one (Celery, in a thread). Never raises: the sweeper covers a
+    lost doorbell."""
+    sha = ring_script().sha
     try:
-        (count,) = await pipelined([("EVALSHA", ring_script().sha, 3, *bell_keys(partition), PARTITION_BELL_TTL)])
+        counts = await pipelined([("EVALSHA", sha, 3, *bell_keys(p), PARTITION_BELL_TTL) for p in partitions])
     except redis.exceptions.NoScriptError:  # Redis restarted: the synchronous ring loads the script again
-        await asyncio.to_thread(ring_partition, partition)
+        for partition in partitions:
+            await asyncio.to_thread(ring_partition, partition)
         return
     except Exception:  # noqa: BLE001 - Redis down: publish anyway (a duplicate drain is harmless)
-        count = 1
-    if int(count) == 1:
-        await asyncio.to_thread(publish_drain, partition)
+        counts = [1] * len(partitions)
+    for partition, count in zip(partitions, counts, strict=True):
+        if int(count) == 1:
+            await asyncio.to_thread(publish_drain, partition)
 
 
 async def ring_and_wait(partition: int, key: str, timeout: float) -> Any:

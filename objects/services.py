@@ -126,6 +126,34 @@ def fresh_statement(connection: Any, fields: dict[str, Any], now: datetime) -> t
     return _insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]], chosen
 
 
+@functools.cache
+def fresh_group_sql() -> str:
+    """`fresh_statement`'s statement for many invocations at once (PostgreSQL): its parameters are one array per
+    column of `fresh_statement`'s, in that order, without the last two (the key's type and key, taken from the
+    arrays). Each invocation whose key has its row is inserted, in the arrays' order (ids follow it); the others
+    are left out. Returns each inserted row's id, instance id and uid. The event loop's ingress groups the
+    invocations that arrive while its previous statement runs (objects/asgi.py, `GroupInsert`)."""
+    connection = db()
+    quote = connection.ops.quote_name
+    names = [field.attname for field in _FRESH_PARAMS]
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in _FRESH_PARAMS)
+    selected = ", ".join(
+        "k.id"
+        if field.attname == "instance_id"
+        else _literal(field.get_db_prep_save(_FRESH[field.attname], connection), "postgresql")
+        if field.attname in _FRESH
+        else f"v.{quote(field.attname)}"
+        for field in _INSERT_FIELDS
+    )
+    columns = ", ".join(quote(str(field.column)) for field in _INSERT_FIELDS)
+    return (
+        f"INSERT INTO {quote(Invocation._meta.db_table)} ({columns}) SELECT {selected} "
+        f"FROM unnest({arrays}) WITH ORDINALITY AS v({', '.join(quote(n) for n in names)}, n) "
+        f'JOIN {quote(Instance._meta.db_table)} k ON k.type_name = v.type_name AND k."key" = v."key" '
+        "ORDER BY v.n RETURNING id, instance_id, uid"
+    )
+
+
 def invocation_insert(invocation: Invocation) -> Invocation:
     """Insert a new invocation row for its (type, key), the key's row found by the same statement (the
     ingress's hot path: one raw `INSERT ... SELECT`; the ORM's `create()` spent more CPU building the

@@ -338,3 +338,157 @@ def test_a_failing_shared_handler_is_the_invocations_500_on_the_loop(app, token,
     assert looped.status_code == django.status_code == 500
     assert looped.json() == json.loads(django.content)
     assert looped.json()["source"] == "invocation" and "ZeroDivisionError" in looped.json()["message"]
+
+
+def post_many(app: Application, requests: list[tuple[str, bytes]], headers: dict) -> list[httpx.Response]:
+    """The requests sent at once, each on its own connection, on the application's loop."""
+
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await asyncio.gather(
+                *(
+                    client.post(path, content=body, headers={"Content-Type": "application/json", **headers})
+                    for path, body in requests
+                )
+            )
+
+    return app.loop.run_until_complete(go())
+
+
+@pytest.fixture
+def statements(app, monkeypatch):
+    """The loop's statements, in order: ("one", sql) or ("group", rows)."""
+    seen: list[tuple[str, Any]] = []
+    fetchone, fetchall = app.postgres.fetchone, app.postgres.fetchall
+
+    async def one(sql: str, params: list[Any]) -> Any:
+        seen.append(("one", sql))
+        return await fetchone(sql, params)
+
+    async def many(sql: str, params: list[Any]) -> Any:
+        seen.append(("group", len(params[0])) if "unnest" in sql else ("all", sql))
+        return await fetchall(sql, params)
+
+    monkeypatch.setattr(app.postgres, "fetchone", one)
+    monkeypatch.setattr(app.postgres, "fetchall", many)
+    return seen
+
+
+def test_sends_that_arrive_together_are_inserted_by_one_statement_in_their_order(app, token, statements, monkeypatch):
+    """While the loop's first statement runs, the sends behind it wait and go into the next one together; each
+    key's invocations keep the order the sends arrived in, and each partition is rung once per group."""
+    import objects.asgi
+
+    keys = [f"g{n}" for n in range(5)]
+    for key in keys:
+        warm(app, token, key=key)
+    rung: list[list[int]] = []
+    ring = objects.asgi.ring
+
+    async def counted(partitions: list[int]) -> None:
+        rung.append(list(partitions))
+        await ring(partitions)
+
+    monkeypatch.setattr(objects.asgi, "ring", counted)
+    statements.clear()
+    before = app.threaded.count
+    requests = [(f"/ingress/Recorder/{keys[n % 5]}/append/send", json.dumps({"value": n}).encode()) for n in range(20)]
+    responses = post_many(app, requests, auth(token))
+    assert [r.status_code for r in responses] == [202] * 20
+    assert app.threaded.count == before
+    sizes = [1 if kind == "one" else size for kind, size in statements]
+    assert sum(sizes) == 20 and len(sizes) <= 2 and max(sizes) >= 10, statements
+    for key in keys:
+        values = [i["value"] for i in Invocation.objects.filter(key=key).order_by("id").values_list("input", flat=True)]
+        assert values == [0, *range(keys.index(key), 20, 5)], (key, values)  # the warm send first, then in order
+    ids = {r.json()["invocationId"]: r for r in responses}
+    assert Invocation.objects.filter(uid__in=[i[4:] for i in ids]).count() == 20
+    partitions = {Invocation.objects.get(uid=i[4:]).partition for i in ids}
+    assert len(rung) == len(sizes) and all(len(p) == len(set(p)) for p in rung)
+    assert set().union(*rung) == partitions
+
+
+def test_a_group_leaves_a_new_key_to_the_threads(app, token, statements):
+    warm(app, token, key="known")
+    before = app.threaded.count
+    requests = [("/ingress/Recorder/known/append/send", b'{"value": 1}')] * 3 + [
+        ("/ingress/Recorder/newcomer/append/send", b'{"value": 2}')
+    ]
+    responses = post_many(app, requests, auth(token))
+    assert [r.status_code for r in responses] == [202] * 4
+    assert app.threaded.count == before + 1
+    assert statements == [("group", 4)], statements  # the new key: no row inserted by the group
+    assert Invocation.objects.filter(key="known", input={"value": 1}).count() == 3
+    assert Invocation.objects.filter(key="newcomer").count() == 1
+
+
+def test_a_group_refused_by_the_database_is_inserted_one_by_one(app, token, statements, monkeypatch):
+    """A group whose statement PostgreSQL refuses wrote nothing: each of its invocations is inserted alone,
+    once."""
+    import objects.asgi
+
+    warm(app, token, key="refused")
+    monkeypatch.setattr(objects.asgi, "fresh_group_sql", lambda: "SELECT 1 / 0")
+    requests = [("/ingress/Recorder/refused/append/send", json.dumps({"value": n}).encode()) for n in range(6)]
+    responses = post_many(app, requests, auth(token))
+    assert [r.status_code for r in responses] == [202] * 6
+    assert [s[0] for s in statements].count("one") == 6
+    values = list(Invocation.objects.filter(key="refused").order_by("id").values_list("input", flat=True))
+    assert sorted(v["value"] for v in values[1:]) == list(range(6))
+
+
+def test_a_group_whose_connection_is_lost_answers_503(app, token, monkeypatch):
+    """A lost connection leaves the group's statement in doubt: its requests get the ingress's 503 (as one
+    invocation alone would), none is inserted again."""
+    warm(app, token, key="lost")
+    fetchall = app.postgres.fetchall
+
+    async def lost(sql: str, params: list[Any]) -> Any:
+        if "unnest" in sql:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return await fetchall(sql, params)
+
+    monkeypatch.setattr(app.postgres, "fetchall", lost)
+    requests = [("/ingress/Recorder/lost/append/send", json.dumps({"value": n}).encode()) for n in range(5)]
+    responses = post_many(app, requests, auth(token))
+    assert [r.status_code for r in responses] == [503] * 5
+    assert responses[0].json()["message"] == "The database is unavailable; retry shortly."
+    assert Invocation.objects.filter(key="lost").count() == 1  # the warm send alone: none inserted again
+
+
+def test_a_request_that_goes_away_does_not_cancel_its_group(app, token):
+    """The group's statement runs in its own task: a waiting request cancelled (its client went away) leaves
+    the others answered and its own invocation written, as a request's own statement would have been."""
+    from django.db import connection as django_connection
+    from django.utils import timezone
+
+    from objects.services import fresh_statement
+
+    warm(app, token, key="gone")
+
+    def statement(n: int) -> tuple[str, list[Any], Any]:
+        fields = {
+            "type_name": "Recorder",
+            "key": "gone",
+            "handler": "append",
+            "kind": "exclusive",
+            "partition": 0,
+            "input": {"value": n},
+            "caller": None,
+            "not_before": None,
+        }
+        sql, params, chosen = fresh_statement(django_connection, fields, timezone.now())
+        return sql, params, chosen["uid"]
+
+    async def go() -> list[Any]:
+        waiting = [asyncio.ensure_future(app.group.insert(*statement(n), None)) for n in range(4)]
+        await asyncio.sleep(0)
+        waiting[2].cancel()
+        return await asyncio.gather(*waiting, return_exceptions=True)
+
+    results = app.loop.run_until_complete(go())
+    assert isinstance(results[2], asyncio.CancelledError)
+    assert all(isinstance(r, tuple) for n, r in enumerate(results) if n != 2), results
+    app.loop.run_until_complete(asyncio.sleep(0.2))  # the group's task finishes
+    assert Invocation.objects.filter(key="gone").count() == 5
