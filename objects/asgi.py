@@ -22,10 +22,13 @@ answer.
 
 What goes to the threads, answered there by Django from the start as under any WSGI server: every other
 request, and a token call the loop cannot finish alone: a token not in the cache yet, an access rule or a
-shared handler that reads the database itself (Django raises SynchronousOnlyOperation on the loop), a new key
-(the loop's `INSERT` found no key row and wrote nothing), a delay. Nothing is written before a request goes
-to the threads. The rare steps of a call's wait run in a thread too: publishing a partition's drain (Celery),
-reading an invocation whose done signal carried no outcome.
+shared handler that reads the database itself (Django raises SynchronousOnlyOperation on the loop), a delay,
+a new key whose row an operator deleted again before its first invocation was inserted. Nothing is written
+before a request goes to the threads (a new key's row made on the loop is what the threads would make). A new
+key's first invocation stays on the loop: its `INSERT` finds no key row and writes nothing, the key's row is
+made (`runtime.instance_create_statement`), and the invocation is inserted alone. The rare steps of a call's
+wait run in a thread too: publishing a partition's drain (Celery), reading an invocation whose done signal
+carried no outcome.
 
 Access rules and shared handlers run on the loop, so they must not block on anything but the database (which
 is detected): a network call in one would hold every request of the process meanwhile.
@@ -63,7 +66,7 @@ from .errors import CallTimeout
 from .models import DONE_STATUSES, Invocation
 from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
 from .routing import partition_of
-from .runtime import run_shared
+from .runtime import instance_create_statement, run_shared
 from .services import fresh_group_sql, fresh_statement
 from .state import COMMITTED_SQL, StateCache, committed_from_rows
 from .tasks import PARTITION_BELL_TTL, RING_MARK, bell_keys, publish_drain, ring_partition, ring_script
@@ -173,8 +176,15 @@ class Application:
         except psycopg.Error as exc:
             log.warning("ingress: database error: %s", exc)
             return error_response(503, "The database is unavailable; retry shortly.")
-        if row is None:  # a new key: the statement wrote nothing; the threads make the key's row
-            raise Threaded
+        if row is None:  # a new key: the statement wrote nothing
+            try:
+                ringing = chosen["partition"] if kind == "send" else None
+                row = await self.first_of_key(sql, params, type_name, key, ringing)
+            except psycopg.Error as exc:
+                log.warning("ingress: database error: %s", exc)
+                return error_response(503, "The database is unavailable; retry shortly.")
+            if row is None:  # the key's row was deleted again meanwhile: the threads make it
+                raise Threaded
         chosen["id"], chosen["instance_id"] = row
         invocation = Invocation.built(connection.alias, chosen)
         if kind == "send":  # its partition was rung with its group's
@@ -191,6 +201,18 @@ class Application:
             return output_of(invocation)
 
         return outcome_response(invocation.public_id, output)
+
+    async def first_of_key(
+        self, sql: str, params: list[Any], type_name: str, key: str, send_partition: int | None
+    ) -> Any:
+        """A new key's first invocation: the key's row made (`runtime.instance_create_statement`, nothing
+        done when another request made it meanwhile), then the invocation inserted alone and, for a send,
+        its partition rung. None when the key's row is gone again (an operator deleted it)."""
+        await self.postgres.fetchone(*instance_create_statement(connections["default"], type_name, key))
+        row = await self.postgres.fetchone(sql, params)
+        if row is not None and send_partition is not None:
+            await ring([send_partition])
+        return row
 
     async def shared(self, view: IngressView, route: Any, stored: Any) -> HttpResponse:
         """A shared call: the key's committed state read on the loop's connection (the statement of

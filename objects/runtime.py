@@ -203,9 +203,7 @@ def instance_id_ensure(type_name: str, key: str, *, missing: bool = False) -> in
             return found
     connection = db()
     if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Instance._meta.db_table)
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        row = fetchone(connection, _INSTANCE_CREATE_SQL.format(table=table), [type_name, key, now])
+        row = fetchone(connection, *instance_create_statement(connection, type_name, key))
         if row is not None:
             return int(row[0])
     else:
@@ -223,6 +221,14 @@ _INSTANCE_CREATE_SQL = (
     'INSERT INTO {table} (type_name, "key", version, paused, paused_reason, created_at, changed_at) '
     "VALUES (%s, %s, 0, false, '', %s, NULL) ON CONFLICT (type_name, \"key\") DO NOTHING RETURNING id"
 )
+
+
+def instance_create_statement(connection: Any, type_name: str, key: str) -> tuple[str, list[Any]]:
+    """PostgreSQL's statement making a new key's row (its id returned; no row when the key has one already),
+    and its parameters. Shared with the event loop's ingress (objects/asgi.py)."""
+    table = connection.ops.quote_name(Instance._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    return _INSTANCE_CREATE_SQL.format(table=table), [type_name, key, now]
 
 
 def instance_lock(type_name: str, key: str) -> Instance:

@@ -156,8 +156,8 @@ def meta(headers: dict[str, str]) -> dict[str, str]:
 
 
 def warm(app: Application, token: str, key: str = "warm") -> None:
-    """A first send: the token is not cached yet and the key is new, so the threads answer it; afterwards
-    the token is in the process's cache and the key has its row."""
+    """A send to make the key's row; the first also puts the token in the process's cache (the threads
+    answer it)."""
     response = post(app, f"/ingress/Recorder/{key}/append/send", b'{"value": 0}', auth(token))
     assert response.status_code == 202, response.text
 
@@ -182,14 +182,33 @@ def test_a_send_to_a_known_key_is_answered_on_the_loop_and_committed(app, token)
     assert int(response.headers["Content-Length"]) == len(response.content)
 
 
-def test_a_new_key_and_an_uncached_token_go_to_the_threads_and_are_written_once(app, token):
+def test_an_uncached_token_goes_to_the_threads_and_a_new_key_is_made_on_the_loop(app, token):
     response = post(app, "/ingress/Recorder/fresh/append/send", b'{"value": 1}', auth(token))
     assert response.status_code == 202 and app.threaded.count == 1
     assert Invocation.objects.filter(key="fresh").count() == 1
-    post(app, "/ingress/Recorder/fresh2/append/send", b'{"value": 2}', auth(token))  # cached token, new key
-    assert app.threaded.count == 2
-    assert Invocation.objects.filter(key="fresh2").count() == 1
-    assert Invocation.objects.count() == 2
+    response = post(app, "/ingress/Recorder/fresh2/append/send", b'{"value": 2}', auth(token))  # a new key
+    assert response.status_code == 202 and app.threaded.count == 1, "the threads made a new key's row"
+    invocation = Invocation.objects.get(key="fresh2")
+    assert (invocation.instance.type_name, invocation.instance.key, invocation.input) == (
+        "Recorder",
+        "fresh2",
+        {"value": 2},
+    )
+    assert Invocation.objects.count() == 2 and Instance.objects.filter(key__startswith="fresh").count() == 2
+
+
+def test_a_new_key_whose_row_goes_again_is_left_to_the_threads(app, token, monkeypatch):
+    """The key's row made on the loop and deleted before its invocation is inserted (an operator's delete):
+    nothing was written, and the threads make the row again and insert the invocation once."""
+    import objects.asgi
+
+    warm(app, token)
+    nothing = ("SELECT 1 WHERE false", [])
+    monkeypatch.setattr(objects.asgi, "instance_create_statement", lambda connection, type_name, key: nothing)
+    before = app.threaded.count
+    response = post(app, "/ingress/Recorder/gone/append/send", b'{"value": 3}', auth(token))
+    assert response.status_code == 202 and app.threaded.count == before + 1
+    assert Invocation.objects.filter(key="gone").count() == 1
 
 
 def test_a_raw_path_key_with_a_slash_is_one_key_on_both_sides(app, token):
@@ -409,7 +428,7 @@ def test_sends_that_arrive_together_are_inserted_by_one_statement_in_their_order
     assert set().union(*rung) == partitions
 
 
-def test_a_group_leaves_a_new_key_to_the_threads(app, token, statements):
+def test_a_new_key_in_a_group_gets_its_row_after_the_group(app, token, statements):
     warm(app, token, key="known")
     before = app.threaded.count
     requests = [("/ingress/Recorder/known/append/send", b'{"value": 1}')] * 3 + [
@@ -417,8 +436,9 @@ def test_a_group_leaves_a_new_key_to_the_threads(app, token, statements):
     ]
     responses = post_many(app, requests, auth(token))
     assert [r.status_code for r in responses] == [202] * 4
-    assert app.threaded.count == before + 1
-    assert statements == [("group", 4)], statements  # the new key: no row inserted by the group
+    assert app.threaded.count == before
+    assert statements[0] == ("group", 4), statements  # the new key: no row inserted by the group
+    assert [kind for kind, _ in statements[1:]] == ["one", "one"]  # its key's row, then itself
     assert Invocation.objects.filter(key="known", input={"value": 1}).count() == 3
     assert Invocation.objects.filter(key="newcomer").count() == 1
 
