@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
@@ -352,6 +353,8 @@ async def measure(
             workload = WORKLOADS[name].scaled(args.scale)
             order = targets if (round_index + "abcd".index(name)) % 2 == 0 else list(reversed(targets))
             for target in order:
+                watched = args.pg_stats and target.name == "django"
+                pg_before = pg_snapshot(args.database_url) if watched else None
                 before, machine_before = cpu_seconds(groups[target.name]), machine_ticks()
                 result = await run_workload(
                     target, workload, run_id=f"{run_id}-r{round_index}", time_limit=180.0, poll_limit=180.0
@@ -362,6 +365,10 @@ async def measure(
                 result.cpu_ms_per_call["total"] = round(sum(result.cpu_ms_per_call.values()), 2)
                 print(f"   round {round_index + 1}  {result.row()}", flush=True)
                 print(f"            CPU ms per call: {result.cpu_ms_per_call}; steal {result.steal_pct} %", flush=True)
+                if pg_before is not None:
+                    change = pg_change(pg_before, pg_snapshot(args.database_url))
+                    cpu = result.cpu_ms_per_call.get("postgres")
+                    PG_ROUNDS.append((round_index + 1, name, result.ops, cpu, change))
                 results.append(result)
         now = time.monotonic()
         if round_index + 1 < args.rounds and now + (now - round_started) - started > budget:
@@ -545,8 +552,55 @@ def main(argv: list[str]) -> int:
     return 0 if all(r.correct for r in summary.values()) else 1
 
 
+# With --pg-stats, what PostgreSQL did during each of this project's rounds: (round, workload, ops/s, its CPU ms
+# per call, pg_change's text). A round much dearer than its neighbours shows which statement grew, whether its
+# plan was made again, and whether a checkpoint or an autovacuum ran meanwhile.
+PG_ROUNDS: list[tuple[int, str, float, float | None, str]] = []
+
+
+def pg_snapshot(database_url: str) -> dict[str, Any]:
+    """pg_stat_statements by statement, the checkpointer's and autovacuum's counters, now."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        statements = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT queryid, calls, plans, total_plan_time + total_exec_time, shared_blks_hit + shared_blks_read, "
+                "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements"
+            )
+        }
+        checkpoints = conn.execute(
+            "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint + buffers_backend FROM pg_stat_bgwriter"
+        ).fetchone()
+        vacuums = conn.execute(
+            "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0), coalesce(sum(n_dead_tup), 0) "
+            "FROM pg_stat_user_tables"
+        ).fetchone()
+    return {"statements": statements, "checkpoints": checkpoints, "vacuums": vacuums}
+
+
+def pg_change(before: dict[str, Any], after: dict[str, Any], top: int = 5) -> str:
+    """The statements that took the most time between two snapshots (calls, plans made, ms, blocks per call),
+    and the checkpoints and autovacuum runs between them."""
+    grown = []
+    for queryid, (calls, plans, ms, blocks, text) in after["statements"].items():
+        was = before["statements"].get(queryid, (0, 0, 0.0, 0, text))
+        if calls > was[0]:
+            n = calls - was[0]
+            grown.append((ms - was[2], n, plans - was[1], (blocks - was[3]) / n, text))
+    grown.sort(reverse=True)
+    parts = [f"{ms:.0f} ms {n} calls {p} plans {blk:.0f} blk/call `{text}`" for ms, n, p, blk, text in grown[:top]]
+    checkpoints = after["checkpoints"][0] - before["checkpoints"][0]
+    buffers = after["checkpoints"][1] - before["checkpoints"][1]
+    vacuums = after["vacuums"][0] - before["vacuums"][0]
+    parts.append(f"checkpoints {checkpoints} ({buffers} buffers written), autovacuum/analyze runs {vacuums}")
+    return "; ".join(parts)
+
+
 def _write_pg_stats(database_url: str, path: Path) -> None:
-    """PostgreSQL's statements of the whole run, by time spent planning and executing them."""
+    """PostgreSQL's statements of the whole run, by time spent planning and executing them, then what it did
+    during each of this project's rounds (PG_ROUNDS)."""
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -558,6 +612,8 @@ def _write_pg_stats(database_url: str, path: Path) -> None:
         ).fetchall()
     lines = ["| calls | plans | plan ms | exec ms | blocks per call | statement |", "|---|---|---|---|---|---|"]
     lines += [f"| {c} | {p} | {plan} | {run} | {blocks} | `{query}` |" for c, p, plan, run, blocks, query in rows]
+    lines += ["", "By round (this project's rounds only):", ""]
+    lines += [f"- round {n} {w}: {ops} ops/s, PostgreSQL {cpu} ms CPU per call; {t}" for n, w, ops, cpu, t in PG_ROUNDS]
     path.write_text("\n".join(lines) + "\n")
     say(f"PostgreSQL's statements written to {path}")
 
