@@ -171,23 +171,19 @@ class Application:
             "not_before": None,
         }
         sql, params, chosen = fresh_statement(connection, fields, timezone.now())
+        rung = chosen["partition"] if kind == "send" else None  # a send's partition is rung once it is inserted
         try:
-            row = await self.group.insert(sql, params, chosen["uid"], chosen["partition"] if kind == "send" else None)
+            row = await self.group.insert(sql, params, chosen["uid"], rung)
+            if row is None:  # a new key: the statement wrote nothing
+                row = await self.first_of_key(sql, params, type_name, key, rung)
         except psycopg.Error as exc:
             log.warning("ingress: database error: %s", exc)
             return error_response(503, "The database is unavailable; retry shortly.")
-        if row is None:  # a new key: the statement wrote nothing
-            try:
-                ringing = chosen["partition"] if kind == "send" else None
-                row = await self.first_of_key(sql, params, type_name, key, ringing)
-            except psycopg.Error as exc:
-                log.warning("ingress: database error: %s", exc)
-                return error_response(503, "The database is unavailable; retry shortly.")
-            if row is None:  # the key's row was deleted again meanwhile: the threads make it
-                raise Threaded
+        if row is None:  # the new key's row was deleted again meanwhile: the threads make it
+            raise Threaded
         chosen["id"], chosen["instance_id"] = row
         invocation = Invocation.built(connection.alias, chosen)
-        if kind == "send":  # its partition was rung with its group's
+        if kind == "send":
             return send_response(invocation.public_id, created=True, execution_time=None)
         timeout: CallTimeout | None = None
         try:
@@ -209,10 +205,7 @@ class Application:
         done when another request made it meanwhile), then the invocation inserted alone and, for a send,
         its partition rung. None when the key's row is gone again (an operator deleted it)."""
         await self.postgres.fetchone(*instance_create_statement(connections["default"], type_name, key))
-        row = await self.postgres.fetchone(sql, params)
-        if row is not None and send_partition is not None:
-            await ring([send_partition])
-        return row
+        return await self.group.alone(sql, params, send_partition)
 
     async def shared(self, view: IngressView, route: Any, stored: Any) -> HttpResponse:
         """A shared call: the key's committed state read on the loop's connection (the statement of
@@ -325,10 +318,13 @@ class GroupInsert:
         if self.task is None or self.task.done():
             self.task = loop.create_task(self._run())
         row = await entry.future
-        if row is _ALONE:
-            row = await self.postgres.fetchone(sql, params)
-            if row is not None and send_partition is not None:
-                await ring([send_partition])
+        return await self.alone(sql, params, send_partition) if row is _ALONE else row
+
+    async def alone(self, sql: str, params: list[Any], send_partition: int | None) -> Any:
+        """One invocation inserted by its own statement (and its partition rung, for a send)."""
+        row = await self.postgres.fetchone(sql, params)
+        if row is not None and send_partition is not None:
+            await ring([send_partition])
         return row
 
     async def _run(self) -> None:
