@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format types migrations-check install bench bench-compare soak clean
+.PHONY: run test check lint format types migrations-check install bench bench-compare soak screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "==> creating the virtualenv and installing requirements (first run takes a minute)"
@@ -46,6 +46,11 @@ bench-compare: $(STAMP)
 
 soak: $(STAMP)
 	@$(BIN)/python bench/soak.py
+
+screenshots: $(STAMP)
+	@$(BIN)/python scripts/ensure_browser.py
+	@OBJECTS_DOCS_SCREENSHOTS=1 $(BIN)/python scripts/test.py tests/browser/test_docs_screenshots.py \
+		"tests/browser/test_shop.py::test_shopper_adds_changes_removes_and_checks_out"
 
 clean:
 	rm -rf $(VENV) var

@@ -1,12 +1,15 @@
 """Screenshots for docs/operations.md: the admin overview, instance list, one instance and the invocation list.
 
 They are taken from a live server with the demo data and a few shop calls, so the docs show the admin as it
-is; each page is checked for what the docs say it shows before it is captured.
+is; each page is checked for what the docs say it shows before it is captured. They go to var/screenshots/ on
+every test run (so a test run leaves the work tree clean) and to docs/images/ with `make screenshots`
+(OBJECTS_DOCS_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,8 @@ from catalog.demo import ADMIN_PASSWORD, ADMIN_USERNAME
 from objects.models import Instance
 
 pytestmark = [pytest.mark.browser, pytest.mark.workers]
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ROOT / "docs" / "images" if os.environ.get("OBJECTS_DOCS_SCREENSHOTS") == "1" else ROOT / "var" / "screenshots"
 
 
 @pytest.fixture
@@ -34,7 +38,7 @@ def demo(live_web):
 
 
 def capture(page, name: str) -> None:
-    IMAGES.mkdir(exist_ok=True)
+    IMAGES.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(IMAGES / f"admin-{name}.png"), full_page=name == "instance")
 
 
