@@ -37,6 +37,29 @@ def port_free(port: int) -> bool:
         return s.connect_ex((HOST, port)) != 0
 
 
+def stop_with_parent() -> None:
+    """Stop like on Ctrl-C when the process that started this one ends without passing a signal on (`make`
+    killed outright): Linux sends this process SIGTERM then (prctl PR_SET_PDEATHSIG). Elsewhere nothing
+    changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent was already gone before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def stopping(*_: object) -> None:
+    """SIGTERM: stop as on Ctrl-C, once; a second signal while stopping does not cut the stop short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     (ROOT / "var").mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -125,6 +148,8 @@ def main() -> int:
                     say(f"the {name} exited with status {proc.returncode}; restarting it (see var/log/{name}.log)")
                     procs[name] = stack.spawn(name, commands[name], env=env, log=logs / f"{name}.log")
     except KeyboardInterrupt:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # Ctrl-C ends `make` too, whose end sends SIGTERM here
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print()
         say("stopping")
         return 0
@@ -136,5 +161,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, stopping)
+    stop_with_parent()
     sys.exit(main())
