@@ -82,7 +82,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
 # -- this project -----------------------------------------------------------------------------------------
 def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Target, dict]:
     say("starting PostgreSQL and Redis (loopback)")
-    stats = "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track_planning = on\n"
+    # With --pg-stats: the statements' figures, and PostgreSQL's log (copied to the run's logs at the end) with
+    # the plan of every statement slower than 20 ms (auto_explain), checkpoints and autovacuum runs.
+    stats = (
+        "shared_preload_libraries = 'pg_stat_statements,auto_explain'\npg_stat_statements.track_planning = on\n"
+        "auto_explain.log_min_duration = '20ms'\nauto_explain.log_buffers = on\nlogging_collector = on\n"
+        "log_checkpoints = on\nlog_autovacuum_min_duration = 0\nlog_line_prefix = '%m [%p] '\n"
+    )
     database_url = stack.start_postgres(extra_conf=stats if args.pg_stats else "")
     args.database_url = database_url
     _tune_postgres(database_url, durable=not args.fast_pg, toast=args.toast, stats=bool(args.pg_stats))
@@ -537,6 +543,8 @@ def main(argv: list[str]) -> int:
         return 130
     finally:
         say("stopping the stack")
+        if args.pg_stats and getattr(stack, "pg", None):
+            shutil.copytree(stack.pg["data"] / "log", logs / "postgres", dirs_exist_ok=True)
         stack.stop()
     systems = [t.name for t in targets]
     summary = summarize(results)

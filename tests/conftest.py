@@ -21,6 +21,16 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from stack import web_command  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def static_root() -> None:
+    """WhiteNoise looks for STATIC_ROOT (collectstatic's folder, which `make run` fills) and warns on each
+    request of a fresh clone without it; the tests serve static files through the finders, so an empty folder
+    is enough."""
+    from django.conf import settings
+
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
 class Workers:
     """Real `celery worker` processes consuming every partition queue; can be killed and restarted."""
 
