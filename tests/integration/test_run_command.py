@@ -29,17 +29,19 @@ def answers(port: int) -> bool:
 
 
 def started_by(redis_port: int) -> list[int]:
-    """The processes `make run` started in this test: their environment holds its REDIS_PORT (theirs alone)."""
-    marker = f"REDIS_PORT={redis_port}".encode()
+    """The processes `make run` started in this test: their environment holds its REDIS_PORT (theirs alone), or,
+    for Redis, which rewrites its environment's memory with its process title, the title names the port."""
+    marker, title = f"REDIS_PORT={redis_port}".encode(), f"127.0.0.1:{redis_port}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             environ = (entry / "environ").read_bytes().split(b"\0")
+            command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if marker in environ:
+        if marker in environ or (title in command and b"server" in command):
             found.append(int(entry.name))
     return found
 
