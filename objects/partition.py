@@ -245,10 +245,7 @@ def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candi
         return candidates, _lock_keys([c.instance_id for c in candidates]) if candidates else set()
     when = connection.ops.adapt_datetimefield_value(now)
     sql = _sql(_CLAIM_SQL, connection.vendor, len(partitions))
-    # Planned on every pass, never prepared: a plan psycopg prepared in the worker's first passes, while the tables
-    # were nearly empty, was kept until the next ANALYZE and joined every key row to every pending invocation in
-    # the next big backlog (244,181 blocks per pass in a round of one-way sends; docs/benchmarks.md, tenth round).
-    rows = fetchall(connection, sql, [*partitions, when, False, when, limit, False], planned=True)
+    rows = fetchall(connection, sql, [*partitions, when, False, when, limit, False])
     return [Candidate(int(r[0]), r[1], r[2], int(r[3]), int(r[5])) for r in rows], {int(r[0]) for r in rows if r[4]}
 
 

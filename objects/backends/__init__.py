@@ -33,11 +33,9 @@ def fetchone(connection: Any, sql: str, params: Sequence[Any]) -> tuple | None:
     return _run(connection, sql, params, lambda cursor: cursor.fetchone())
 
 
-def fetchall(connection: Any, sql: str, params: Sequence[Any], *, planned: bool = False) -> list[tuple]:
-    """Run one statement; all its rows. `planned`: PostgreSQL plans it on every run, for these parameters and
-    the tables as they are now, instead of keeping a prepared plan (which can outlive the data it was made
-    for: the worker's claim, objects/partition.py)."""
-    return _run(connection, sql, params, lambda cursor: cursor.fetchall(), planned=planned)
+def fetchall(connection: Any, sql: str, params: Sequence[Any]) -> list[tuple]:
+    """Run one statement; all its rows."""
+    return _run(connection, sql, params, lambda cursor: cursor.fetchall())
 
 
 def rowcount(connection: Any, sql: str, params: Sequence[Any]) -> int:
@@ -45,16 +43,13 @@ def rowcount(connection: Any, sql: str, params: Sequence[Any]) -> int:
     return _run(connection, sql, params, lambda cursor: cursor.rowcount)
 
 
-def _run(connection: Any, sql: str, params: Sequence[Any], read: Callable[[Any], Any], planned: bool = False) -> Any:
+def _run(connection: Any, sql: str, params: Sequence[Any], read: Callable[[Any], Any]) -> Any:
     kept = getattr(connection, "kept_cursor", None)
     if kept is None or connection.execute_wrappers or connection.queries_logged:
-        with connection.cursor() as cursor:  # observed: as Django runs it (`planned` is not passed on)
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return read(cursor)
     cursor = kept()
     with connection.wrap_database_errors:
-        if planned:
-            cursor.execute(sql, params, prepare=False)
-        else:
-            cursor.execute(sql, params)
+        cursor.execute(sql, params)
         return read(cursor)
