@@ -42,6 +42,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -367,11 +368,13 @@ class GroupInsert:
                 _settle(entry, rows.get(entry.uid))
 
 
+@dataclass(slots=True)
 class _Entry:
-    __slots__ = ("future", "params", "send_partition", "sql", "uid")
-
-    def __init__(self, sql: str, params: list[Any], uid: Any, send_partition: int | None, future: Any) -> None:
-        self.sql, self.params, self.uid, self.send_partition, self.future = sql, params, uid, send_partition, future
+    sql: str
+    params: list[Any]
+    uid: Any
+    send_partition: int | None
+    future: asyncio.Future[Any]
 
 
 _ALONE = object()  # a group's answer to its entries: insert yourself, alone

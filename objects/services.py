@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -137,14 +138,7 @@ def fresh_group_sql() -> str:
     quote = connection.ops.quote_name
     names = [field.attname for field in _FRESH_PARAMS]
     arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in _FRESH_PARAMS)
-    selected = ", ".join(
-        "k.id"
-        if field.attname == "instance_id"
-        else _literal(field.get_db_prep_save(_FRESH[field.attname], connection), "postgresql")
-        if field.attname in _FRESH
-        else f"v.{quote(field.attname)}"
-        for field in _INSERT_FIELDS
-    )
+    selected = _selected(connection, "postgresql", fresh=True, chosen=lambda field: f"v.{quote(field.attname)}")
     columns = ", ".join(quote(str(field.column)) for field in _INSERT_FIELDS)
     return (
         f"INSERT INTO {quote(Invocation._meta.db_table)} ({columns}) SELECT {selected} "
@@ -208,23 +202,28 @@ def _insert_sql(vendor: str) -> tuple[str, str, str]:
     table = quote(Invocation._meta.db_table)
     columns = ", ".join(quote(str(field.column)) for field in _INSERT_FIELDS)
 
-    def selected(fresh: bool) -> str:
-        return ", ".join(
-            "k.id"
-            if field.attname == "instance_id"
-            else _literal(field.get_db_prep_save(_FRESH[field.attname], connection), vendor)
-            if fresh and field.attname in _FRESH
-            else "%s"
-            for field in _INSERT_FIELDS
-        )
-
     by_key, fresh_by_key = (
-        f"INSERT INTO {table} ({columns}) SELECT {selected(fresh)} FROM {quote(Instance._meta.db_table)} k "
+        f"INSERT INTO {table} ({columns}) "
+        f"SELECT {_selected(connection, vendor, fresh=fresh, chosen=lambda field: '%s')} "
+        f"FROM {quote(Instance._meta.db_table)} k "
         'WHERE k.type_name = %s AND k."key" = %s RETURNING id, instance_id'
         for fresh in (False, True)
     )
     by_id = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_INSERT_FIELDS))})"
     return by_key, by_id, fresh_by_key
+
+
+def _selected(connection: Any, vendor: str, *, fresh: bool, chosen: Callable[[Any], str]) -> str:
+    """The SELECT list of an INSERT ... SELECT from the key's row `k`: its id as the instance, with `fresh` the
+    columns a caller does not choose as constants (`_FRESH`), every other column `chosen(field)`."""
+    return ", ".join(
+        "k.id"
+        if field.attname == "instance_id"
+        else _literal(field.get_db_prep_save(_FRESH[field.attname], connection), vendor)
+        if fresh and field.attname in _FRESH
+        else chosen(field)
+        for field in _INSERT_FIELDS
+    )
 
 
 def _literal(value: Any, vendor: str) -> str:

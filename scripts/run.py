@@ -53,10 +53,16 @@ def stop_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def stopping(*_: object) -> None:
-    """SIGTERM: stop as on Ctrl-C, once; a second signal while stopping does not cut the stop short."""
+def ignore_stop_signals() -> None:
+    """While stopping: a second SIGTERM or Ctrl-C (Ctrl-C ends `make` too, whose end sends SIGTERM here) does not
+    cut the stop short."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def stopping(*_: object) -> None:
+    """SIGTERM: stop as on Ctrl-C, once."""
+    ignore_stop_signals()
     raise KeyboardInterrupt
 
 
@@ -148,8 +154,7 @@ def main() -> int:
                     say(f"the {name} exited with status {proc.returncode}; restarting it (see var/log/{name}.log)")
                     procs[name] = stack.spawn(name, commands[name], env=env, log=logs / f"{name}.log")
     except KeyboardInterrupt:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # Ctrl-C ends `make` too, whose end sends SIGTERM here
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ignore_stop_signals()
         print()
         say("stopping")
         return 0
