@@ -134,7 +134,7 @@ class InvocationAdmin(admin.ModelAdmin):
     def traceback_html(self, obj: Invocation) -> str:
         if not obj.error_traceback:
             return "—"
-        return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', obj.error_traceback)
+        return format_html('<pre class="vo-traceback">{}</pre>', obj.error_traceback)
 
     @admin.display(description="caller chain (nearest first)")
     def caller_chain(self, obj: Invocation) -> str:

@@ -405,8 +405,38 @@ def test_overview_counts_per_type_and_links_into_filtered_lists(admin_client_):
     assert f"{INVOCATIONS}?type_name__exact=Recorder&amp;status__exact=failed" in response.content.decode()
 
 
-def test_admin_index_links_to_the_overview(admin_client_):
-    assert reverse("admin:objects_overview") in admin_client_.get("/admin/").content.decode()
+def test_the_app_index_and_the_instance_list_link_to_the_overview(admin_client_):
+    overview = reverse("admin:objects_overview")
+    assert overview in admin_client_.get(reverse("admin:app_list", args=["objects"])).content.decode()
+    assert overview in admin_client_.get(CHANGELIST).content.decode()
+
+
+def test_the_admin_templates_and_styles_come_from_the_app(admin_client_):
+    """A host gets the admin pages from the installed app alone: its templates and static files live in objects/."""
+    from pathlib import Path
+
+    from django.contrib.staticfiles import finders
+    from django.template.loader import get_template
+
+    app = Path(objects.__file__).parent
+    for name in (
+        "admin/objects/overview.html",
+        "admin/objects/instance/change_form.html",
+        "admin/objects/app_index.html",
+    ):
+        assert Path(get_template(name).origin.name).is_relative_to(app / "templates"), name
+    assert Path(finders.find("objects/admin.css")).is_relative_to(app / "static")
+    page = admin_client_.get(reverse("admin:objects_instance_change", args=[put("css", n=1).pk])).content.decode()
+    assert "objects/admin.css" in page and "<style>" not in page
+
+
+def test_the_site_index_stays_the_hosts(admin_client_):
+    """The app brings its own admin section; the site-wide index page is the host's to choose."""
+    from django.contrib import admin
+
+    assert admin.site.index_template is None
+    response = admin_client_.get("/admin/")
+    assert [t.name for t in response.templates][0] == "admin/index.html"
 
 
 # Permissions ----------------------------------------------------------------------------------------

@@ -55,6 +55,9 @@ def test_wheel_holds_the_objects_app_only(wheel):
     assert "objects/migrations/0001_initial.py" in names
     assert {f"objects/migrations/{p.name}" for p in (ROOT / "objects" / "migrations").glob("0*.py")} <= set(names)
     assert "objects/management/commands/__init__.py" in names
+    assert "objects/templates/admin/objects/overview.html" in names
+    assert "objects/templates/admin/objects/instance/change_form.html" in names
+    assert "objects/static/objects/admin.css" in names
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
 
 
