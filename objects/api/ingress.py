@@ -31,7 +31,7 @@ from .authentication import CachedTokenAuthentication
 from .body import body_read, json_parse
 from .delay import delay_parse
 from .paths import Route, decode_segment, raw_path, route_parse
-from .permissions import AUTHENTICATION_CLASSES, access_check, anonymous_refused
+from .permissions import INGRESS_AUTHENTICATION_CLASSES, access_check, anonymous_refused
 from .responses import NOT_READY, error_response, http_status, output_response, send_response
 
 log = logging.getLogger("objects.api")
@@ -101,7 +101,7 @@ def token_ingress(request, rest: str) -> HttpResponse | None:
 class IngressView(APIView):
     """Every ingress path; see the module docstring and docs/api.md."""
 
-    authentication_classes = AUTHENTICATION_CLASSES
+    authentication_classes = INGRESS_AUTHENTICATION_CLASSES
     permission_classes: list = []  # the type's access rule decides, after the type is known
     parser_classes: list = []  # the body is read raw (body.py), not by DRF's parsers
     renderer_classes = [JSONRenderer]
@@ -156,7 +156,9 @@ class IngressView(APIView):
         return self.outcome(invocation, ring=waits and created)
 
     def request_read(self, request, route: Route) -> Asked:
-        """A call's or send's checks in their order (authorize, delay, body, idempotency key) and what it asks."""
+        """A call's or send's checks in their order (credentials and a session's CSRF token, authorize, delay, body,
+        idempotency key) and what it asks."""
+        request.user  # noqa: B018 - authentication first: a session without its CSRF token is refused here (403)
         obj = self.authorize(request, route.type_name, route.key, route.handler)
         target = obj.handlers[route.handler]
         delay_text = request.GET.get("delay")

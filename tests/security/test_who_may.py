@@ -1,0 +1,90 @@
+"""Who may do what, over real HTTP against the web server: browser sessions on the ingress (with the CSRF token,
+refused without it before anything else), the management API's root, deposits, staff permissions on other
+users' keys, anonymous sends and delays. Token calls and sends are made twice where the path matters: once with
+a query string (the threads answer it: objects/asgi.py takes no request with one) and once without it, right
+after, while the token is in the process's cache (the event loop answers it)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from urllib.parse import quote
+
+import pytest
+from django.test import Client
+
+from objects.models import Instance, Invocation
+
+from .conftest import Person, RawHTTP, RawResponse
+
+pytestmark = pytest.mark.workers
+
+
+def _target(path: str, threads: bool) -> str:
+    if not threads:
+        return path
+    return path + ("&" if "?" in path else "?") + "via=threads"
+
+
+def both(
+    http: RawHTTP, path: str, body: object = None, person: Person | None = None, headers: dict | None = None
+) -> list[RawResponse]:
+    """The same POST through the threads, then on the event loop (the token is cached by the first)."""
+    data = b"" if body is None else json.dumps(body).encode()
+    all_headers = {**(person.header if person else {}), **(headers or {})}
+    return [http.request("POST", _target(path, threads), data, all_headers) for threads in (True, False)]
+
+
+def _rows() -> tuple[int, int]:
+    return Instance.objects.count(), Invocation.objects.count()
+
+
+# -- browser sessions on the ingress ---------------------------------------------------------------------
+@pytest.fixture
+def browser(live_web, alice) -> dict[str, str]:
+    """A signed-in browser's cookies (session and CSRF) and the CSRF header that goes with them."""
+    from django.conf import settings
+
+    client = Client()
+    client.force_login(alice.user)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    csrf = secrets.token_hex(16)  # 32 characters: a CSRF secret as Django's cookie holds it
+    return {
+        "Cookie": f"{settings.SESSION_COOKIE_NAME}={session}; {settings.CSRF_COOKIE_NAME}={csrf}",
+        "X-CSRFToken": csrf,
+    }
+
+
+def test_a_browser_session_calls_the_ingress_with_its_csrf_token(raw_http, browser):
+    sent = raw_http.request("POST", "/ingress/Recorder/alice/append", b'{"value": 5}', browser)
+    assert sent.status == 200, sent.body[:300]
+    assert sent.json() == 1
+    read = raw_http.request("POST", "/ingress/Recorder/alice/items", b"", browser)
+    assert read.status == 200 and read.json() == [5], read.body[:300]
+    queued = raw_http.request("POST", "/ingress/Recorder/alice/append/send", b'{"value": 6}', browser)
+    assert queued.status == 202, queued.body[:300]
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("POST", "/ingress/Recorder/alice/append", b'{"value": 5}'),
+        ("POST", "/ingress/NoSuchType/alice/append", b'{"value": 5}'),
+        ("POST", "/ingress/Recorder/alice/no_such_handler", b"{}"),
+        ("POST", "/ingress/Recorder/" + quote("x" * 300) + "/append", b'{"value": 5}'),
+        ("POST", "/ingress/Recorder/alice/append", b'{"value": '),
+        ("POST", "/ingress/Recorder/alice/append", b"[" * 2_000_000),
+        ("POST", "/ingress/Recorder/alice/append/send?delay=nonsense", b'{"value": 5}'),
+        ("POST", "/ingress/Wallet/bob/withdraw", b'{"amount": 1, "tx_id": "t"}'),
+    ],
+)
+def test_a_browser_session_without_the_csrf_token_is_refused_before_anything_else(
+    raw_http, browser, method, path, body
+):
+    cookie_only = {"Cookie": browser["Cookie"]}
+    before = _rows()
+    response = raw_http.request(method, path, body, cookie_only)
+    assert response.status == 403, (path, response.status, response.body[:300])
+    error = response.json()
+    assert "CSRF" in error["message"] and error["source"] == "ingress", error
+    assert _rows() == before
