@@ -1,0 +1,97 @@
+"""Wire a host's Celery app for virtual objects with one call, `objects.celery.configure(app)`.
+
+It declares the partition queues and the sweeper's queue, routes the app's own tasks there and adds the
+sweeper's beat entry. The host's default queue, its routes and its other beat entries stay as they were.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from objects import conf
+from objects.broker import harden_redis_transport
+from objects.routing import all_queues, partition_of, queue_name
+
+SWEEP_QUEUE = "objects.sweeper"
+SWEEP_ENTRY = "objects-sweep"
+# One direct exchange for the app's queues (its binding table lives in Redis; workers declare it again when
+# they reconnect, and a doorbell lost to a FLUSHALL or a restart meanwhile is re-rung by the sweeper).
+EXCHANGE = Exchange("objects", type="direct")
+# Celery's Django fix-up closes the database connection around every task unless this is set: a new
+# PostgreSQL backend per doorbell. A host that sets it keeps its value.
+DB_REUSE_MAX = 1_000_000
+
+_configured: weakref.WeakSet[Celery] = weakref.WeakSet()
+
+
+def queues() -> list[str]:
+    """The queues a worker that serves every partition consumes: objects.p0..p<N-1> and the sweeper's."""
+    return [*all_queues(), SWEEP_QUEUE]
+
+
+def route(name: str, args: Any = (), kwargs: Any = None, options: Any = None, task: Any = None, **_: Any) -> Any:
+    """Celery router for the app's tasks only (None for every other task: the host's routes decide). A queue
+    given to apply_async wins over this, as it does over any route."""
+    if name == "objects.sweep":
+        return {"queue": SWEEP_QUEUE}
+    if name == "objects.drain_partition" and args:
+        return {"queue": queue_name(int(args[0]))}
+    if name == "objects.drain" and args and len(args) >= 2:
+        return {"queue": queue_name(partition_of(args[0], args[1]))}
+    return None
+
+
+def configure(app: Celery) -> Celery:
+    """Set `app` up for virtual objects (call it once, where the host creates its Celery app); returns `app`.
+
+    The settings are applied once the app's configuration is loaded (Django's settings may still be
+    importing when the host's Celery module is)."""
+    harden_redis_transport()  # a worker survives Redis going away and coming back (objects/broker.py)
+    if app not in _configured:
+        _configured.add(app)
+        if app.configured:
+            _apply(app)
+        else:
+            app.on_after_configure.connect(_on_after_configure, sender=app, weak=False)
+    return app
+
+
+def is_configured(app: Celery) -> bool:
+    return app in _configured
+
+
+def _on_after_configure(sender: Celery, **_: Any) -> None:
+    _apply(sender)
+
+
+def _apply(app: Celery) -> None:
+    c = app.conf
+    declared = list(c.task_queues or [])
+    if not declared and c.task_default_queue:
+        # Celery consumes its default queue only while no queue is declared: declare it, so that a host's
+        # worker started without -Q still consumes it.
+        name = c.task_default_queue
+        exchange = Exchange(c.task_default_exchange or name, type=c.task_default_exchange_type)
+        declared.append(Queue(name, exchange, routing_key=c.task_default_routing_key or name))
+    names = {q.name for q in declared}
+    c.task_queues = declared + [Queue(n, EXCHANGE, routing_key=n) for n in queues() if n not in names]
+    routes = c.task_routes
+    if routes is None:
+        routes = []
+    elif not isinstance(routes, (list, tuple)):
+        routes = [routes]
+    c.task_routes = [route, *[r for r in routes if r is not route]]
+    c.beat_schedule = {
+        **(c.beat_schedule or {}),
+        SWEEP_ENTRY: {
+            "task": "objects.sweep",
+            "schedule": float(conf.get("OBJECTS_SWEEP_INTERVAL")),
+            "options": {"queue": SWEEP_QUEUE, "expires": 30},
+        },
+    }
+    if c.get("CELERY_DB_REUSE_MAX") is None:
+        c.CELERY_DB_REUSE_MAX = DB_REUSE_MAX
