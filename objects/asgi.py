@@ -105,11 +105,33 @@ class Application:
             try:
                 response = await self.answer(scope, body)
             except Threaded:
-                await self.threaded(scope, _replay(body, more, receive), send)
+                await self.to_threads(scope, _replay(body, more, receive), send)
                 return
+            if more:  # the rest of the body stays unread: closing stops uvicorn from reading it to drop it
+                response["Connection"] = "close"
             await _respond(send, response)
+        elif scope["type"] == "http":
+            await self.to_threads(scope, receive, send)
         else:
             await self.threaded(scope, receive, send)
+
+    async def to_threads(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Django's answer, on the threads. A chunked body is read here first, whole, and given to Django with
+        its length: Django's WSGI request reads CONTENT_LENGTH bytes, none without it. One over
+        OBJECTS_MAX_BODY_BYTES is refused here (413, the rest unread, the connection closed)."""
+        headers = scope["headers"]
+        if any(name == b"transfer-encoding" for name, _ in headers):
+            limit = conf.get("OBJECTS_MAX_BODY_BYTES")
+            body, more = await _body(receive, limit)
+            if more:
+                response = error_response(413, f"The body is over the limit of {limit} bytes.")
+                response["Connection"] = "close"
+                await _respond(send, self.finished(ASGIRequest(scope, io.BytesIO()), response))
+                return
+            length = (b"content-length", str(len(body)).encode())
+            headers = [(n, v) for n, v in headers if n not in (b"transfer-encoding", b"content-length")] + [length]
+            scope, receive = {**scope, "headers": headers}, _replay(body, False, receive)
+        await self.threaded(scope, receive, send)
 
     def takes(self, scope: Scope) -> bool:
         """A token call or send the loop may answer (see the module docstring); decided from the scope alone."""
@@ -152,6 +174,10 @@ class Application:
             raise Threaded from None
         except Exception as exc:  # noqa: BLE001 - answered as the ingress answers it
             response = view.handle_exception(exc)
+        return self.finished(request, response)
+
+    def finished(self, request: ASGIRequest, response: HttpResponse) -> HttpResponse:
+        """The answer with the headers SecurityMiddleware and XFrameOptionsMiddleware give every answer."""
         response = self.xframe.process_response(request, self.security.process_response(request, response))
         response["Content-Length"] = str(len(response.content))
         return response

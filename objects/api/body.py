@@ -40,8 +40,8 @@ def body_read(request) -> bytes:
         body = request.body
     except RequestDataTooBig:
         raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.") from None
-    if len(body) > limit:
-        raise PayloadTooLarge(f"The body is {len(body)} bytes; the limit is {limit} bytes.")
+    if len(body) > limit:  # a body without a declared length (chunked), read up to just over the limit
+        raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
     return body
 
 

@@ -1,0 +1,142 @@
+"""The web edge over real HTTP: one rule set on both sides of the web process (objects/asgi.py), the event loop
+(token calls and sends) and the threads (Django: a query string, an idempotency key, a session, any other
+path). Request bodies sent chunked, header names with underscores, the Host header."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import select
+import socket
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pytest
+
+from objects.models import Instance, StateEntry
+
+from .conftest import RawHTTP, RawResponse
+
+pytestmark = pytest.mark.workers
+
+SIDES = ["loop", "threads"]
+MB = 1024 * 1024
+
+
+def on_side(path: str, side: str) -> str:
+    """The path as the given side answers it: the loop never takes a request with a query string."""
+    return path + ("?via=threads" if side == "threads" else "")
+
+
+def warm(raw_http: RawHTTP, person, side: str) -> None:
+    """For the loop: the token in every web process's cache (the first use of a token in a process is looked
+    up by the threads), by a few shared calls, each on its own connection."""
+    if side == "loop":
+        for _ in range(8):
+            assert raw_http.request("POST", "/ingress/Counter/warm%2Fup/get", b"", person.header).status == 200
+
+
+def counter_value(key: str) -> int | None:
+    entry = StateEntry.objects.filter(instance__type_name="Counter", instance__key=key, name="value").first()
+    return None if entry is None else entry.value
+
+
+def ingress_error(response: RawResponse, status: int) -> str:
+    assert response.status == status, (response.status, response.body[:300])
+    body = response.json()
+    assert body["code"] == status and body["source"] == "ingress" and body["message"], body
+    assert response.headers.get("x-restate-error-source") == "ingress"
+    return body["message"]
+
+
+# -- chunked request bodies ----------------------------------------------------------------------------
+@dataclass
+class Chunked:
+    response: RawResponse
+    sent: int  # body bytes sent before the server answered or stopped reading
+    closed: bool  # the server closed the connection after its answer
+
+
+def chunked_request(
+    base: RawHTTP, method: str, target: str, chunks: Iterable[bytes], headers: dict[str, str]
+) -> Chunked:
+    """Send the body with `Transfer-Encoding: chunked`, chunk by chunk, stopping as soon as the server
+    answers (or stops reading and closes)."""
+    sock = socket.create_connection((base.host, base.port), timeout=30)
+    try:
+        head = [f"{method} {target} HTTP/1.1", f"Host: {base.host}:{base.port}", "Transfer-Encoding: chunked"]
+        head += [f"{name}: {value}" for name, value in {"Content-Type": "application/json", **headers}.items()]
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        sent = 0
+        try:
+            for chunk in chunks:
+                if select.select([sock], [], [], 0)[0]:  # an answer already: stop sending
+                    break
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            else:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before reading it all; read that answer
+        answer = http.client.HTTPResponse(sock, method=method)
+        answer.begin()
+        response = RawResponse(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+        sock.settimeout(5)
+        try:
+            closed = sock.recv(1) == b""
+        except ConnectionResetError:
+            closed = True
+        except TimeoutError:
+            closed = False
+        return Chunked(response, sent, closed)
+    finally:
+        sock.close()
+
+
+def pieces(data: bytes, size: int = 3) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def large(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
+    yield b'{"by": 5, "pad": "'
+    for _ in range(total // size):
+        yield b"x" * size
+    yield b'"}'
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_a_chunked_body_is_read_whole_on_both_sides(live_web, raw_http, staff, side):
+    key = f"chunked-{side}/x"
+    warm(raw_http, staff, side)
+    target = on_side(f"/ingress/Counter/{quote(key, safe='')}/increment", side)
+    result = chunked_request(raw_http, "POST", target, pieces(b'{"by": 5}'), staff.header)
+    assert result.response.status == 200, result.response.body[:300]
+    assert result.response.json() == 5
+    assert counter_value(key) == 5
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_a_chunked_body_over_the_limit_is_refused_without_reading_the_rest(live_web, raw_http, staff, side):
+    key = f"chunked-large-{side}/x"
+    warm(raw_http, staff, side)
+    total = 50 * MB
+    target = on_side(f"/ingress/Counter/{quote(key, safe='')}/increment", side)
+    result = chunked_request(raw_http, "POST", target, large(total), staff.header)
+    message = ingress_error(result.response, 413)
+    assert "limit" in message and str(MB) in message, message
+    assert result.closed, "the connection stayed open: the rest of the body would be read and dropped"
+    assert result.sent < total // 2, f"{result.sent} bytes sent before the answer"
+    assert counter_value(key) is None
+    assert raw_http.request("POST", "/ingress/Counter/still%2Fserving/get", b"", staff.header).status == 200
+
+
+def test_a_chunked_body_reaches_the_management_api(live_web, raw_http, staff):
+    made = raw_http.request("POST", "/ingress/Counter/chunked-api%2Fx/increment", b"{}", staff.header)
+    assert made.status == 200, made.body[:300]
+    instance = Instance.objects.get(type_name="Counter", key="chunked-api/x")
+    body = json.dumps({"entries": {"note": "from a chunked body"}}).encode()
+    result = chunked_request(raw_http, "PATCH", f"/api/instances/{instance.pk}/state/", pieces(body, 7), staff.header)
+    assert result.response.status == 200, result.response.body[:300]
+    assert result.response.json()["state"]["note"] == "from a chunked body"
