@@ -88,3 +88,18 @@ def test_a_browser_session_without_the_csrf_token_is_refused_before_anything_els
     error = response.json()
     assert "CSRF" in error["message"] and error["source"] == "ingress", error
     assert _rows() == before
+
+
+# -- the management API's root ---------------------------------------------------------------------------
+def test_the_api_root_lists_the_resources_for_staff_only(raw_http, staff, alice, viewer):
+    listed = raw_http.request("GET", "/api/", headers={**staff.header, "Accept": "application/json"})
+    assert listed.status == 200, listed.body[:300]
+    resources = listed.json()
+    assert set(resources) == {"types", "instances", "invocations"}, resources
+    assert resources["types"].endswith("/api/types/"), resources
+    assert raw_http.request("GET", "/api/", headers=viewer.header).status == 200, "view-only staff may look"
+    anonymous = raw_http.request("GET", "/api/")
+    assert anonymous.status == 401 and anonymous.json()["message"], anonymous.body[:300]
+    assert anonymous.headers.get("www-authenticate", "").startswith("Token")
+    refused = raw_http.request("GET", "/api/", headers=alice.header)
+    assert refused.status == 403 and "staff" in refused.json()["message"], refused.body[:300]
