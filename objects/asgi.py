@@ -116,11 +116,22 @@ class Application:
             await self.threaded(scope, receive, send)
 
     async def to_threads(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Django's answer, on the threads. A chunked body is read here first, whole, and given to Django with
-        its length: Django's WSGI request reads CONTENT_LENGTH bytes, none without it. One over
-        OBJECTS_MAX_BODY_BYTES is refused here (413, the rest unread, the connection closed)."""
+        """Django's answer, on the threads. Header names with an underscore are dropped, as Django's ASGI
+        handler drops them (so on the loop too): in a WSGI environ `Idempotency_Key` would pass for
+        `Idempotency-Key`. A chunked body is read here first, whole, and given to Django with its length:
+        Django's WSGI request reads CONTENT_LENGTH bytes, none without it. One over OBJECTS_MAX_BODY_BYTES is
+        refused here (413, the rest unread, the connection closed)."""
         headers = scope["headers"]
-        if any(name == b"transfer-encoding" for name, _ in headers):
+        chunked = underscored = False
+        for name, _ in headers:
+            if name == b"transfer-encoding":
+                chunked = True
+            elif b"_" in name:
+                underscored = True
+        if underscored:
+            headers = [(n, v) for n, v in headers if b"_" not in n]
+            scope = {**scope, "headers": headers}
+        if chunked:
             limit = conf.get("OBJECTS_MAX_BODY_BYTES")
             body, more = await _body(receive, limit)
             if more:

@@ -140,3 +140,17 @@ def test_a_chunked_body_reaches_the_management_api(live_web, raw_http, staff):
     result = chunked_request(raw_http, "PATCH", f"/api/instances/{instance.pk}/state/", pieces(body, 7), staff.header)
     assert result.response.status == 200, result.response.body[:300]
     assert result.response.json()["state"]["note"] == "from a chunked body"
+
+
+# -- header names with underscores ---------------------------------------------------------------------
+@pytest.mark.parametrize("side", SIDES)
+def test_header_names_with_underscores_are_dropped_on_both_sides(live_web, raw_http, staff, side):
+    """`Idempotency_Key` is not `Idempotency-Key`: dropped, as Django's ASGI handler and common proxies drop
+    such names (a WSGI environ cannot tell `_` from `-`), so two sends are two invocations."""
+    warm(raw_http, staff, side)
+    target = on_side(f"/ingress/Counter/underscore-{side}%2Fx/increment/send", side)
+    headers = {**staff.header, "Idempotency_Key": "same-key"}
+    answers = [raw_http.request("POST", target, b'{"by": 1}', headers) for _ in range(2)]
+    assert [a.status for a in answers] == [202, 202], [a.body[:200] for a in answers]
+    assert [a.json()["status"] for a in answers] == ["Accepted", "Accepted"]
+    assert answers[0].json()["invocationId"] != answers[1].json()["invocationId"]
