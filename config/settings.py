@@ -5,6 +5,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from objects.timeouts import postgres_options
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -102,6 +104,10 @@ else:
     if _threshold:
         _db.setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": int(_threshold)})
     _db.setdefault("CONN_HEALTH_CHECKS", True)
+    # A vanished host or a cut network holds a key at most OBJECTS_HOST_LOSS_BOUND seconds: TCP keepalives and
+    # a user timeout on both ends of every connection, the event loop's too (objects/timeouts.py; workers add
+    # their session timeouts when they start).
+    _db["OPTIONS"] = postgres_options(env.float("OBJECTS_HOST_LOSS_BOUND", default=30.0), _db.get("OPTIONS"))
     # The same backend, with a health check that asks the socket before it runs `SELECT 1`
     # (objects/backends/postgresql/base.py): no extra statement per request while the connection is quiet.
     if _db["ENGINE"] == "django.db.backends.postgresql":
@@ -126,6 +132,8 @@ OBJECTS_SWEEP_INTERVAL = env.float("OBJECTS_SWEEP_INTERVAL", default=5.0)
 OBJECTS_DRAIN_LINGER_MS = env.int("OBJECTS_DRAIN_LINGER_MS", default=50)
 # threads per web process for every request the event loop does not answer itself (objects/asgi.py)
 OBJECTS_WEB_THREADS = env.int("OBJECTS_WEB_THREADS", default=16)
+# seconds a vanished host or a cut network may hold a key (objects/timeouts.py)
+OBJECTS_HOST_LOSS_BOUND = env.float("OBJECTS_HOST_LOSS_BOUND", default=30.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

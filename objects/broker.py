@@ -11,6 +11,10 @@ one of the connection errors the close ignores, so it ends the worker.
 ignores: the worker goes on to reconnect. Nothing is lost by skipping that restore: a doorbell carries no
 invocation, kombu restores unacked messages after its visibility timeout, and the sweeper re-rings every key
 whose inbox waits (tests/faults/test_redis.py, tests/unit/test_broker.py).
+
+It also bounds the broker's sockets: the transport options the app did not set itself get the timeouts and
+TCP keepalives of OBJECTS_HOST_LOSS_BOUND (objects/timeouts.py), so a vanished Redis host or a cut network
+fails a publish or a consumer's read instead of hanging on it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 _MARK = "_objects_hardened"
+_BOUNDED = "_objects_bounded"
 
 
 def harden_redis_transport() -> None:
@@ -31,11 +36,32 @@ def harden_redis_transport() -> None:
     original = channel._connparams
 
     def _connparams(self: Any, asynchronous: bool = False) -> Any:
-        if getattr(self.connection, "client", None) is None:
+        client = getattr(self.connection, "client", None)
+        if client is None:
             raise redis.exceptions.ConnectionError(
                 "the broker connection was already closed (Redis went away); the worker reconnects"
             )
+        bound_sockets(self, client.transport_options or {})
         return original(self, asynchronous=asynchronous)
 
     channel._connparams = _connparams  # type: ignore[method-assign]
     setattr(channel, _MARK, True)
+
+
+def bound_sockets(channel: Any, chosen: dict[str, Any]) -> None:
+    """Set the channel's socket timeouts and keepalives from OBJECTS_HOST_LOSS_BOUND, except those the app's
+    transport options set (`chosen`), once per channel."""
+    if getattr(channel, _BOUNDED, False):
+        return
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .timeouts import DEFAULT_BOUND, broker_transport_options
+
+    try:
+        options = broker_transport_options()
+    except ImproperlyConfigured:  # Django's settings are not configured in this process
+        options = broker_transport_options(DEFAULT_BOUND)
+    for name, value in options.items():
+        if name not in chosen:
+            setattr(channel, name, value)
+    setattr(channel, _BOUNDED, True)

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "OBJECTS_GROUP_BUDGET_MS": 200,
     "OBJECTS_DRAIN_LINGER_MS": 50,
     "OBJECTS_WEB_THREADS": 16,
+    "OBJECTS_HOST_LOSS_BOUND": 30.0,
 }
 
 _POSITIVE_INT = (
@@ -45,6 +46,7 @@ _POSITIVE_INT = (
     "OBJECTS_GROUP_BUDGET_MS",
     "OBJECTS_WEB_THREADS",
 )
+_POSITIVE_NUMBER = ("OBJECTS_HOST_LOSS_BOUND",)
 
 
 def get(name: str) -> Any:
@@ -54,6 +56,8 @@ def get(name: str) -> Any:
     value = getattr(settings, name, DEFAULTS[name])
     if name in _POSITIVE_INT and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}")
+    if name in _POSITIVE_NUMBER and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+        raise ImproperlyConfigured(f"{name} must be a positive number of seconds, got {value!r}")
     if isinstance(DEFAULTS[name], timedelta) and isinstance(value, (int, float)):
         value = timedelta(seconds=value)
     return value

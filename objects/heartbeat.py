@@ -10,6 +10,8 @@ import time
 
 from celery.signals import worker_ready, worker_shutdown
 
+from . import timeouts  # noqa: F401 - registers the worker's session timeouts (worker_init)
+
 INTERVAL = 2.0
 TTL = 6
 PREFIX = "objects:worker:"

@@ -30,9 +30,9 @@ SIGNAL_TTL = 300
 def client() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
-        )
+        from .timeouts import redis_options
+
+        _client = redis.Redis.from_url(settings.REDIS_URL, **redis_options())
     return _client
 
 
