@@ -7,6 +7,7 @@ sweeper's beat entry. The host's default queue, its routes and its other beat en
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from celery import Celery
@@ -25,12 +26,55 @@ EXCHANGE = Exchange("objects", type="direct")
 # PostgreSQL backend per doorbell. A host that sets it keeps its value.
 DB_REUSE_MAX = 1_000_000
 
+# What `manage.py objects_worker` runs unless told otherwise: threads suit handlers that wait on the
+# database and on calls to other keys; one process serves every partition.
+DEFAULT_POOL = "threads"
+DEFAULT_CONCURRENCY = 4
+
 _configured: weakref.WeakSet[Celery] = weakref.WeakSet()
 
 
 def queues() -> list[str]:
     """The queues a worker that serves every partition consumes: objects.p0..p<N-1> and the sweeper's."""
     return [*all_queues(), SWEEP_QUEUE]
+
+
+def worker_argv(
+    *,
+    partitions: Iterable[int] | None = None,
+    sweeper: bool = True,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    pool: str = DEFAULT_POOL,
+    hostname: str | None = None,
+    loglevel: str = "info",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The `celery worker` arguments of a worker for virtual objects: the given partitions' queues (all by
+    default) and the sweeper's. The one place that builds them (`manage.py objects_worker`, `make run`)."""
+    count = conf.get("OBJECTS_PARTITIONS")
+    chosen = list(range(count)) if partitions is None else sorted(set(partitions))
+    wrong = [p for p in chosen if not 0 <= p < count]
+    if wrong:
+        raise ValueError(f"No partition {wrong[0]}: OBJECTS_PARTITIONS is {count}, so partitions are 0 to {count - 1}.")
+    names = [queue_name(p) for p in chosen] + ([SWEEP_QUEUE] if sweeper else [])
+    if not names:
+        raise ValueError("The worker would consume no queue: give it partitions or the sweeper's queue.")
+    argv = ["worker", "--queues", ",".join(names), "--pool", pool, "--concurrency", str(concurrency)]
+    argv += ["--without-gossip", "--without-mingle", "--loglevel", loglevel]
+    if hostname:
+        argv += ["--hostname", hostname]
+    return [*argv, *extra]
+
+
+def configured_app() -> Celery | None:
+    """The host's Celery app that `configure` set up: the current app when it is one, else any such app."""
+    from celery import current_app
+
+    current = current_app._get_current_object()
+    if current in _configured:
+        return current
+    apps = list(_configured)
+    return apps[-1] if apps else None
 
 
 def route(name: str, args: Any = (), kwargs: Any = None, options: Any = None, task: Any = None, **_: Any) -> Any:

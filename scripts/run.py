@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from stack import PYTHON, ROOT, Stack, say, web_command
+from stack import PYTHON, ROOT, Stack, beat_command, say, web_command, worker_command
 
 HOST, PORT = "127.0.0.1", int(os.environ.get("PORT", "8000"))
 REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
@@ -86,41 +86,9 @@ def main() -> int:
         if not port_free(PORT):
             say(f"port {PORT} is already in use: stop the other server (or set PORT=8001) and run again")
             return 1
-        from objects_queues import queues
-
         commands = {
-            "worker": [
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                queues(env),
-                "--pool",
-                "threads",
-                "-c",
-                os.environ.get("WORKER_THREADS", "4"),
-                "-n",
-                "worker@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "info",
-            ],
-            "sweeper": [
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "beat",
-                "-l",
-                "info",
-                "-s",
-                str(ROOT / "var" / "celerybeat-schedule"),
-            ],
+            "worker": worker_command(concurrency=int(os.environ.get("WORKER_THREADS", "4")), hostname="worker@%h"),
+            "sweeper": beat_command(ROOT / "var" / "celerybeat-schedule"),
             "web": web_command(HOST, PORT, access_log=True),
         }
         procs = {}

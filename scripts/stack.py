@@ -41,6 +41,21 @@ def web_command(host: str, port: int, *, workers: int = 2, access_log: bool = Fa
     ]
 
 
+def worker_command(
+    *, concurrency: int = 4, hostname: str | None = None, loglevel: str = "info", extra: tuple[str, ...] = ()
+) -> list[str]:
+    """A Celery worker on every partition queue and the sweeper's: `manage.py objects_worker` (its `celery worker`
+    arguments come from objects.celery.worker_argv); `extra` goes on to `celery worker`."""
+    command = [PYTHON, str(ROOT / "manage.py"), "objects_worker", "--concurrency", str(concurrency)]
+    command += ["--loglevel", loglevel, *(["--hostname", hostname] if hostname else [])]
+    return [*command, *(["--", *extra] if extra else [])]
+
+
+def beat_command(schedule: Path, *, loglevel: str = "info") -> list[str]:
+    """Celery beat, which sends the sweeper's task: `manage.py objects_beat`."""
+    return [PYTHON, str(ROOT / "manage.py"), "objects_beat", "--schedule", str(schedule), "--loglevel", loglevel]
+
+
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 

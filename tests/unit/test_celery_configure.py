@@ -85,3 +85,29 @@ def test_the_projects_app_is_configured_this_way():
 
     assert objects_celery.is_configured(app)
     assert app.conf.task_default_queue == "celery"
+
+
+def test_worker_argv_serves_every_partition_and_the_sweeper_by_default():
+    argv = objects_celery.worker_argv()
+    assert argv[:3] == ["worker", "--queues", ",".join([*(f"objects.p{n}" for n in range(8)), "objects.sweeper"])]
+    assert argv[argv.index("--pool") + 1] == "threads" and argv[argv.index("--concurrency") + 1] == "4"
+
+
+def test_worker_argv_takes_partitions_concurrency_and_more_arguments():
+    argv = objects_celery.worker_argv(partitions=[3, 1, 3], sweeper=False, concurrency=9, extra=["--max-tasks", "5"])
+    assert argv[2] == "objects.p1,objects.p3"
+    assert argv[argv.index("--concurrency") + 1] == "9" and argv[-2:] == ["--max-tasks", "5"]
+    with pytest.raises(ValueError, match="No partition 8"):
+        objects_celery.worker_argv(partitions=[8])
+    with pytest.raises(ValueError, match="no queue"):
+        objects_celery.worker_argv(partitions=[], sweeper=False)
+
+
+def test_the_worker_commands_partitions_option():
+    from django.core.management import CommandError
+
+    from objects.management.commands.objects_worker import parse_partitions
+
+    assert parse_partitions("0-3,6") == [0, 1, 2, 3, 6]
+    with pytest.raises(CommandError, match="numbers and ranges"):
+        parse_partitions("all")
