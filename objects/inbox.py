@@ -23,7 +23,7 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import conf, notify
+from . import conf, notify, slowkeys
 from .backends import db, fetchall, fetchone
 from .errors import InvocationKilled, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, Status
@@ -389,6 +389,8 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
                 runner.run_inbox(heads, now)
             finally:
                 starts.close()  # before the commit, whose done signal deletes the last count
+            if runner.longest > conf.get("OBJECTS_GROUP_BUDGET_MS") / 1000:
+                slowkeys.mark(type_name, key)  # still slow: keep it out of the group drain
             finished = [i.public_id for i in runner.finished]
             outcomes = {i.public_id: text for i in runner.finished if (text := notify.outcome_text(i)) is not None}
             counted = [c] if (c := runner.take_counted()) else None

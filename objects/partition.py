@@ -27,7 +27,7 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from . import conf, notify
+from . import conf, notify, slowkeys
 from .backends import db, fetchall
 from .inbox import KeyRunner, StartCounts, invocation_columns, invocations_from_rows, set_lock_timeout
 from .models import Instance, Invocation, StateEntry
@@ -35,10 +35,8 @@ from .state import entries_from_json, written
 
 log = logging.getLogger("objects.partition")
 
-SLOW_FOR = 60.0  # seconds a key whose handlers outran the pass budget is left to per-key drains
 HAND_OFF_EVERY = 0.5  # seconds between two hand-offs of the same slow key by one process
 
-_slow: dict[tuple[str, str], float] = {}  # (type, key) -> until when it is run by per-key drains
 _handed: dict[tuple[str, str], float] = {}  # (type, key) -> when this process last handed it off
 
 
@@ -76,7 +74,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
         with transaction.atomic():
             candidates, locked = _claim_keys(partitions, now, limit)
             result.more = len(candidates) == limit
-            slow = [c for c in candidates if _is_slow(c)]
+            slow = [c for c in candidates if slowkeys.is_slow(c.type_name, c.key)]
             group = [c for c in candidates if c not in slow]
             busy = [c for c in group if c.instance_id not in locked]
             taken = [c for c in group if c.instance_id in locked]
@@ -108,9 +106,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                     complete = runner.run_inbox(mine, now, deadline=key_started + budget)
                     runner.store_state()  # before the next key: its handlers may ctx.call this one
                     if runner.longest > budget:  # one handler outran the budget: per-key drains run it a while
-                        if len(_slow) > 10_000:
-                            _slow.clear()
-                        _slow[(candidate.type_name, candidate.key)] = time.monotonic() + SLOW_FOR
+                        slowkeys.mark(candidate.type_name, candidate.key)
                     if not complete or (len(mine) == batch and runner.retry_at is None):
                         result.more = True  # a busy key's next invocations go in the next pass
             except BaseException:
@@ -141,16 +137,6 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
     _ring_keys(busy, countdown=0.02)
     result.ran = sum(len(runner.finished) for runner in runners)
     return result
-
-
-def _is_slow(candidate: Candidate) -> bool:
-    until = _slow.get((candidate.type_name, candidate.key))
-    if until is None:
-        return False
-    if until < time.monotonic():
-        del _slow[(candidate.type_name, candidate.key)]
-        return False
-    return True
 
 
 def _hand_off_slow(candidates: list[Candidate]) -> None:

@@ -107,13 +107,15 @@ DRAIN_TASK_LIMIT = 1.0  # seconds a drain lingers and goes round before it lets 
 WAKE_PREFIX = "objects:wake:"
 PUBLISHED_PREFIX = "objects:published:"
 _consumed: list[int] = []  # partitions this worker process consumes (set when it starts)
-_one_loop = False  # whether one drain covers all of them: a pool that runs one task at a time (solo)
+_one_loop = False  # whether one drain covers all of them: the pool runs tasks in this process (solo, threads)
+_spare = False  # whether the pool has threads beside the drain's, which take the worker's other messages
 
 
 def _partitions_of_worker(partition: int) -> list[int]:
-    """The partitions a drain rung for `partition` covers: in a worker that runs one task at a time, all those
-    it consumes (it could not run two drains at once anyway). Otherwise just `partition`: in a thread pool
-    each partition keeps its own drain, so a slow handler holds up only its own partition's drain."""
+    """The partitions a drain rung for `partition` covers: in a worker whose pool runs tasks in its own process
+    (solo, threads), all those it consumes, so one loop groups every partition's keys into its passes and
+    the pool's other threads stay free for per-key drains (slow keys, retries, delayed sends). In a prefork
+    child, which does not know what its worker consumes, just `partition`."""
     if _one_loop and partition in _consumed:
         return [partition] + [p for p in _consumed if p != partition]
     return [partition]
@@ -128,13 +130,14 @@ def partition_published_key(partition: int) -> str:
 
 
 def _linger(partitions: list[int], seconds: float) -> str | None:
-    """Wait for a ring of one of `partitions`: "mine" when one came, None after `seconds`. A Celery message
-    published to one of the worker's queues ends the wait ("other"): in a solo worker that message waits for
-    this task to end, and in a thread pool this thread may be the one it needs."""
+    """Wait for a ring of one of `partitions`: "mine" when one came, None after `seconds`. In a pool without
+    spare threads (solo, or one thread) a Celery message published to one of the worker's queues ends the
+    wait ("other"): that message waits for this task to end. With spare threads another thread takes it."""
     from .notify import pipelined
 
     keys = [partition_wake_key(p) for p in partitions]
-    keys += [partition_published_key(p) for p in [*partitions, *(p for p in _consumed if p not in partitions)]]
+    if not _spare:
+        keys += [partition_published_key(p) for p in [*partitions, *(p for p in _consumed if p not in partitions)]]
     try:
         (got,) = pipelined([("BLPOP", *keys, seconds)])
     except Exception:  # noqa: BLE001 - Redis down: stop lingering, let go of the partitions
@@ -383,9 +386,11 @@ def _reset_partition_bells(sender: Any = None, **kwargs: Any) -> None:
     prefix = queue_name(0)[:-1]
     numbers = [name[len(prefix) :] for name in queues if name.startswith(prefix)]
     partitions = [int(number) for number in numbers if number.isdigit()]
-    global _consumed, _one_loop
+    global _consumed, _one_loop, _spare
     _consumed = partitions
-    _one_loop = getattr(getattr(getattr(sender, "controller", None), "pool", None), "limit", None) == 1
+    limit = getattr(getattr(getattr(sender, "controller", None), "pool", None), "limit", None)
+    _one_loop = True  # this signal runs in the process that runs the tasks (solo, threads; not prefork children)
+    _spare = isinstance(limit, int) and limit > 1
     from .notify import client
 
     for partition in partitions:

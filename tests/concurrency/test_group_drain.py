@@ -16,8 +16,9 @@ from django.utils import timezone
 import objects
 from objects import tasks
 from objects.models import Instance, Invocation, Status
-from objects.partition import _slow, drain_pass
+from objects.partition import drain_pass
 from objects.routing import partition_of
+from objects.slowkeys import clear as slow_clear
 from tests.conftest import key_row_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,10 +48,10 @@ def published(monkeypatch, redis_client):
     bells = [key(p) for p in range(8) for key in (tasks.partition_bell_key, tasks.partition_wake_key)]
     bells += [tasks.partition_published_key(p) for p in range(8)]
     redis_client.delete(*bells)
-    _slow.clear()
+    slow_clear()
     yield sent
     redis_client.delete(*bells)
-    _slow.clear()
+    slow_clear()
 
 
 def statuses(key: str) -> list[str]:
@@ -150,6 +151,27 @@ def test_a_slow_key_is_left_to_per_key_drains_and_does_not_hold_back_its_partiti
     drain_pass(PARTITION)  # and that one, still to come, covers later passes: no third message
     assert len(published) == 2
     assert published[1][:3] == ("k", "Recorder", slow) and 0.3 < published[1][3] <= 0.5
+
+
+def test_a_per_key_drain_keeps_a_still_slow_key_out_of_the_group(published, settings):
+    from objects import slowkeys
+    from objects.inbox import drain_key
+
+    settings.OBJECTS_GROUP_BUDGET_MS = 50
+    slow, quick = keys_in(PARTITION, 2, "still-slow")
+    objects.send("Recorder", slow, "hold", {"sleep": 0.1})
+    drain_pass(PARTITION)  # marks it slow
+    assert slowkeys.is_slow("Recorder", slow)
+    slowkeys._slow[("Recorder", slow)] = 0.0  # the mark ran out
+    objects.send("Recorder", slow, "hold", {"sleep": 0.1})
+    drain_key("Recorder", slow)  # a per-key drain finds it slow again: the mark is renewed
+    assert slowkeys.is_slow("Recorder", slow)
+    objects.send("Recorder", slow, "hold", {"sleep": 0.1})
+    objects.send("Recorder", quick, "append", {"value": 1})
+    published.clear()
+    assert drain_pass(PARTITION).ran == 1  # the group runs the quick key only and hands the slow one off
+    assert statuses(quick) == [Status.SUCCEEDED]
+    assert published == [("k", "Recorder", slow, None)]
 
 
 def test_a_busy_key_of_quick_handlers_stays_in_the_group(published, settings):
@@ -283,10 +305,10 @@ def test_a_drain_runs_every_partition_its_worker_consumes_without_a_message_each
     assert redis_client.get(tasks.partition_bell_key(other)) is None
 
 
-def test_in_a_thread_pool_each_partition_keeps_its_own_drain(
+def test_a_drain_that_does_not_know_its_worker_s_partitions_covers_only_its_own(
     published, settings, monkeypatch, drain_in_thread, redis_client
 ):
-    # another thread can run the other partition's drain
+    # a prefork child: its worker's partitions are known to the parent only; each partition its own drain
     other, _, theirs, drain = lingering_drain_of_a_two_partition_worker(
         settings, monkeypatch, drain_in_thread, one_loop=False
     )
@@ -311,6 +333,25 @@ def test_a_message_for_the_worker_ends_the_linger(published, settings, monkeypat
     drain.join(1.0)  # well before its 3 s linger: the worker can take that message now
     assert not drain.is_alive()
     assert published == [("p", PARTITION), ("k", "Recorder", keys_in(other, 1, "other")[0], None)]
+
+
+def test_with_spare_threads_a_message_for_the_worker_does_not_end_the_linger(
+    published, settings, monkeypatch, drain_in_thread
+):
+    import time
+
+    settings.OBJECTS_DRAIN_LINGER_MS = 1000
+    other = PARTITION + 1
+    monkeypatch.setattr(tasks, "_consumed", [PARTITION, other])
+    monkeypatch.setattr(tasks, "_spare", True)  # a thread pool: another thread takes that message
+    tasks.ring_partition(PARTITION)
+    drain = drain_in_thread(PARTITION)
+    time.sleep(0.3)
+    tasks.ring("Recorder", keys_in(other, 1, "spare")[0], force=True)
+    time.sleep(0.3)
+    assert drain.is_alive()  # still lingering: a call to its partitions runs without a Celery message
+    drain.join(5)
+    assert not drain.is_alive()
 
 
 def test_a_drain_rung_past_its_time_limit_queues_its_partition_again(
@@ -552,7 +593,7 @@ def test_each_start_is_counted_in_one_write(published, monkeypatch):
 
     monkeypatch.setattr(Connection, "send_packed_command", spy)
     assert drain_pass(PARTITION).ran == 3
-    starts = [w for w in writes if b"INCR" in w]
+    starts = [w for w in writes if b"\r\nINCR\r\n" in w]  # not the done signal's metrics (HINCRBY)
     assert len(starts) == 3
     assert all(b"EXPIRE" in w for w in starts)
     assert sum(b"DEL" in w for w in starts) == 1  # the second start of a key forgets the first's count
@@ -581,7 +622,7 @@ def test_entries_of_a_key_that_stops_early_in_a_pass_are_written(published, sett
     assert (first.ran, first.more) == (1, True)
     rows = StateEntry.objects.filter(instance__type_name="Recorder", instance__key=key)
     assert {row.name for row in rows} == {"held"}
-    _slow.clear()  # its handler outran the tiny budget; let the group run the rest
+    slow_clear()  # its handler outran the tiny budget; let the group run the rest
     settings.OBJECTS_GROUP_BUDGET_MS = 200
     while drain_pass(PARTITION).ran:
         pass

@@ -119,11 +119,15 @@ def test_a_starting_worker_resets_and_rings_the_partitions_it_consumes(published
     consumer = SimpleNamespace(app=SimpleNamespace(amqp=SimpleNamespace(queues=SimpleNamespace(consume_from=queues))))
     monkeypatch.setattr(tasks, "_consumed", [])
     monkeypatch.setattr(tasks, "_one_loop", False)
+    monkeypatch.setattr(tasks, "_spare", False)
     tasks._reset_partition_bells(consumer)
     assert published == [("p", PARTITION)]
     assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None
     assert tasks._consumed == [PARTITION]  # its drains hold and pass every partition it consumes
-    assert not tasks._one_loop  # a pool of its own: each partition keeps its own drain
-    consumer.controller = SimpleNamespace(pool=SimpleNamespace(limit=1))  # a solo pool
+    assert tasks._one_loop  # one drain loop covers them all, whatever the pool
+    consumer.controller = SimpleNamespace(pool=SimpleNamespace(limit=1))  # a solo pool, or one thread
     tasks._reset_partition_bells(consumer)
-    assert tasks._one_loop
+    assert tasks._one_loop and not tasks._spare  # a message for the worker must end the drain's linger
+    consumer.controller = SimpleNamespace(pool=SimpleNamespace(limit=8))  # a thread pool
+    tasks._reset_partition_bells(consumer)
+    assert tasks._one_loop and tasks._spare  # other threads take the worker's other messages
