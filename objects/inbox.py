@@ -23,7 +23,7 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import conf, notify, slowkeys
+from . import conf, notify, slowkeys, tally
 from .backends import db, fetchall, fetchone
 from .errors import InvocationKilled, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, Status
@@ -258,9 +258,14 @@ class KeyRunner:
 
     def _discard(self, invocation: Invocation) -> None:
         """The operator cancelled or killed it while it ran: keep the operator's status."""
-        Invocation.objects.filter(pk=invocation.pk, kill_requested=True).exclude(
-            status__in=[Status.CANCELLED, Status.KILLED]
-        ).update(status=Status.KILLED, finished_at=timezone.now())
+        now = timezone.now()
+        if (
+            Invocation.objects.filter(pk=invocation.pk, kill_requested=True)
+            .exclude(status__in=[Status.CANCELLED, Status.KILLED])
+            .update(status=Status.KILLED, finished_at=now)
+        ):
+            invocation.status, invocation.finished_at = Status.KILLED, now
+            tally.finished(invocation)
 
     def _retry_or_fail(self, invocation: Invocation, exc: Exception) -> bool:
         attempts = invocation.attempts + 1
@@ -275,13 +280,18 @@ class KeyRunner:
             pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF], kill_requested=False
         )
         if attempts >= conf.get("OBJECTS_RETRY_MAX_ATTEMPTS"):
-            open_rows.update(status=Status.FAILED, finished_at=timezone.now(), **error_fields)
+            now = timezone.now()
+            if open_rows.update(status=Status.FAILED, finished_at=now, **error_fields):
+                for name, value in {"status": Status.FAILED, "finished_at": now, **error_fields}.items():
+                    setattr(invocation, name, value)  # as committed: its done signal may carry the outcome
+                tally.finished(invocation)
             self.finished.append(invocation)
             return True
         delay = backoff_delay(attempts)
-        open_rows.update(
+        if open_rows.update(
             status=Status.BACKING_OFF, not_before=timezone.now() + timedelta(seconds=delay), **error_fields
-        )
+        ):
+            tally.retried(invocation)
         log.info("invocation %s failed (attempt %s), retrying in %.2fs: %s", invocation.public_id, attempts, delay, exc)
         self.retry_at = delay
         return False

@@ -1,5 +1,6 @@
-"""Prometheus metrics: GET /metrics, computed from the database at scrape time (workers are separate
-processes), plus sweeper actions counted in Redis by every process that sweeps, plus this process's registry."""
+"""Prometheus metrics: GET /metrics. Counters and histograms are cumulative, kept in Redis by the processes that
+finish invocations (objects/tally.py) and sweep; gauges are read from the database at scrape time; plus this
+process's registry."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from . import conf
-from .models import DONE_STATUSES, Invocation, Status
+from . import conf, tally
+from .models import OPEN_STATUSES, Invocation
 from .selectors import inbox_depth_by_type
 
 log = logging.getLogger("objects.metrics")
@@ -24,27 +24,23 @@ log = logging.getLogger("objects.metrics")
 # Not in the default registry: the exposed value is the cross-process one kept in Redis.
 SWEEPER_ACTIONS = Counter("objects_sweeper_actions", "Actions taken by the sweeper.", ["action"], registry=None)
 SWEEPER_KEY = "objects:metrics:sweeper"
-
-# Histogram buckets (seconds) and the window of finished invocations they describe.
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-WINDOW = timedelta(minutes=15)
+BUCKETS = tally.BUCKETS
 
 
 def record_sweep(counts: dict[str, int]) -> None:
-    """Count a sweep's actions here and in Redis (so that the web process's /metrics sees every worker's)."""
+    """Count a sweep's actions here and in Redis (so that the web process's /metrics sees every worker's), with
+    the invocation metrics this process has counted and not sent yet."""
     for action, count in counts.items():
         if count:
             SWEEPER_ACTIONS.labels(action=action).inc(count)
-    if not any(counts.values()):
+    commands = [("HINCRBY", SWEEPER_KEY, action, count) for action, count in counts.items() if count]
+    commands += tally.commands()
+    if not commands:
         return
     try:
-        from .notify import client
+        from .notify import pipelined
 
-        pipe = client().pipeline()
-        for action, count in counts.items():
-            if count:
-                pipe.hincrby(SWEEPER_KEY, action, count)
-        pipe.execute()
+        pipelined(commands)
     except Exception as exc:  # noqa: BLE001 - metrics never break the sweeper
         log.warning("sweeper metrics not recorded in Redis: %s", exc)
 
@@ -53,78 +49,91 @@ def _seconds(value: timedelta | None) -> float:
     return value.total_seconds() if value is not None else 0.0
 
 
-class DatabaseCollector(Collector):
-    """Invocation counts, latency histograms, inbox depth and retries, read from the database per scrape."""
+def _hashes(keys: list[str]) -> dict[str, dict[str, int]] | None:
+    """The Redis hashes `keys` (field -> count), read in one round trip; None when Redis is unreachable."""
+    from .notify import pipelined
+
+    try:
+        replies = pipelined([("HGETALL", key) for key in keys])
+    except Exception as exc:  # noqa: BLE001 - Redis down: the counters are left out, not reported as zero
+        log.warning("metrics not read from Redis: %s", exc)
+        return None
+    found = {}
+    for key, reply in zip(keys, replies, strict=True):
+        pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2], strict=True)
+        found[key] = {_text(field): int(count) for field, count in pairs}
+    return found
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class ObjectsCollector(Collector):
+    """Per scrape: the cumulative counters and histograms from Redis (one round trip), the open invocations and
+    inboxes from the database."""
 
     def collect(self) -> Iterator:
-        yield from self._invocations()
-        yield from self._histograms()
+        keys = [tally.INVOCATIONS_KEY, tally.RETRIES_KEY, *tally.HISTOGRAM_KEYS.values(), SWEEPER_KEY]
+        stored = _hashes(keys)
+        if stored is not None:
+            yield from self._counters(stored)
+            yield from self._histograms(stored)
+        yield self._open()
         yield from self._inbox()
-        yield from self._sweeper()
+        yield self._sweeper(None if stored is None else stored[SWEEPER_KEY])
 
-    def _invocations(self) -> Iterator:
+    def _counters(self, stored: dict[str, dict[str, int]]) -> Iterator:
         done = CounterMetricFamily(
             "objects_invocations",
-            "Finished invocations by object type, handler and outcome (all retained rows).",
+            "Finished invocations by object type, handler and outcome (succeeded, failed, cancelled, killed).",
             labels=["type", "handler", "outcome"],
         )
-        open_ = GaugeMetricFamily(
+        retries = CounterMetricFamily(
+            "objects_invocation_retries",
+            "Failed attempts of invocations that were retried after them.",
+            labels=["type", "handler"],
+        )
+        for family, key in ((done, tally.INVOCATIONS_KEY), (retries, tally.RETRIES_KEY)):
+            for field, count in sorted(stored[key].items()):
+                family.add_metric(tally.labels_of(field), count)
+            yield family
+
+    def _histograms(self, stored: dict[str, dict[str, int]]) -> Iterator:
+        texts = {
+            "objects_handler_duration_seconds": "Handler duration (started to finished) of invocations that ran.",
+            "objects_end_to_end_latency_seconds": "Acceptance to completion of invocations that ran.",
+        }
+        for name, key in tally.HISTOGRAM_KEYS.items():
+            family = HistogramMetricFamily(name, texts[name], labels=["type", "handler"])
+            series: dict[tuple[str, str], dict[str, int]] = {}
+            for field, count in stored[key].items():
+                type_name, handler, bucket = tally.labels_of(field)
+                series.setdefault((type_name, handler), {})[bucket] = count
+            for (type_name, handler), counts in sorted(series.items()):
+                cumulative, total = [], 0
+                for index, bound in enumerate(BUCKETS):
+                    total += counts.get(str(index), 0)
+                    cumulative.append((str(bound), total))
+                cumulative.append(("+Inf", total + counts.get("inf", 0)))
+                family.add_metric([type_name, handler], cumulative, counts.get("sum", 0) / 1_000_000)
+            yield family
+
+    def _open(self) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(
             "objects_invocations_open",
             "Open invocations by object type, handler and status.",
             labels=["type", "handler", "status"],
         )
-        retries = CounterMetricFamily(
-            "objects_invocation_retries",
-            "Failed attempts that were (or will be) retried, summed over invocations.",
-            labels=["type", "handler"],
-        )
         rows = (
-            Invocation.objects.order_by()
-            .values("type_name", "handler", "status")
-            .annotate(n=Count("pk"), attempts=Sum("attempts"))
+            Invocation.objects.filter(status__in=OPEN_STATUSES)
+            .order_by()
+            .values_list("type_name", "handler", "status")
+            .annotate(n=Count("pk"))
         )
-        attempts: dict[tuple[str, str], int] = {}
-        for row in rows:
-            labels = [row["type_name"], row["handler"], row["status"]]
-            (done if row["status"] in DONE_STATUSES else open_).add_metric(labels, row["n"])
-            pair = (row["type_name"], row["handler"])
-            attempts[pair] = attempts.get(pair, 0) + (row["attempts"] or 0)
-        for (type_name, handler), total in sorted(attempts.items()):
-            retries.add_metric([type_name, handler], total)
-        yield done
-        yield open_
-        yield retries
-
-    def _histograms(self) -> Iterator:
-        since = timezone.now() - WINDOW
-        finished = Invocation.objects.filter(
-            finished_at__gte=since, started_at__isnull=False, status__in=[Status.SUCCEEDED, Status.FAILED]
-        ).order_by()
-        specs = (
-            ("objects_handler_duration_seconds", "Handler duration (started to finished)", F("started_at")),
-            ("objects_end_to_end_latency_seconds", "Acceptance to completion", F("created_at")),
-        )
-        for name, text, start in specs:
-            family = HistogramMetricFamily(
-                name,
-                f"{text}, over invocations finished in the last {int(WINDOW.total_seconds())} s.",
-                labels=["type", "handler"],
-            )
-            elapsed = ExpressionWrapper(F("finished_at") - start, output_field=DurationField())
-            buckets = {
-                f"b{i}": Count("pk", filter=Q(elapsed__lte=timedelta(seconds=bound))) for i, bound in enumerate(BUCKETS)
-            }
-            rows = (
-                finished.annotate(elapsed=elapsed)
-                .values("type_name", "handler")
-                .annotate(n=Count("pk"), total=Sum("elapsed"), **buckets)
-            )
-            for row in rows:
-                counts: dict[str, Any] = dict(row)
-                cumulative = [(str(bound), counts[f"b{i}"]) for i, bound in enumerate(BUCKETS)]
-                cumulative.append(("+Inf", row["n"]))
-                family.add_metric([counts["type_name"], counts["handler"]], cumulative, _seconds(counts["total"]))
-            yield family
+        for type_name, handler, status, count in sorted(rows):
+            family.add_metric([type_name, handler, status], count)
+        return family
 
     def _inbox(self) -> Iterator:
         depth = GaugeMetricFamily(
@@ -141,17 +150,11 @@ class DatabaseCollector(Collector):
         yield depth
         yield age
 
-    def _sweeper(self) -> Iterator:
+    def _sweeper(self, stored: dict[str, int] | None) -> CounterMetricFamily:
         family = CounterMetricFamily(
             "objects_sweeper_actions", "Actions taken by the sweeper, across all processes.", labels=["action"]
         )
-        try:
-            from .notify import client
-
-            raw: dict[bytes, bytes] = client().hgetall(SWEEPER_KEY)  # type: ignore[assignment]
-            stored = {key.decode(): int(value) for key, value in raw.items()}
-        except Exception as exc:  # noqa: BLE001 - Redis down: fall back to this process's counts
-            log.warning("sweeper metrics not read from Redis: %s", exc)
+        if stored is None:  # Redis down: this process's own counts
             stored = {
                 sample.labels["action"]: int(sample.value)
                 for metric in SWEEPER_ACTIONS.collect()
@@ -160,11 +163,11 @@ class DatabaseCollector(Collector):
             }
         for action, value in sorted(stored.items()):
             family.add_metric([action], value)
-        yield family
+        return family
 
 
-_DATABASE_REGISTRY = CollectorRegistry(auto_describe=False)
-_DATABASE_REGISTRY.register(DatabaseCollector())
+_OBJECTS_REGISTRY = CollectorRegistry(auto_describe=False)
+_OBJECTS_REGISTRY.register(ObjectsCollector())
 
 
 def metrics_allowed(request: HttpRequest) -> bool:
@@ -183,5 +186,5 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             status=403,
             content_type="text/plain; charset=utf-8",
         )
-    body = generate_latest(_DATABASE_REGISTRY) + generate_latest(REGISTRY)
+    body = generate_latest(_OBJECTS_REGISTRY) + generate_latest(REGISTRY)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

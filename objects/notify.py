@@ -18,7 +18,7 @@ import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from . import conf
+from . import conf, tally
 from .errors import CallTimeout
 from .models import DONE_STATUSES, Invocation
 
@@ -78,11 +78,14 @@ def done_key(public_id: str) -> str:
 def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None, forget: list[str] | None = None) -> None:
     """Signal finished invocations. With `outcomes` (public id -> `outcome_text`), the signal carries the
     committed outcome, so the waiter needs no database read; without, it says "read the database".
-    `forget` are Redis keys deleted in the same round trip (the last handlers' start counts, inbox.py)."""
-    if not public_ids and not forget:
+    `forget` are Redis keys deleted in the same round trip (the last handlers' start counts, inbox.py), and the
+    metrics counted since the last signal are added up there too (objects/tally.py)."""
+    metrics = tally.commands()
+    if not public_ids and not forget and not metrics:
         return
     outcomes = outcomes or {}
     commands: list[tuple[Any, ...]] = [("DEL", *forget)] if forget else []
+    commands += metrics
     for public_id in public_ids:
         commands += [
             ("RPUSH", done_key(public_id), outcomes.get(public_id, "1")),

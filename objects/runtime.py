@@ -24,7 +24,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import journal
+from . import journal, tally
 from .backends import db, fetchone, rowcount
 from .context import ObjectContext, SharedObjectContext
 from .errors import DeadlockError, NotFound, ObjectsError, TerminalError
@@ -280,6 +280,7 @@ def finish(
         return False
     for name, value in fields.items():
         setattr(invocation, name, value)
+    tally.finished(invocation)
     return True
 
 
@@ -322,6 +323,7 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
         state.flushed(entries=entries)
     for name, value in fields.items():
         setattr(invocation, name, value)
+    tally.finished(invocation)
     return True
 
 

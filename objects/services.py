@@ -17,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from . import conf
+from . import conf, tally
 from .backends import db, fetchone
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation, Status
@@ -276,8 +276,9 @@ def invocation_get(public_id: str) -> Invocation:
 
 def invocation_cancel(*, invocation: Invocation) -> Invocation:
     """Cancel a pending, delayed or backing-off invocation; it will never run."""
+    now = timezone.now()
     updated = Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF]).update(
-        status=Status.CANCELLED, finished_at=timezone.now(), error_message="Cancelled by an operator.", error_code=409
+        status=Status.CANCELLED, finished_at=now, error_message="Cancelled by an operator.", error_code=409
     )
     if not updated:
         invocation.refresh_from_db()
@@ -285,6 +286,8 @@ def invocation_cancel(*, invocation: Invocation) -> Invocation:
             f"Invocation {invocation.public_id} is {invocation.status}; only pending or backing-off "
             "invocations can be cancelled."
         )
+    invocation.status, invocation.finished_at = Status.CANCELLED, now
+    tally.finished(invocation)
     _signal_done(invocation)
     invocation.refresh_from_db()
     return invocation
@@ -303,9 +306,14 @@ def invocation_kill(*, invocation: Invocation) -> Invocation:
             Instance.objects.select_for_update(skip_locked=True, no_key=True).filter(pk=invocation.instance_id).exists()
         )
         if free:  # no worker holds the key, so nothing runs it now: finish it here
-            Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF]).update(
-                status=Status.KILLED, finished_at=timezone.now(), error_message="Killed by an operator.", error_code=409
+            now = timezone.now()
+            open_row = Invocation.objects.filter(pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF])
+            killed = open_row.update(
+                status=Status.KILLED, finished_at=now, error_message="Killed by an operator.", error_code=409
             )
+            if killed:
+                invocation.status, invocation.finished_at = Status.KILLED, now
+                tally.finished(invocation)
     if free:
         _signal_done(invocation)
     invocation.refresh_from_db()

@@ -1,4 +1,5 @@
-"""GET /metrics: Prometheus text computed from the database at scrape time; staff or allow-listed addresses only."""
+"""GET /metrics: counters and histograms from what was counted in Redis, gauges from the database at scrape time;
+staff or allow-listed addresses only."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.test import Client, override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from objects import tally
 from objects.metrics import SWEEPER_KEY, record_sweep
 from objects.models import Instance, Invocation, Status
+from objects.notify import notify_done
 
 pytestmark = pytest.mark.django_db
 
@@ -44,21 +48,48 @@ def make(instance: Instance, status: str, handler: str = "append", *, run: float
         **fields,
     )
     if status in (Status.SUCCEEDED, Status.FAILED):
+        row.created_at, row.started_at, row.finished_at = (
+            now - timedelta(seconds=wait + run),
+            now - timedelta(seconds=run),
+            now,
+        )
         Invocation.objects.filter(pk=row.pk).update(
-            created_at=now - timedelta(seconds=wait + run), started_at=now - timedelta(seconds=run), finished_at=now
+            created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at
         )
     return row
 
 
-def test_metrics_count_outcomes_latency_inbox_and_retries_from_the_database():
+@pytest.fixture
+def no_metrics(redis_client):
+    keys = [tally.INVOCATIONS_KEY, tally.RETRIES_KEY, *tally.HISTOGRAM_KEYS.values()]
+    tally.commands()  # what an earlier test left unsent
+    redis_client.delete(*keys)
+    yield
+    redis_client.delete(*keys)
+
+
+def test_gauges_come_from_the_database_counters_and_histograms_from_what_was_counted(
+    no_metrics, django_capture_on_commit_callbacks
+):
     cart = Instance.objects.create(type_name="Recorder", key="c1")
-    make(cart, Status.SUCCEEDED, run=0.02, wait=0.1)
-    make(cart, Status.SUCCEEDED, run=3.0, wait=0.0)
-    make(cart, Status.FAILED, handler="refuse", run=0.001, attempts=4)
     make(cart, Status.BACKING_OFF, attempts=2)
     old = make(cart, Status.PENDING)
     Invocation.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(seconds=90))
     make(cart, Status.PENDING)
+    uncounted = make(cart, Status.SUCCEEDED, run=1.0)  # a row alone is not counted: its finish is
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():  # the test's transaction "commits"
+        tally.finished(make(cart, Status.SUCCEEDED, run=0.02, wait=0.1))
+        tally.finished(make(cart, Status.SUCCEEDED, run=3.0, wait=0.0))
+        tally.finished(make(cart, Status.FAILED, handler="refuse", run=0.001))
+        tally.retried(old)
+        try:
+            with transaction.atomic():  # a savepoint that rolls back: its counts go with it
+                tally.finished(uncounted)
+                tally.retried(old)
+                raise RuntimeError
+        except RuntimeError:
+            pass
+    notify_done([])  # sends what was counted, as the done signals after a drain's commit do
     found = samples(staff_client().get("/metrics"))
 
     def value(name, **labels):
@@ -67,16 +98,19 @@ def test_metrics_count_outcomes_latency_inbox_and_retries_from_the_database():
     assert value("objects_invocations_total", type="Recorder", handler="append", outcome="succeeded") == 2
     assert value("objects_invocations_total", type="Recorder", handler="refuse", outcome="failed") == 1
     assert value("objects_invocations_open", type="Recorder", handler="append", status="pending") == 2
-    assert value("objects_invocation_retries_total", type="Recorder", handler="append") == 2
-    assert value("objects_invocation_retries_total", type="Recorder", handler="refuse") == 4
+    assert value("objects_invocations_open", type="Recorder", handler="append", status="backing_off") == 1
+    assert value("objects_invocation_retries_total", type="Recorder", handler="append") == 1
     duration = {"type": "Recorder", "handler": "append"}
+    assert value("objects_handler_duration_seconds_bucket", le="0.01", **duration) == 0
     assert value("objects_handler_duration_seconds_bucket", le="0.025", **duration) == 1
     assert value("objects_handler_duration_seconds_bucket", le="2.5", **duration) == 1
     assert value("objects_handler_duration_seconds_bucket", le="5.0", **duration) == 2
+    assert value("objects_handler_duration_seconds_bucket", le="+Inf", **duration) == 2
     assert value("objects_handler_duration_seconds_count", **duration) == 2
-    assert value("objects_handler_duration_seconds_sum", **duration) == pytest.approx(3.02, abs=0.01)
+    assert value("objects_handler_duration_seconds_sum", **duration) == pytest.approx(3.02, abs=0.001)
     assert value("objects_end_to_end_latency_seconds_bucket", le="0.1", **duration) == 0
     assert value("objects_end_to_end_latency_seconds_bucket", le="0.25", **duration) == 1
+    assert value("objects_end_to_end_latency_seconds_count", type="Recorder", handler="refuse") == 1
     assert value("objects_inbox_depth", type="Recorder") == 3
     assert value("objects_oldest_pending_age_seconds", type="Recorder") >= 90
 
