@@ -432,7 +432,7 @@ def _client() -> aredis.Redis:
     client = _redis.get(loop)
     if client is None:
         client = _redis[loop] = aredis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+            conf.redis_url(), socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
         )
     return client
 

@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 import redis
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from . import conf, tally
@@ -32,7 +31,7 @@ def client() -> redis.Redis:
     if _client is None:
         from .timeouts import redis_options
 
-        _client = redis.Redis.from_url(settings.REDIS_URL, **redis_options())
+        _client = redis.Redis.from_url(conf.redis_url(), **redis_options())
     return _client
 
 
