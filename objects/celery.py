@@ -1,16 +1,19 @@
 """Wire a host's Celery app for virtual objects with one call, `objects.celery.configure(app)`.
 
 It declares the partition queues and the sweeper's queue, routes the app's own tasks there and adds the
-sweeper's beat entry. The host's default queue, its routes and its other beat entries stay as they were.
+sweeper's beat entry; an app without a broker gets the app's Redis. The host's default queue, its routes and
+its other beat entries stay as they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from celery import Celery
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 from objects import conf
@@ -137,5 +140,8 @@ def _apply(app: Celery) -> None:
             "options": {"queue": SWEEP_QUEUE, "expires": 30},
         },
     }
+    if not c.broker_url:  # a host that names no broker uses the app's Redis (objects.conf.redis_url)
+        with contextlib.suppress(ImproperlyConfigured):  # no Redis URL either: manage.py check says so (E001)
+            c.broker_url = conf.redis_url()
     if c.get("CELERY_DB_REUSE_MAX") is None:
         c.CELERY_DB_REUSE_MAX = DB_REUSE_MAX

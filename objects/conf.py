@@ -61,3 +61,14 @@ def get(name: str) -> Any:
     if isinstance(DEFAULTS[name], timedelta) and isinstance(value, (int, float)):
         value = timedelta(seconds=value)
     return value
+
+
+def redis_url() -> str:
+    """The Redis server of the doorbells, done signals and heartbeats: OBJECTS_REDIS_URL, else REDIS_URL."""
+    for name in ("OBJECTS_REDIS_URL", "REDIS_URL"):
+        value = getattr(settings, name, None)
+        if value:
+            if not isinstance(value, str):
+                raise ImproperlyConfigured(f"{name} must be a URL such as redis://127.0.0.1:6379/0, got {value!r}")
+            return value
+    raise ImproperlyConfigured("No Redis URL: set OBJECTS_REDIS_URL (or REDIS_URL), such as redis://127.0.0.1:6379/0.")

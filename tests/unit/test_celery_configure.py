@@ -111,3 +111,9 @@ def test_the_worker_commands_partitions_option():
     assert parse_partitions("0-3,6") == [0, 1, 2, 3, 6]
     with pytest.raises(CommandError, match="numbers and ranges"):
         parse_partitions("all")
+
+
+@override_settings(OBJECTS_REDIS_URL="redis://127.0.0.1:6390/4")
+def test_an_app_without_a_broker_uses_the_objects_redis_and_a_named_broker_stays():
+    assert objects_celery.configure(Celery("host", set_as_current=False)).conf.broker_url == "redis://127.0.0.1:6390/4"
+    assert objects_celery.configure(host_app()).conf.broker_url == "memory://"
