@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import psycopg_pool
 import redis
 import redis.asyncio as aredis
 from a2wsgi import WSGIMiddleware
@@ -215,8 +216,7 @@ class Application:
             if row is None:  # a new key: the statement wrote nothing
                 row = await self.first_of_key(sql, params, type_name, key, rung)
         except psycopg.Error as exc:
-            log.warning("ingress: database error: %s", exc)
-            return error_response(503, "The database is unavailable; retry shortly.")
+            return database_unavailable(exc)
         if row is None:  # the new key's row was deleted again meanwhile: the threads make it
             raise Threaded
         chosen["id"], chosen["instance_id"] = row
@@ -253,8 +253,7 @@ class Application:
         try:
             rows = await self.postgres.fetchall(COMMITTED_SQL, [route.type_name, route.key])
         except psycopg.Error as exc:
-            log.warning("ingress: database error: %s", exc)
-            return error_response(503, "The database is unavailable; retry shortly.")
+            return database_unavailable(exc)
         state = StateCache(*committed_from_rows(rows))
         return view.shared_response(
             route, lambda: run_shared(route.type_name, route.key, route.handler, stored, state=state)
@@ -279,14 +278,19 @@ class Application:
 
 
 class Postgres:
-    """The loop's PostgreSQL connections (autocommit, each with one kept cursor whose statements psycopg
-    prepares after DATABASE_PREPARE_THRESHOLD runs, as on Django's connections), taken and given back per
-    statement; at most `keep` are kept idle. A connection whose statement failed is closed. Connections
-    belong to the event loop that opened them (one per process under uvicorn)."""
+    """The loop's PostgreSQL connections: a bounded pool (psycopg_pool) of at most OBJECTS_WEB_DB_POOL_SIZE,
+    opened as needed, taken and given back per statement. A statement waits up to OBJECTS_WEB_DB_POOL_TIMEOUT
+    for a connection, then raises PoolBusy (the ingress's 503 with Retry-After), so a burst of requests
+    queues instead of taking PostgreSQL's connection slots from the workers. Each connection is in autocommit,
+    named `objects-web-loop` in pg_stat_activity, and keeps one cursor, whose statements psycopg prepares after
+    DATABASE_PREPARE_THRESHOLD runs as on Django's connections. A connection whose statement failed is closed
+    (the pool opens another). The pool belongs to the event loop that opened it (one per process under
+    uvicorn)."""
 
-    def __init__(self, keep: int = 32) -> None:
-        self.idle: list[tuple[psycopg.AsyncConnection, psycopg.AsyncCursor]] = []
-        self.keep = keep
+    APPLICATION_NAME = "objects-web-loop"
+
+    def __init__(self) -> None:
+        self.pool: psycopg_pool.AsyncConnectionPool[_LoopConnection] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def fetchone(self, sql: str, params: list[Any]) -> Any:
@@ -296,32 +300,76 @@ class Postgres:
         return await self._run(sql, params, one=False)
 
     async def _run(self, sql: str, params: list[Any], *, one: bool) -> Any:
-        if self.loop is not asyncio.get_running_loop():  # another loop's connections are not usable here
-            self.idle, self.loop = [], asyncio.get_running_loop()
-        conn, cursor = self.idle.pop() if self.idle else await self._connect()
+        pool = await self._pool()
         try:
-            await cursor.execute(sql, params)
-            row = await (cursor.fetchone() if one else cursor.fetchall())
+            conn = await pool.getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            if pool.get_stats().get("pool_size", 0) < pool.max_size:  # it could not connect: the database is down
+                raise
+            raise PoolBusy(pool.max_size, pool.timeout) from exc
+        try:
+            await conn.kept.execute(sql, params)
+            row = await (conn.kept.fetchone() if one else conn.kept.fetchall())
         except BaseException:
             await conn.close()
             raise
-        if len(self.idle) < self.keep:
-            self.idle.append((conn, cursor))
-        else:
-            await conn.close()
+        finally:
+            await pool.putconn(conn)
         return row
 
-    async def close(self) -> None:
-        idle, self.idle = self.idle, []
-        for conn, _ in idle:
-            await conn.close()
+    async def _pool(self) -> psycopg_pool.AsyncConnectionPool[_LoopConnection]:
+        loop = asyncio.get_running_loop()
+        if self.pool is None or self.loop is not loop:  # another loop's pool is not usable here
+            params = connections["default"].get_connection_params()  # Django's: its adapters, prepare threshold
+            params.pop("cursor_factory", None)  # Django's is a synchronous cursor class
+            self.pool = psycopg_pool.AsyncConnectionPool(
+                connection_class=_LoopConnection,
+                kwargs={**params, "autocommit": True, "application_name": self.APPLICATION_NAME},
+                min_size=0,
+                max_size=conf.get("OBJECTS_WEB_DB_POOL_SIZE"),
+                timeout=conf.get("OBJECTS_WEB_DB_POOL_TIMEOUT"),
+                reconnect_timeout=conf.get("OBJECTS_WEB_DB_POOL_TIMEOUT"),  # then a later request tries again
+                configure=_keep_cursor,
+                name=self.APPLICATION_NAME,
+                open=False,
+            )
+            self.loop = loop
+            await self.pool.open()
+        return self.pool
 
-    @staticmethod
-    async def _connect() -> tuple[psycopg.AsyncConnection, psycopg.AsyncCursor]:
-        params = connections["default"].get_connection_params()  # Django's: its adapters, its prepare threshold
-        params.pop("cursor_factory", None)  # Django's is a synchronous cursor class
-        conn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
-        return conn, conn.cursor()
+    async def close(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None and self.loop is asyncio.get_running_loop():
+            await pool.close(timeout=1)
+
+
+class _LoopConnection(psycopg.AsyncConnection[Any]):
+    kept: psycopg.AsyncCursor[Any]  # the connection's one cursor (`_keep_cursor`)
+
+
+async def _keep_cursor(conn: _LoopConnection) -> None:
+    conn.kept = conn.cursor()
+
+
+class PoolBusy(psycopg.OperationalError):
+    """No connection of the loop's pool came free within its timeout: nothing was sent to the database."""
+
+    RETRY_AFTER = "1"
+
+    def __init__(self, size: int, timeout: float) -> None:
+        super().__init__(
+            f"All {size} of this web process's database connections stayed busy for {timeout:g} s; retry shortly."
+        )
+
+
+def database_unavailable(exc: psycopg.Error) -> HttpResponse:
+    """The loop's answer to a database error: the ingress's 503; with Retry-After when its pool stayed busy."""
+    log.warning("ingress: database error: %s", exc)
+    if isinstance(exc, PoolBusy):
+        response = error_response(503, str(exc))
+        response["Retry-After"] = PoolBusy.RETRY_AFTER
+        return response
+    return error_response(503, "The database is unavailable; retry shortly.")
 
 
 class GroupInsert:
@@ -427,13 +475,22 @@ _redis: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = wea
 
 
 def _client() -> aredis.Redis:
-    """The running loop's Redis client (its connections belong to that loop)."""
+    """The running loop's Redis client (its connections belong to that loop): at most OBJECTS_WEB_REDIS_POOL_SIZE
+    connections; a round trip beyond them waits for one (up to OBJECTS_WEB_DB_POOL_TIMEOUT, then a ConnectionError,
+    which a call's wait treats as Redis being unreachable: it reads the database instead)."""
     loop = asyncio.get_running_loop()
     client = _redis.get(loop)
     if client is None:
-        client = _redis[loop] = aredis.Redis.from_url(
-            conf.redis_url(), socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+        pool = aredis.BlockingConnectionPool.from_url(
+            conf.redis_url(),
+            max_connections=conf.get("OBJECTS_WEB_REDIS_POOL_SIZE"),
+            timeout=conf.get("OBJECTS_WEB_DB_POOL_TIMEOUT"),
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+            client_name=Postgres.APPLICATION_NAME,  # CLIENT LIST tells the loop's connections apart
         )
+        client = _redis[loop] = aredis.Redis.from_pool(pool)
     return client
 
 

@@ -136,6 +136,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
             ring(runner.instance.type_name, runner.instance.key, countdown=runner.retry_at)
     _ring_keys(busy, countdown=0.02)
     result.ran = sum(len(runner.finished) for runner in runners)
+    plan_grown(result.ran)
     return result
 
 
@@ -222,6 +223,47 @@ def _sql(template: str, vendor: str, marks: int) -> str:
     return template.format(partitions=placeholders, marks=placeholders, columns=columns, state=state, **tables)
 
 
+class _ClaimPlan:
+    """When the claim is planned again: after the work this process's passes ran doubles (from FIRST
+    invocations on), and at least every EVERY seconds.
+
+    psycopg prepares the claim on its fifth run and PostgreSQL keeps one plan for it until its tables are
+    analyzed again; a plan made while they were nearly empty (a worker's first passes on a fresh database)
+    scanned every key for each pending invocation once they had grown. A new generation changes the claim's
+    text, so it is prepared and planned afresh for the tables as they are; that happens a few times while the
+    tables grow, and seldom after."""
+
+    FIRST = 64
+    EVERY = 600.0
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.generation, self.ran, self.next, self.at = 0, 0, self.FIRST, time.monotonic()
+
+    def grown(self, ran: int) -> None:
+        self.ran += ran
+        if self.ran >= self.next or time.monotonic() - self.at > self.EVERY:
+            self.generation += 1
+            self.next, self.at = max(self.FIRST, 2 * self.ran), time.monotonic()
+
+
+_claim_plan = _ClaimPlan()
+plan_grown = _claim_plan.grown
+plan_reset = _claim_plan.reset
+
+
+@functools.cache
+def _claim_text(vendor: str, marks: int, generation: int) -> str:
+    return _sql(_CLAIM_SQL, vendor, marks) + f" /* plan {generation} */"
+
+
+def claim_sql(vendor: str, marks: int) -> str:
+    """The claim's text for `marks` partitions, in the current plan generation (`_ClaimPlan`)."""
+    return _claim_text(vendor, marks, _claim_plan.generation)
+
+
 def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candidate], set[int]]:
     """The runnable keys (`_runnable_keys`) and the ids of those whose rows this transaction now holds (the
     others are held elsewhere, or were paused meanwhile). One statement on PostgreSQL."""
@@ -230,7 +272,7 @@ def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candi
         candidates = _runnable_keys(partitions, now, limit)
         return candidates, _lock_keys([c.instance_id for c in candidates]) if candidates else set()
     when = connection.ops.adapt_datetimefield_value(now)
-    sql = _sql(_CLAIM_SQL, connection.vendor, len(partitions))
+    sql = claim_sql(connection.vendor, len(partitions))
     rows = fetchall(connection, sql, [*partitions, when, False, when, limit, False])
     return [Candidate(int(r[0]), r[1], r[2], int(r[3]), int(r[5])) for r in rows], {int(r[0]) for r in rows if r[4]}
 

@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.views import APIView
@@ -56,6 +57,17 @@ def _endpoint(path: str, method: str, decorated: Any) -> tuple[str, str, str, An
     return (path, f"^{path}$", method, view_class.as_view())
 
 
+def _doc(**kwargs: Any) -> Any:
+    """extend_schema for a synthetic view method, on drf-spectacular's AutoSchema whatever the host's
+    REST_FRAMEWORK DEFAULT_SCHEMA_CLASS says."""
+
+    def wrap(method: Any) -> Any:
+        method.schema = AutoSchema
+        return extend_schema(**kwargs)(method)
+
+    return wrap
+
+
 def ingress_endpoints() -> list[tuple[str, str, str, Any]]:
     prefix = "/" + conf.get("OBJECTS_INGRESS_PREFIX").strip("/")
     endpoints = []
@@ -63,13 +75,13 @@ def ingress_endpoints() -> list[tuple[str, str, str, Any]]:
         for handler in obj.handlers.values():
             base = f"{prefix}/{obj.name}/{{key}}/{handler.name}"
             common = dict(tags=[f"ingress: {obj.name}"], request=_request_body(handler), parameters=[KEY, IDEMPOTENCY])
-            call = extend_schema(
+            call = _doc(
                 operation_id=f"ingress_{obj.name}_{handler.name}_call",
                 summary=f"Call {obj.name}.{handler.name} ({handler.kind}) and wait for its output",
                 responses={200: OpenApiResponse(description="The handler's output as raw JSON."), **ERRORS},
                 **common,
             )(lambda self, request, key: None)
-            send = extend_schema(
+            send = _doc(
                 operation_id=f"ingress_{obj.name}_{handler.name}_send",
                 summary=f"Send to {obj.name}.{handler.name} without waiting",
                 responses={202: ACCEPTED, **ERRORS},
@@ -87,7 +99,7 @@ def ingress_endpoints() -> list[tuple[str, str, str, Any]]:
         responses = {200: OpenApiResponse(description="The output, as the original call answered."), **ERRORS}
         if kind == "output":
             responses[470] = OpenApiResponse(ERROR, description="Not finished yet.")
-        doc = extend_schema(
+        doc = _doc(
             operation_id=f"ingress_invocation_{kind}",
             summary=summary,
             tags=["ingress"],
@@ -95,7 +107,7 @@ def ingress_endpoints() -> list[tuple[str, str, str, Any]]:
             responses=responses,
         )(lambda self, request, id: None)
         endpoints.append(_endpoint(f"{prefix}/restate/invocation/{{id}}/{kind}", "GET", doc))
-    health = extend_schema(
+    health = _doc(
         operation_id="ingress_health", tags=["ingress"], auth=[], responses={200: OpenApiResponse(description="Up.")}
     )(lambda self, request: None)
     endpoints.append(_endpoint(f"{prefix}/restate/health", "GET", health))
