@@ -132,6 +132,11 @@ OBJECTS_SWEEP_INTERVAL = env.float("OBJECTS_SWEEP_INTERVAL", default=5.0)
 OBJECTS_DRAIN_LINGER_MS = env.int("OBJECTS_DRAIN_LINGER_MS", default=50)
 # threads per web process for every request the event loop does not answer itself (objects/asgi.py)
 OBJECTS_WEB_THREADS = env.int("OBJECTS_WEB_THREADS", default=16)
+# the event loop's own connections per web process: PostgreSQL (a request waits up to the timeout for one, then
+# 503) and Redis (objects/asgi.py)
+OBJECTS_WEB_DB_POOL_SIZE = env.int("OBJECTS_WEB_DB_POOL_SIZE", default=10)
+OBJECTS_WEB_DB_POOL_TIMEOUT = env.float("OBJECTS_WEB_DB_POOL_TIMEOUT", default=5.0)
+OBJECTS_WEB_REDIS_POOL_SIZE = env.int("OBJECTS_WEB_REDIS_POOL_SIZE", default=500)
 # seconds a vanished host or a cut network may hold a key (objects/timeouts.py)
 OBJECTS_HOST_LOSS_BOUND = env.float("OBJECTS_HOST_LOSS_BOUND", default=30.0)
 

@@ -287,13 +287,14 @@ def test_delays_idempotency_keys_and_session_cookies_go_to_the_threads(app, toke
     assert Invocation.objects.filter(input={"value": 3}).count() == 1
 
 
-def test_the_loop_answers_503_when_the_database_is_unreachable(app, token, monkeypatch):
+def test_the_loop_answers_503_when_the_database_is_unreachable(app, token, monkeypatch, settings):
     warm(app, token)
 
     async def refused(*args: Any, **kwargs: Any) -> Any:
         raise psycopg.OperationalError("connection refused")
 
-    app.postgres.idle.clear()
+    settings.OBJECTS_WEB_DB_POOL_TIMEOUT = 0.5  # how long a request waits for a connection the pool cannot open
+    app.loop.run_until_complete(app.postgres.close())  # its open connections gone: the next must connect
     monkeypatch.setattr(psycopg.AsyncConnection, "connect", refused)
     response = post(app, "/ingress/Recorder/warm/append/send", b'{"value": 4}', auth(token))
     assert response.status_code == 503
