@@ -17,8 +17,10 @@ while the previous statement runs are inserted by one statement and one commit, 
 call, the ring and the wait for the done signal on the loop's Redis connections (the commands of
 `notify.wait_done`). A call to a shared
 handler reads the key's state on the loop's connection (`state.committed_state`'s statement) and runs the
-handler on the loop. The answer gets the headers SecurityMiddleware and XFrameOptionsMiddleware give every
-answer.
+handler on the loop. A GET of `.../attach` or `.../output` with a token is answered on the loop too: the
+invocation is found and the caller's access checked in a short thread (`IngressView.find`), and the wait for
+its done signal holds no thread. The answer gets the headers SecurityMiddleware and XFrameOptionsMiddleware
+give every answer.
 
 What goes to the threads, answered there by Django from the start as under any WSGI server: every other
 request, and a token call the loop cannot finish alone: a token not in the cache yet, an access rule or a
@@ -60,7 +62,8 @@ from django.middleware.security import SecurityMiddleware
 from django.utils import timezone
 
 from . import conf
-from .api.ingress import TOKEN, IngressView, outcome_response
+from .api.ingress import TOKEN, IngressView, not_ready, outcome_response
+from .api.limits import LoopWaits
 from .api.paths import decode_segment, raw_path, route_parse
 from .api.responses import error_response, send_response
 from .client import output_of
@@ -95,6 +98,7 @@ class Application:
         self.on_loop = connections["default"].vendor == "postgresql"
         self.postgres = Postgres()
         self.group = GroupInsert(self.postgres)
+        self.waits = LoopWaits()
         self.security = SecurityMiddleware(_unused)
         self.xframe = XFrameOptionsMiddleware(_unused)
 
@@ -146,10 +150,14 @@ class Application:
         await self.threaded(scope, receive, send)
 
     def takes(self, scope: Scope) -> bool:
-        """A token call or send the loop may answer (see the module docstring); decided from the scope alone."""
-        if not self.on_loop or scope["method"] != "POST" or scope["query_string"] or scope.get("root_path"):
+        """A token call or send, or a token attach or output, the loop may answer (see the module docstring);
+        decided from the scope alone."""
+        if not self.on_loop or scope["query_string"] or scope.get("root_path"):
             return False
-        if not (scope.get("raw_path") or b"").startswith(self.head):
+        path = scope.get("raw_path") or b""
+        if not path.startswith(self.head):
+            return False
+        if scope["method"] != "POST" and (scope["method"] != "GET" or not path.endswith((b"/attach", b"/output"))):
             return False
         token = False
         for name, value in scope["headers"]:
@@ -167,21 +175,29 @@ class Application:
                 raise Threaded
             segments, encoded = raw_path(request, "")
             route = route_parse([decode_segment(s) for s in segments] if encoded else segments)
-            if route.kind not in ("call", "send"):
+            if route.kind == "health" or route.method != request.method:
                 raise Threaded
-            found = TOKEN.authenticate(request)  # AuthenticationFailed (401); a token not cached yet: Threaded
+            try:
+                found = TOKEN.authenticate(request)  # AuthenticationFailed (401)
+            except SynchronousOnlyOperation:  # a token not cached yet: a call goes to the threads, an attach
+                if route.method != "GET":  # looks it up in a thread it gives back before it waits
+                    raise
+                found = await asyncio.to_thread(_threaded, TOKEN.authenticate, request)
             if found is None:
                 raise Threaded
             request.user, request.auth = found  # type: ignore[attr-defined]  # as DRF sets them
-            asked = view.request_read(request, route)  # 404, 400, 403, 413 as the ingress answers them
-            if asked.delay is not None:
-                raise Threaded
-            if route.kind == "call" and asked.target.kind == "shared":
-                response = await self.shared(view, route, validate_input(asked.target, asked.arg))
+            if route.method == "GET":
+                response = await self.attach(view, request, route)
             else:
-                response = await self.submit(
-                    route.kind, route.type_name, route.key, route.handler, asked.target, asked.arg
-                )
+                asked = view.request_read(request, route)  # 404, 400, 403, 413 as the ingress answers them
+                if asked.delay is not None:
+                    raise Threaded
+                if route.kind == "call" and asked.target.kind == "shared":
+                    response = await self.shared(view, route, validate_input(asked.target, asked.arg))
+                else:
+                    response = await self.submit(
+                        route.kind, route.type_name, route.key, route.handler, asked.target, asked.arg
+                    )
         except (Threaded, SynchronousOnlyOperation):
             raise Threaded from None
         except Exception as exc:  # noqa: BLE001 - answered as the ingress answers it
@@ -258,6 +274,29 @@ class Application:
         return view.shared_response(
             route, lambda: run_shared(route.type_name, route.key, route.handler, stored, state=state)
         )
+
+    async def attach(self, view: IngressView, request: ASGIRequest, route: Any) -> HttpResponse:
+        """An attach or output: the invocation found and the caller's access checked in a thread
+        (`IngressView.find`: the row, the type's access rule, the same answers), then the wait on the loop,
+        holding no thread (`wait_done`, without a ring: the invocation's own doorbell rang when it was accepted).
+        At most LOOP_WAITS attaches wait at once; beyond them 503."""
+        invocation = await asyncio.to_thread(_threaded, view.find, request, route)
+        timeout: CallTimeout | None = None
+        if not invocation.is_done:
+            if route.kind == "output":
+                return not_ready(invocation)
+            with self.waits.place():
+                try:
+                    invocation = await wait_done(invocation, conf.get("OBJECTS_CALL_TIMEOUT"), ring=False)
+                except CallTimeout as exc:
+                    timeout = exc
+
+        def output() -> Any:
+            if timeout is not None:
+                raise timeout
+            return output_of(invocation)
+
+        return outcome_response(invocation.public_id, output)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -558,12 +597,12 @@ async def ring_and_wait(partition: int, key: str, timeout: float) -> Any:
     return None
 
 
-async def wait_done(invocation: Invocation, timeout: float) -> Invocation:
-    """`notify.wait_done` on the loop, for a call whose doorbell has not rung yet: ring with the first wait,
-    then wait for the done signal; raise CallTimeout after `timeout` seconds (the invocation goes on)."""
+async def wait_done(invocation: Invocation, timeout: float, *, ring: bool = True) -> Invocation:
+    """`notify.wait_done` on the loop: wait for the done signal, and with `ring` (a call whose doorbell has not
+    rung yet) ring with the first wait; raise CallTimeout after `timeout` seconds (the invocation goes on)."""
     deadline = time.monotonic() + timeout
     key = done_key(invocation.public_id)
-    first = True
+    first = ring
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -597,6 +636,12 @@ async def wait_done(invocation: Invocation, timeout: float) -> Invocation:
 def _fresh(pk: int) -> Invocation | None:
     close_old_connections()  # this thread's connection may have expired or broken since its last use
     return fresh_invocation(pk)
+
+
+def _threaded(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)` in a thread of asyncio's pool: Django's database work of a request the loop answers."""
+    close_old_connections()
+    return function(*args)
 
 
 # -- plumbing -------------------------------------------------------------------------------------------

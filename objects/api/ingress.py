@@ -8,6 +8,7 @@ rule (403) -> delay and input (400/413) -> the invocation.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ..validation import validate_input, validate_key
 from .authentication import CachedTokenAuthentication
 from .body import body_read, json_parse
 from .delay import delay_parse
+from .limits import thread_wait
 from .paths import Route, decode_segment, raw_path, route_parse
 from .permissions import INGRESS_AUTHENTICATION_CLASSES, access_check, anonymous_refused
 from .responses import NOT_READY, error_response, http_status, output_response, send_response
@@ -56,6 +58,13 @@ class Asked:
     arg: Any
     delay: Any
     idempotency_key: str | None
+
+
+def not_ready(invocation: Invocation) -> HttpResponse:
+    """The answer to `output` before the invocation has finished."""
+    return error_response(
+        NOT_READY, "The invocation exists but has not completed yet.", invocation_id=invocation.public_id
+    )
 
 
 def outcome_response(public_id: str, output: Callable[[], Any]) -> HttpResponse:
@@ -192,22 +201,35 @@ class IngressView(APIView):
 
     # -- attach and output --------------------------------------------------------------------------
     def attach(self, request, route: Route) -> HttpResponse:
+        """Attach (wait for the invocation, then answer like its call) or output (answer at once). A wait takes
+        one of the threads' few attach places (objects/api/limits.py): 503 when none is free. Token requests
+        are answered on the event loop instead, where a wait holds no thread (objects/asgi.py)."""
         invocation = self.find(request, route)
-        if route.kind == "output" and not invocation.is_done:
-            return error_response(
-                NOT_READY, "The invocation exists but has not completed yet.", invocation_id=invocation.public_id
-            )
-        return self.outcome(invocation)
+        if invocation.is_done:
+            return self.outcome(invocation)
+        if route.kind == "output":
+            return not_ready(invocation)
+        with thread_wait():
+            return self.outcome(invocation)
 
     def find(self, request, route: Route) -> Invocation:
+        """The invocation an attach or output names, for a caller with the access its target needs (the type's
+        rule for its key and handler). By id, an invocation the caller may not see is answered as an unknown
+        one: 401 without credentials, otherwise 404, with the same message."""
         if route.invocation_id:
+            anonymous = exceptions.NotAuthenticated("Sign in to attach to invocations.")
             try:
                 invocation = invocation_get(route.invocation_id)
             except NotFound:
                 if not request.user.is_authenticated:
-                    raise exceptions.NotAuthenticated("Sign in to attach to invocations.") from None
+                    raise anonymous from None
                 raise
-            self.authorize(request, invocation.type_name, invocation.key, invocation.handler, known=False)
+            try:
+                self.authorize(request, invocation.type_name, invocation.key, invocation.handler, known=False)
+            except (NotFound, exceptions.NotAuthenticated, exceptions.PermissionDenied):
+                if not request.user.is_authenticated:
+                    raise anonymous from None
+                raise NotFound(f"No invocation {route.invocation_id!r}.") from None  # invocation_get's words
             return invocation
         self.authorize(request, route.type_name, route.key, route.handler)
         idempotency_key_check(route.idempotency_key)
@@ -254,6 +276,9 @@ class IngressView(APIView):
             return response
         if isinstance(exc, exceptions.APIException):
             response = error_response(exc.status_code, str(exc.detail))
+            wait = getattr(exc, "wait", None)  # Throttled (429), WaitsBusy (503)
+            if wait is not None:
+                response["Retry-After"] = str(max(1, math.ceil(wait)))
             if isinstance(exc, MethodNotAllowed):
                 response["Allow"] = exc.allowed
             return response

@@ -356,9 +356,10 @@ def test_attach_to_an_unknown_invocation_is_404(alice):
     error_of(Client().get(f"/ingress/restate/invocation/inv_{'0' * 32}/attach", **alice[1]), 404)
 
 
-def test_attach_to_someone_elses_invocation_is_403(alice, staff):
+def test_attach_to_someone_elses_invocation_is_404_like_an_unknown_one(alice, staff):
     invocation_id = post(Client(), "Probe/k/add/send", b'{"x": 1, "y": 2}', **staff[1]).json()["invocationId"]
-    error_of(Client().get(f"/ingress/restate/invocation/{invocation_id}/output", **alice[1]), 403)
+    message = error_of(Client().get(f"/ingress/restate/invocation/{invocation_id}/output", **alice[1]), 404)
+    assert message == f"No invocation {invocation_id!r}."
 
 
 def test_output_by_idempotency_key_of_an_unknown_request_is_404(alice):
