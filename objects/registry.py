@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import typing
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
 from django.core.exceptions import ImproperlyConfigured
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic.errors import PydanticUserError
+from typing_extensions import is_typeddict
 
 HandlerKind = Literal["exclusive", "shared"]
 AccessRule = Callable[[Any, str, str], bool]
@@ -25,7 +29,10 @@ def staff_only(user: Any, key: str, handler: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Handler:
-    """One handler of an object type: its function, kind and declared input type."""
+    """One handler of an object type: its function, kind and declared input type.
+
+    `adapter` is the input's pydantic TypeAdapter (a dataclass, TypedDict or pydantic model), built once here:
+    it validates every call's input and gives the OpenAPI schema. None for a DRF serializer or no type."""
 
     object_name: str
     name: str
@@ -33,6 +40,11 @@ class Handler:
     fn: Callable[..., Any]
     takes_input: bool
     input_type: Any = None
+    adapter: TypeAdapter[Any] | None = dataclasses.field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.input_type is not None and not _is_serializer(self.input_type):
+            object.__setattr__(self, "adapter", input_adapter(self.input_type))
 
     @property
     def qualified_name(self) -> str:
@@ -47,7 +59,8 @@ class VirtualObject:
     ... def add_item(ctx, item): ...
 
     `state_ttl` (a timedelta or seconds) clears an instance's state after that long without a change;
-    `access(user, key, handler) -> bool` decides who may call it over HTTP (default: staff only).
+    `access(user, key, handler) -> bool` decides who may call it over HTTP (default: staff only);
+    `state_history=False` records no history of its handlers' state changes (an operator's edits still are).
     """
 
     def __init__(
@@ -57,6 +70,7 @@ class VirtualObject:
         state_ttl: timedelta | float | None = None,
         access: AccessRule | None = None,
         description: str = "",
+        state_history: bool = True,
     ) -> None:
         if not NAME_RE.match(name or ""):
             raise ImproperlyConfigured(
@@ -66,6 +80,7 @@ class VirtualObject:
             state_ttl = timedelta(seconds=state_ttl)
         self.name = name
         self.state_ttl: timedelta | None = state_ttl
+        self.state_history = state_history
         self.access: AccessRule = access or staff_only
         self.description = description
         self.handlers: dict[str, Handler] = {}
@@ -119,19 +134,41 @@ class VirtualObject:
                 raise ImproperlyConfigured(f"Handler {where!r} declares an input type but takes no argument.")
             if not _is_input_type(input_type):
                 raise ImproperlyConfigured(
-                    f"Handler {where!r}: input must be a dataclass or a DRF Serializer class, got {input_type!r}."
+                    f"Handler {where!r}: input must be a dataclass, a TypedDict, a pydantic model or a DRF "
+                    f"Serializer class, got {input_type!r}."
                 )
-        self.handlers[name] = Handler(self.name, name, kind, fn, takes_input, input_type)
+        try:
+            self.handlers[name] = Handler(self.name, name, kind, fn, takes_input, input_type)
+        except PydanticUserError as exc:  # a field type pydantic cannot validate, typing.TypedDict before 3.12
+            raise ImproperlyConfigured(f"Handler {where!r}: its input type cannot be validated: {exc}") from exc
+
+
+def input_adapter(input_type: Any) -> TypeAdapter[Any]:
+    """The TypeAdapter that validates a handler's JSON input (`TypeAdapter.validate_json`).
+
+    A dataclass or TypedDict is taken strictly, as JSON: `"2"` is no integer and `true` no number, and
+    unknown fields are refused, at every level (a nested class that declares its own pydantic config keeps
+    it). pydantic takes no config for a class that could carry its own, so it is given to a NewType of the
+    class, which validates as the class. A pydantic model keeps its own config.
+    """
+    if issubclass(input_type, BaseModel):
+        return TypeAdapter(input_type)
+    named = typing.NewType(input_type.__name__, input_type)  # type: ignore[misc]  # a name made at run time
+    return TypeAdapter(named, config=ConfigDict(strict=True, extra="forbid"))
+
+
+def _is_serializer(candidate: Any) -> bool:
+    from rest_framework import serializers
+
+    return inspect.isclass(candidate) and issubclass(candidate, serializers.BaseSerializer)
 
 
 def _is_input_type(candidate: Any) -> bool:
     if not inspect.isclass(candidate):
         return False
-    if dataclasses.is_dataclass(candidate):
+    if dataclasses.is_dataclass(candidate) or is_typeddict(candidate) or issubclass(candidate, BaseModel):
         return True
-    from rest_framework import serializers
-
-    return issubclass(candidate, serializers.BaseSerializer)
+    return _is_serializer(candidate)
 
 
 def register(obj: VirtualObject) -> None:

@@ -2,13 +2,12 @@
 
 The ingress is one catch-all view (it parses raw paths itself), so the generator adds a synthetic endpoint
 per handler instead: `POST /{prefix}/{Type}/{key}/{handler}` and `.../send` with the handler's input schema
-(a DRF serializer becomes a component; a dataclass becomes an inline JSON Schema), and the attach, output
-and health paths.
+(a DRF serializer becomes a component; a dataclass, TypedDict or pydantic model becomes the inline JSON Schema
+of the TypeAdapter that validates it), and the attach, output and health paths.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from drf_spectacular.generators import SchemaGenerator
@@ -19,7 +18,7 @@ from rest_framework.views import APIView
 
 from .. import conf
 from ..registry import Handler, all_objects
-from .schemas import dataclass_schema
+from .schemas import adapter_schema
 
 ERROR = inline_serializer(
     "IngressError",
@@ -45,10 +44,10 @@ ERRORS = {code: OpenApiResponse(ERROR) for code in (400, 401, 403, 404, 405, 409
 def _request_body(handler: Handler) -> Any:
     if not handler.takes_input:
         return None
+    if handler.adapter is not None:
+        return {"application/json": adapter_schema(handler.adapter)}
     if handler.input_type is None:
         return {"application/json": {}}
-    if dataclasses.is_dataclass(handler.input_type):
-        return {"application/json": dataclass_schema(handler.input_type)}
     return handler.input_type
 
 

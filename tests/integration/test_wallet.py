@@ -90,8 +90,8 @@ def test_a_refused_withdraw_does_not_erase_the_balance_for_the_next_movement(liv
         ({"amount": 100_000_001, "tx_id": "x"}, "amount"),
         ({"amount": -5, "tx_id": "x"}, "amount"),
         ({"amount": 5, "tx_id": ""}, "tx_id"),
-        ({"amount": 1.5, "tx_id": "x"}, "amount: expected int"),
-        ({"amount": 5}, "tx_id: this field is required"),
+        ({"amount": 1.5, "tx_id": "x"}, "amount: Input should be a valid integer"),
+        ({"amount": 5}, "tx_id: Field required"),
     ],
 )
 def test_bad_movement_input_is_400_and_never_becomes_an_invocation(live, arg, fragment):

@@ -94,5 +94,6 @@ def crash_always(ctx: ObjectContext, arg: dict) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-# chains: more test types (calls, sends, steps, idempotency); docs_examples: types declared in docs/*.md
-from . import chains, docs_examples  # noqa: E402,F401
+# chains: more test types (calls, sends, steps, idempotency); docs_examples: types declared in docs/*.md;
+# inputs: nested inputs (tests/security/test_inputs.py)
+from . import chains, docs_examples, inputs  # noqa: E402,F401

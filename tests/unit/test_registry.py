@@ -108,7 +108,7 @@ def test_input_type_on_a_no_argument_handler_fails(fresh):
 
 def test_input_must_be_a_dataclass_or_serializer(fresh):
     obj = fresh("BadInput2")
-    with pytest.raises(ImproperlyConfigured, match="input must be a dataclass or a DRF Serializer"):
+    with pytest.raises(ImproperlyConfigured, match="input must be a dataclass, a TypedDict, a pydantic model or a DRF Serializer"):
         obj.exclusive(lambda ctx, a: None, name="h", input=dict)
 
 
