@@ -1,20 +1,18 @@
-"""Top-level URLs: shop, accounts, admin, management API and docs, ingress, health."""
+"""Top-level URLs: the virtual objects app (ingress, management API and docs, health, metrics), admin, accounts,
+shop."""
 
-from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
 
-from objects.health import healthz
-from objects.metrics import metrics_view
-
-INGRESS_PREFIX = getattr(settings, "OBJECTS_INGRESS_PREFIX", "ingress").strip("/")
+from objects.ratelimit import login_limited
 
 urlpatterns = [
-    path("healthz", healthz, name="healthz"),
-    path("metrics", metrics_view, name="metrics"),
+    path("", include("objects.urls")),
+    # the sign-in forms, with OBJECTS_RATE_LIMIT_LOGIN on failed sign-ins (before the patterns they shadow)
+    path("admin/login/", login_limited(admin.site.login)),
+    path("accounts/login/", login_limited(LoginView.as_view()), name="login"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("api/", include("objects.api.urls")),
-    path(f"{INGRESS_PREFIX}/", include("objects.api.ingress_urls")),
     path("", include("shop.urls")),
 ]

@@ -1,12 +1,13 @@
 """System checks (`manage.py check`) for what the app needs from its host: a Redis URL, SQLite's immediate
-transactions, a Celery app set up by objects.celery.configure, and its admin templates within reach."""
+transactions, a Celery app set up by objects.celery.configure, its admin templates within reach, and the
+schema class drf-spectacular needs for the API's schema page."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error
+from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 
 CELERY_HINT = (
@@ -80,4 +81,21 @@ def check_templates(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
     return []
 
 
-ALL = (check_redis_url, check_sqlite_immediate, check_celery_app, check_templates)
+def check_schema_class(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
+    from drf_spectacular.openapi import AutoSchema
+    from rest_framework.settings import api_settings
+
+    schema_class: Any = api_settings.DEFAULT_SCHEMA_CLASS
+    if not _ours(app_configs) or (isinstance(schema_class, type) and issubclass(schema_class, AutoSchema)):
+        return []
+    return [
+        Warning(
+            "The management API's OpenAPI schema (/api/schema/, /api/docs/) needs drf-spectacular's AutoSchema.",
+            hint="Set REST_FRAMEWORK['DEFAULT_SCHEMA_CLASS'] = 'drf_spectacular.openapi.AutoSchema': drf-spectacular "
+            "reads it when the API's views are defined. Nothing else of the app's API depends on REST_FRAMEWORK.",
+            id="objects.W001",
+        )
+    ]
+
+
+ALL = (check_redis_url, check_sqlite_immediate, check_celery_app, check_templates, check_schema_class)

@@ -17,16 +17,15 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from .. import services
 from ..errors import InvalidInput, NotFound
 from ..models import Instance, Invocation, StateEntry, Status
 from ..registry import all_objects, get_object
 from ..selectors import instance_list_annotated
+from .base import AppAPIView
 from .body import StrictJSONParser
 from .pagination import BoundedLimitOffsetPagination
-from .permissions import AUTHENTICATION_CLASSES, IsStaff
 from .serializers import (
     InstanceSerializer,
     InvocationDetailSerializer,
@@ -42,11 +41,9 @@ from .serializers import (
 INSTANCE_ORDERINGS = ("key", "changed_at", "entry_count", "inbox_depth", "state_size", "id")
 
 
-class StaffAPI(APIView):
-    """Shared settings of every management view."""
+class StaffAPI(AppAPIView):
+    """Shared settings of every management view (objects/api/base.py: none comes from REST_FRAMEWORK)."""
 
-    authentication_classes = AUTHENTICATION_CLASSES
-    permission_classes = [IsStaff]
     parser_classes = [StrictJSONParser]
     pagination_class: type[BasePagination] | None = BoundedLimitOffsetPagination
 
