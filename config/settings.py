@@ -132,6 +132,10 @@ OBJECTS_SWEEP_INTERVAL = env.float("OBJECTS_SWEEP_INTERVAL", default=5.0)
 OBJECTS_DRAIN_LINGER_MS = env.int("OBJECTS_DRAIN_LINGER_MS", default=50)
 # threads per web process for every request the event loop does not answer itself (objects/asgi.py)
 OBJECTS_WEB_THREADS = env.int("OBJECTS_WEB_THREADS", default=16)
+# rate limits shared by every web process (objects/ratelimit.py): "<count>/<s|min|h|day>", 0 for none
+OBJECTS_RATE_LIMIT_USER = env.str("OBJECTS_RATE_LIMIT_USER", default="2000/s")
+OBJECTS_RATE_LIMIT_ADDRESS = env.str("OBJECTS_RATE_LIMIT_ADDRESS", default="4000/s")
+OBJECTS_RATE_LIMIT_LOGIN = env.str("OBJECTS_RATE_LIMIT_LOGIN", default="10/min")
 # the event loop's own connections per web process: PostgreSQL (a request waits up to the timeout for one, then
 # 503) and Redis (objects/asgi.py)
 OBJECTS_WEB_DB_POOL_SIZE = env.int("OBJECTS_WEB_DB_POOL_SIZE", default=10)

@@ -19,7 +19,9 @@ call, the ring and the wait for the done signal on the loop's Redis connections 
 handler reads the key's state on the loop's connection (`state.committed_state`'s statement) and runs the
 handler on the loop. A GET of `.../attach` or `.../output` with a token is answered on the loop too: the
 invocation is found and the caller's access checked in a short thread (`IngressView.find`), and the wait for
-its done signal holds no thread. The answer gets the headers SecurityMiddleware and XFrameOptionsMiddleware
+its done signal holds no thread. Each request the loop answers is counted against the rate limits of its
+client address and its user (objects/ratelimit.py, `LoopCounts`: judged at once by what the process knows, sent
+to Redis in the background). The answer gets the headers SecurityMiddleware and XFrameOptionsMiddleware
 give every answer.
 
 What goes to the threads, answered there by Django from the start as under any WSGI server: every other
@@ -63,13 +65,14 @@ from django.utils import timezone
 
 from . import conf
 from .api.ingress import TOKEN, IngressView, not_ready, outcome_response
-from .api.limits import LoopWaits
+from .api.limits import LoopWaits, RateLimited
 from .api.paths import decode_segment, raw_path, route_parse
 from .api.responses import error_response, send_response
 from .client import output_of
 from .errors import CallTimeout
 from .models import DONE_STATUSES, Invocation
 from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
+from .ratelimit import LoopCounts
 from .routing import partition_of
 from .runtime import instance_create_statement, run_shared
 from .services import fresh_group_sql, fresh_statement
@@ -99,6 +102,7 @@ class Application:
         self.postgres = Postgres()
         self.group = GroupInsert(self.postgres)
         self.waits = LoopWaits()
+        self.rates = LoopCounts(pipelined)
         self.security = SecurityMiddleware(_unused)
         self.xframe = XFrameOptionsMiddleware(_unused)
 
@@ -186,6 +190,9 @@ class Application:
             if found is None:
                 raise Threaded
             request.user, request.auth = found  # type: ignore[attr-defined]  # as DRF sets them
+            over = self.rates.admit(scope, request.user)  # per client address and per user; no round trip here
+            if over is not None:
+                raise RateLimited(over)
             if route.method == "GET":
                 response = await self.attach(view, request, route)
             else:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -32,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
     "OBJECTS_GROUP_BUDGET_MS": 200,
     "OBJECTS_DRAIN_LINGER_MS": 50,
     "OBJECTS_WEB_THREADS": 16,
+    # requests per user and per client address on the ingress; failed sign-ins per address and per username
+    "OBJECTS_RATE_LIMIT_USER": "2000/s",
+    "OBJECTS_RATE_LIMIT_ADDRESS": "4000/s",
+    "OBJECTS_RATE_LIMIT_LOGIN": "10/min",
     "OBJECTS_HOST_LOSS_BOUND": 30.0,
     "OBJECTS_WEB_DB_POOL_SIZE": 10,
     "OBJECTS_WEB_DB_POOL_TIMEOUT": 5.0,
@@ -54,6 +59,39 @@ _POSITIVE_INT = (
 _POSITIVE_NUMBER = ("OBJECTS_HOST_LOSS_BOUND", "OBJECTS_WEB_DB_POOL_TIMEOUT")
 
 
+_RATES = ("OBJECTS_RATE_LIMIT_USER", "OBJECTS_RATE_LIMIT_ADDRESS", "OBJECTS_RATE_LIMIT_LOGIN")
+_RATE_UNITS = {
+    **dict.fromkeys(("s", "sec", "second"), 1),
+    **dict.fromkeys(("m", "min", "minute"), 60),
+    **dict.fromkeys(("h", "hour"), 3600),
+    **dict.fromkeys(("d", "day"), 86400),
+}
+
+
+class Rate(NamedTuple):
+    """A rate limit: at most `count` in each window of `seconds`."""
+
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        unit = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}[self.seconds]
+        return f"{self.count} per {unit}"
+
+
+@functools.lru_cache(maxsize=32)
+def _rate(name: str, value: Any) -> Rate | None:
+    """`value` ("1000/s", "600/min", "20/h", "5/day") as a Rate; None for 0 or empty (no limit)."""
+    if value in (0, "0", "", None):
+        return None
+    count, _, unit = str(value).partition("/") if isinstance(value, str) else ("", "", "")
+    if count.strip().isdigit() and int(count) > 0 and unit.strip().lower() in _RATE_UNITS:
+        return Rate(int(count), _RATE_UNITS[unit.strip().lower()])
+    raise ImproperlyConfigured(
+        f"{name} must be a rate such as 1000/s, 600/min, 20/h or 5/day (or 0: no limit), got {value!r}"
+    )
+
+
 def get(name: str) -> Any:
     """Return setting `name`, its default when unset; a bad value raises ImproperlyConfigured."""
     if name not in DEFAULTS:
@@ -63,6 +101,8 @@ def get(name: str) -> Any:
         raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}")
     if name in _POSITIVE_NUMBER and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
         raise ImproperlyConfigured(f"{name} must be a positive number of seconds, got {value!r}")
+    if name in _RATES:
+        return _rate(name, value)
     if isinstance(DEFAULTS[name], timedelta) and isinstance(value, (int, float)):
         value = timedelta(seconds=value)
     return value

@@ -31,7 +31,7 @@ from ..validation import validate_input, validate_key
 from .authentication import CachedTokenAuthentication
 from .body import body_read, json_parse
 from .delay import delay_parse
-from .limits import thread_wait
+from .limits import ingress_admit, ingress_count, thread_wait
 from .paths import Route, decode_segment, raw_path, route_parse
 from .permissions import INGRESS_AUTHENTICATION_CLASSES, access_check, anonymous_refused
 from .responses import NOT_READY, error_response, http_status, output_response, send_response
@@ -98,10 +98,15 @@ def token_ingress(request, rest: str) -> HttpResponse | None:
         route = route_parse([decode_segment(s) for s in segments] if encoded else segments)
         if route.kind not in ("call", "send") or route.method != "POST":
             return None
-        found = TOKEN.authenticate(request)  # raises AuthenticationFailed (401) for a bad token
+        try:
+            found = TOKEN.authenticate(request)  # raises AuthenticationFailed (401) for a bad token
+        except exceptions.AuthenticationFailed:
+            ingress_count(request, None)  # a bad token counts against its address (429 over its limit)
+            raise
         if found is None:  # another scheme that starts with the same letters
             return None
         request.user, request.auth = found
+        ingress_count(request, request.user)  # 429 per client address and per user
         return view.invoke(request, route)
     except Exception as exc:  # noqa: BLE001 - answered as IngressView answers it
         return view.handle_exception(exc)
@@ -139,6 +144,7 @@ class IngressView(APIView):
             raise MethodNotAllowed(request.method, route.method)
         if route.kind == "health":
             return HttpResponse(b'{"status":"ok"}', content_type="application/json")
+        ingress_admit(request)  # 429 per client address and per user (a 401 first for credentials that fail)
         if route.kind in ("call", "send"):
             return self.invoke(request, route)
         return self.attach(request, route)
@@ -275,8 +281,8 @@ class IngressView(APIView):
             response["WWW-Authenticate"] = 'Token realm="api"'
             return response
         if isinstance(exc, exceptions.APIException):
-            response = error_response(exc.status_code, str(exc.detail))
-            wait = getattr(exc, "wait", None)  # Throttled (429), WaitsBusy (503)
+            response = error_response(exc.status_code, str(exc.detail), source=getattr(exc, "source", "ingress"))
+            wait = getattr(exc, "wait", None)  # RateLimited (429), WaitsBusy (503)
             if wait is not None:
                 response["Retry-After"] = str(max(1, math.ceil(wait)))
             if isinstance(exc, MethodNotAllowed):
