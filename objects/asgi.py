@@ -70,6 +70,7 @@ from .api.paths import decode_segment, raw_path, route_parse
 from .api.responses import error_response, send_response
 from .client import output_of
 from .errors import CallTimeout
+from .middleware import host_refused
 from .models import DONE_STATUSES, Invocation
 from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
 from .ratelimit import LoopCounts
@@ -173,6 +174,9 @@ class Application:
 
     async def answer(self, scope: Scope, body: bytes) -> HttpResponse:
         request = ASGIRequest(scope, io.BytesIO(body))
+        refused = host_refused(request)
+        if refused is not None:
+            return self.finished(request, refused)
         view = IngressView()
         try:
             if self.security.process_request(request) is not None:  # an HTTPS redirect: Django answers it

@@ -11,7 +11,8 @@ after this one. None of them changes such a request's answer: the ingress authen
 token and session authentication; with no session cookie there is no session user and no CSRF check),
 catches its own errors (503 when the database is unavailable), is CSRF-exempt, and answers JSON the
 static files, messages and trailing-slash redirects never touch. This middleware gives the answer the
-Content-Length header CommonMiddleware would have added. It sits after SecurityMiddleware and
+Content-Length header CommonMiddleware would have added, and refuses a Host header not in ALLOWED_HOSTS as
+CommonMiddleware would have (`host_refused`: a 400 in the ingress's shape). It sits after SecurityMiddleware and
 XFrameOptionsMiddleware, so the answer has their headers. A request with a session cookie (the shop's
 browser calls) takes the whole list. A token call or send is answered by `objects.api.ingress.token_ingress`
 without DRF's dispatch (the same checks and answers), the rest by the DRF view. What it saves: URL resolution
@@ -25,10 +26,12 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from . import conf
+from .api.responses import error_response
 
 log = logging.getLogger("objects.middleware")
 MESSAGE = "The database is unavailable; retry shortly."
@@ -37,6 +40,17 @@ PAGE = (
     "<!doctype html><html lang=en><head><meta charset=utf-8><title>Service unavailable</title></head>"
     f"<body><h1>Service unavailable</h1><p>{MESSAGE}</p></body></html>"
 )
+
+
+def host_refused(request: HttpRequest) -> HttpResponse | None:
+    """The ingress's 400 for a Host header not in ALLOWED_HOSTS (Django's `get_host`, the check CommonMiddleware
+    makes on every other request); None for an allowed host. Used by the event loop too (objects/asgi.py)."""
+    try:
+        request.get_host()
+    except DisallowedHost:
+        host = request.META.get("HTTP_HOST", "")[:100]
+        return error_response(400, f"Invalid Host header {host!r}: this server does not answer to that host.")
+    return None
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -78,7 +92,7 @@ class IngressShortcutMiddleware:
         if not path.startswith(self.head) or settings.SESSION_COOKIE_NAME in request.COOKIES:
             return self.get_response(request)
         rest = path[len(self.head) :]
-        response = self.token_call(request, rest) or self.view(request, rest=rest)
+        response = host_refused(request) or self.token_call(request, rest) or self.view(request, rest=rest)
         if not response.streaming and not response.has_header("Content-Length"):
             response.headers["Content-Length"] = str(len(response.content))
         return response

@@ -29,6 +29,25 @@ def on_side(path: str, side: str) -> str:
     return path + ("?via=threads" if side == "threads" else "")
 
 
+def request(
+    base: RawHTTP, method: str, target: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> RawResponse:
+    """RawHTTP's request, with a Host header of the caller's when it gives one (http.client adds its own)."""
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    conn = http.client.HTTPConnection(base.host, base.port, timeout=60)
+    try:
+        conn.putrequest(method, target, skip_host="Host" in headers, skip_accept_encoding=True)
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders(body)
+        answer = conn.getresponse()
+        return RawResponse(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+    finally:
+        conn.close()
+
+
 def warm(raw_http: RawHTTP, person, side: str) -> None:
     """For the loop: the token in every web process's cache (the first use of a token in a process is looked
     up by the threads), by a few shared calls, each on its own connection."""
@@ -154,3 +173,32 @@ def test_header_names_with_underscores_are_dropped_on_both_sides(live_web, raw_h
     assert [a.status for a in answers] == [202, 202], [a.body[:200] for a in answers]
     assert [a.json()["status"] for a in answers] == ["Accepted", "Accepted"]
     assert answers[0].json()["invocationId"] != answers[1].json()["invocationId"]
+
+
+# -- the Host header -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("side", SIDES)
+def test_a_host_not_in_allowed_hosts_is_refused_on_both_sides(live_web, raw_http, staff, side):
+    key = f"host-{side}/x"
+    warm(raw_http, staff, side)
+    target = on_side(f"/ingress/Counter/{quote(key, safe='')}/increment", side)
+    for host in ("evil.example", "evil.example:80", "127.0.0.1.evil.example"):
+        refused = request(raw_http, "POST", target, b'{"by": 1}', {**staff.header, "Host": host})
+        message = ingress_error(refused, 400)
+        assert "Host" in message and host in message, message
+    assert counter_value(key) is None
+    allowed = request(raw_http, "POST", target, b'{"by": 1}', {**staff.header, "Host": f"localhost:{raw_http.port}"})
+    assert allowed.status == 200, allowed.body[:300]
+    assert counter_value(key) == 1
+
+
+def test_a_host_not_in_allowed_hosts_is_refused_on_every_ingress_path(live_web, raw_http, staff):
+    """Without a session cookie the ingress skips CommonMiddleware, which checks the host of every other
+    request: health, a send and an anonymous call get the same 400."""
+    evil = {"Host": "evil.example"}
+    for method, target, headers in (
+        ("GET", "/ingress/restate/health", evil),
+        ("POST", "/ingress/Counter/host%2Fsend/increment/send", {**staff.header, **evil}),
+        ("POST", "/ingress/Counter/host%2Fanon/increment", evil),
+    ):
+        ingress_error(request(raw_http, method, target, b"{}" if method == "POST" else None, headers), 400)
+    assert request(raw_http, "GET", "/healthz", None, evil).status == 400  # Django's own check, as before
