@@ -174,7 +174,7 @@ class IngressView(APIView):
         """A call's or send's checks in their order (credentials and a session's CSRF token, authorize, delay, body,
         idempotency key) and what it asks."""
         request.user  # noqa: B018 - authentication first: a session without its CSRF token is refused here (403)
-        obj = self.authorize(request, route.type_name, route.key, route.handler)
+        obj = self.authorize(request, route.type_name, route.key, route.handler, writes=route.kind == "send")
         target = obj.handlers[route.handler]
         delay_text = request.GET.get("delay")
         if route.kind == "call" and delay_text is not None:
@@ -254,8 +254,10 @@ class IngressView(APIView):
         return outcome_response(invocation.public_id, lambda: result_of(invocation, ring=ring))
 
     # -- checks -------------------------------------------------------------------------------------
-    def authorize(self, request, type_name: str, key: str, handler: str, *, known: bool = True) -> Any:
-        """401 -> 404 -> 400 (key) -> 403, in that order; returns the object type."""
+    def authorize(
+        self, request, type_name: str, key: str, handler: str, *, known: bool = True, writes: bool = False
+    ) -> Any:
+        """401 -> 404 -> 400 (key) -> 403, in that order; returns the object type. `writes`: a send."""
         obj = get_object(type_name)
         if anonymous_refused(obj, request, key, handler):
             raise exceptions.NotAuthenticated(
@@ -264,11 +266,11 @@ class IngressView(APIView):
         if known or obj is not None:
             resolve(type_name, handler)
         validate_key(key)
-        if obj is None:  # an invocation of a type removed since: staff only
-            if not request.user.is_staff:
+        if obj is None:  # an invocation of a type removed since: staff who may view instances only
+            if not (request.user.is_staff and request.user.has_perm("objects.view_instance")):
                 raise exceptions.PermissionDenied("Only staff may see invocations of removed object types.")
             return None
-        access_check(obj, request, key, handler)
+        access_check(obj, request, key, handler, writes=writes)
         return obj
 
     # -- errors -------------------------------------------------------------------------------------

@@ -5,10 +5,16 @@ An access rule is `VirtualObject(..., access=rule)`, called as `rule(user, key, 
 request's session key, or None. Rules for anonymous, per-session keys (`anon:<session key>`) read it with
 `getattr(user, "session_key", None)`. The session key is only given when the request passes the CSRF
 check (a cookie alone, sent by another site's form, proves nothing).
+
+Staff act on keys through a rule's `user.is_staff` only with the Django permission the request needs
+(`rule_user`): `objects.view_instance` for a call to a shared handler (and reading an invocation's outcome),
+`objects.change_instance` for an exclusive handler and for any send. A staff user without it is given to the
+rule as a non-staff user (their own keys stay theirs), on both web paths.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -119,11 +125,33 @@ def anonymous_refused(obj: VirtualObject | None, request, key: str, handler: str
     return not rule_allows(obj, anonymous, key, handler)
 
 
-def access_check(obj: VirtualObject, request, key: str, handler: str) -> None:
-    """Raise NotAuthenticated (401) or PermissionDenied (403, with a message) when the rule refuses."""
+def staff_permission(obj: VirtualObject, handler: str, *, writes: bool) -> str:
+    """The Django permission a staff user needs to act as staff: `writes` (a send, or an exclusive handler
+    called) needs objects.change_instance, reading objects.view_instance."""
+    target = obj.handlers.get(handler)
+    if writes or target is None or target.kind == "exclusive":
+        return "objects.change_instance"
+    return "objects.view_instance"
+
+
+def rule_user(user: Any, permission: str) -> Any:
+    """The user an access rule is given: a staff user without `permission` as a copy that is not staff (nor
+    superuser), so every rule's `user.is_staff` means "staff allowed to do this". Checking the permission
+    reads the database for staff who are not superusers (on the event loop that sends the request to the
+    threads); other users are given as they are."""
+    if not getattr(user, "is_staff", False) or user.has_perm(permission):
+        return user
+    seen = copy.copy(user)
+    seen.is_staff = seen.is_superuser = False
+    return seen
+
+
+def access_check(obj: VirtualObject, request, key: str, handler: str, *, writes: bool = False) -> None:
+    """Raise NotAuthenticated (401) or PermissionDenied (403, with a message) when the rule refuses; `writes`:
+    the request makes an invocation row even for a shared handler (a send)."""
     user = request.user
     user.session_key = session_key_for(request)
-    if rule_allows(obj, user, key, handler):
+    if rule_allows(obj, rule_user(user, staff_permission(obj, handler, writes=writes)), key, handler):
         return
     if not user.is_authenticated:
         raise exceptions.NotAuthenticated(f"Sign in to call {obj.name}/{key} {handler}.")

@@ -75,7 +75,8 @@ def probe():
 
 @pytest.fixture
 def staff():
-    user = User.objects.create_user("boss", password="pw", is_staff=True)
+    """An operator who may change any key (access rules see staff as staff only with the permission needed)."""
+    user = User.objects.create_user("boss", password="pw", is_staff=True, is_superuser=True)
     return user, {"HTTP_AUTHORIZATION": f"Token {Token.objects.create(user=user).key}"}
 
 

@@ -103,3 +103,79 @@ def test_the_api_root_lists_the_resources_for_staff_only(raw_http, staff, alice,
     assert anonymous.headers.get("www-authenticate", "").startswith("Token")
     refused = raw_http.request("GET", "/api/", headers=alice.header)
     assert refused.status == 403 and "staff" in refused.json()["message"], refused.body[:300]
+
+
+# -- staff on other users' keys: the permission the request needs ----------------------------------------
+@pytest.fixture
+def bare_staff(live_web) -> Person:
+    """Staff without any permission."""
+    from .conftest import _person
+
+    return _person("bare-staff", is_staff=True)
+
+
+@pytest.fixture
+def changer(live_web) -> Person:
+    """Staff with the view permissions of the objects app and objects.change_instance, not a superuser."""
+    from django.contrib.auth.models import Permission
+
+    from .conftest import _person
+
+    person = _person("changer", is_staff=True)
+    person.user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="objects").filter(
+            codename__in=["view_instance", "view_invocation", "change_instance"]
+        )
+    )
+    return person
+
+
+def test_staff_act_on_other_users_keys_only_with_the_matching_permission(
+    raw_http, staff, viewer, bare_staff, changer, bob
+):
+    from counters.models import Tenant
+    from objects.services import state_edit
+
+    Tenant.objects.create(slug="globex", name="Globex").members.add(bob.user)
+    state_edit(
+        type_name="Order", key="ord-bob-9", expected_version=None, set_entries={"user": "bob", "status": "created"}
+    )
+    state_edit(type_name="Wallet", key="bob", expected_version=None, set_entries={"balance": 500})
+
+    def statuses(person: Person, path: str, body: object = None) -> list[int]:
+        return [r.status for r in both(raw_http, path, body, person)]
+
+    before = _rows()
+    writes = [
+        ("/ingress/Wallet/bob/withdraw", {"amount": 100, "tx_id": "w-1"}),
+        ("/ingress/Wallet/bob/balance/send", None),  # a send writes a row: change, whatever the handler's kind
+        ("/ingress/Inventory/SKU-9/restock", {"quantity": 5}),
+        ("/ingress/ShoppingCart/bob/add_item", {"sku": "SKU-9", "quantity": 1}),
+        ("/ingress/Order/ord-bob-9/cancel", None),
+        ("/ingress/Counter/globex%2Fhits/increment", {"by": 1}),
+    ]
+    reads = [
+        ("/ingress/Wallet/bob/balance", None),
+        ("/ingress/Order/ord-bob-9/status", None),
+        ("/ingress/Counter/globex%2Fhits/get", None),
+    ]
+    for path, body in writes:
+        assert statuses(viewer, path, body) == [403, 403], f"view-only staff wrote: {path}"
+        assert statuses(bare_staff, path, body) == [403, 403], f"staff without permissions wrote: {path}"
+    for path, body in reads:
+        assert statuses(bare_staff, path, body) == [403, 403], f"staff without permissions read: {path}"
+    assert _rows() == before, "a refused request wrote something"
+    refused = both(raw_http, "/ingress/Wallet/bob/withdraw", {"amount": 1, "tx_id": "w-2"}, viewer)
+    assert "viewer may not call Wallet.withdraw" in refused[1].json()["message"], refused[1].body
+    for path, body in reads:
+        assert statuses(viewer, path, body) == [200, 200], f"view-only staff may read: {path}"
+
+    assert statuses(viewer, "/ingress/Wallet/viewer/withdraw", {"amount": 1, "tx_id": "own"}) == [409, 409], (
+        "their own wallet is theirs: insufficient funds, not refused"
+    )
+    assert statuses(changer, "/ingress/Wallet/bob/balance") == [200, 200]
+    assert statuses(changer, "/ingress/Inventory/SKU-9/restock", {"quantity": 5}) == [200, 200]
+    taken = both(raw_http, "/ingress/Wallet/bob/withdraw", {"amount": 100, "tx_id": "w-3"}, changer)
+    assert [r.status for r in taken] == [200, 200], taken[1].body  # the same tx_id: the second is its repeat
+    assert statuses(staff, "/ingress/Wallet/bob/withdraw", {"amount": 100, "tx_id": "w-4"}) == [200, 200]
+
