@@ -132,6 +132,8 @@ OBJECTS_SWEEP_INTERVAL = env.float("OBJECTS_SWEEP_INTERVAL", default=5.0)
 OBJECTS_DRAIN_LINGER_MS = env.int("OBJECTS_DRAIN_LINGER_MS", default=50)
 # threads per web process for every request the event loop does not answer itself (objects/asgi.py)
 OBJECTS_WEB_THREADS = env.int("OBJECTS_WEB_THREADS", default=16)
+# client addresses that may read /metrics without signing in (the connection's address: objects/metrics.py)
+OBJECTS_METRICS_ALLOW = env.list("OBJECTS_METRICS_ALLOW", default=[])
 # rate limits shared by every web process (objects/ratelimit.py): "<count>/<s|min|h|day>", 0 for none
 OBJECTS_RATE_LIMIT_USER = env.str("OBJECTS_RATE_LIMIT_USER", default="2000/s")
 OBJECTS_RATE_LIMIT_ADDRESS = env.str("OBJECTS_RATE_LIMIT_ADDRESS", default="4000/s")
@@ -196,7 +198,11 @@ SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", default=False) else None
+# Behind a proxy (BEHIND_PROXY=1), uvicorn takes the scheme and the client's address from X-Forwarded-Proto and
+# X-Forwarded-For, from the proxy's address only (FORWARDED_ALLOW_IPS; scripts/stack.py `web_command`). Django
+# does not read them itself: SECURE_PROXY_SSL_HEADER would believe X-Forwarded-Proto from any peer, and
+# X-Forwarded-Host is not read (USE_X_FORWARDED_HOST stays off).
+SECURE_PROXY_SSL_HEADER = None
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
 
 LOGGING = {

@@ -21,9 +21,24 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
-def web_command(host: str, port: int, *, workers: int = 2, access_log: bool = False) -> list[str]:
+def web_command(
+    host: str, port: int, *, workers: int = 2, access_log: bool = False, env: dict[str, str] | None = None
+) -> list[str]:
     """The production web server: uvicorn serving config.asgi (objects/asgi.py) with `workers` processes.
-    Threads per process for what the event loop does not answer: OBJECTS_WEB_THREADS (default 16)."""
+    Threads per process for what the event loop does not answer: OBJECTS_WEB_THREADS (default 16).
+
+    X-Forwarded-For and X-Forwarded-Proto (the client's address, HTTPS) are believed only with BEHIND_PROXY=1
+    and only from the proxy's addresses, FORWARDED_ALLOW_IPS (default 127.0.0.1); uvicorn's own defaults
+    believe them from any loopback peer. `env`: the server's environment (default this process's), then `.env`
+    as the settings read it."""
+    values = dict(os.environ if env is None else env)
+    dotenv = ROOT / ".env"
+    for line in dotenv.read_text().splitlines() if dotenv.exists() else []:
+        name, sep, value = line.partition("=")
+        if sep and not name.lstrip().startswith("#"):
+            values.setdefault(name.strip().removeprefix("export "), value.split(" #")[0].strip().strip("'\""))
+    behind = values.get("BEHIND_PROXY", "").lower() in ("1", "true", "yes", "on", "y", "ok")  # as django-environ
+    proxy = ["--forwarded-allow-ips", values.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"]
     return [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port)] + [
         "--workers",
         str(workers),
@@ -38,6 +53,7 @@ def web_command(host: str, port: int, *, workers: int = 2, access_log: bool = Fa
         "--timeout-graceful-shutdown",
         "5",
         *([] if access_log else ["--no-access-log"]),
+        *(["--proxy-headers", *proxy] if behind else ["--no-proxy-headers"]),
     ]
 
 

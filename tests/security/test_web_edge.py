@@ -4,17 +4,24 @@ path). Request bodies sent chunked, header names with underscores, the Host head
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import select
+import signal
 import socket
+import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from stack import free_port, wait_port, web_command  # scripts/ is on the path (tests/conftest.py)
 
 from objects.models import Instance, StateEntry
+from tests.conftest import ROOT, _test_database_url, reap
 
 from .conftest import RawHTTP, RawResponse
 
@@ -202,3 +209,80 @@ def test_a_host_not_in_allowed_hosts_is_refused_on_every_ingress_path(live_web, 
     ):
         ingress_error(request(raw_http, method, target, b"{}" if method == "POST" else None, headers), 400)
     assert request(raw_http, "GET", "/healthz", None, evil).status == 400  # Django's own check, as before
+
+
+# -- proxy headers ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def server_with(django_db_blocker, monkeypatch, **env: str) -> Iterator[RawHTTP]:
+    """The production web server (scripts/stack.py `web_command`, one process) on the test database, its
+    command and its environment built with `env` set."""
+    with django_db_blocker.unblock():
+        database_url = _test_database_url()
+    for name in ("BEHIND_PROXY", "FORWARDED_ALLOW_IPS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    log = Path(os.environ.get("DVO_TEST_TMP", "/tmp")) / f"web-edge-{port}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            web_command("127.0.0.1", port, workers=1),
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": database_url},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_port(port, what=f"the web server (log: {log})")
+        yield RawHTTP(f"http://127.0.0.1:{port}")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        reap(proc, timeout=5)
+
+
+PROMETHEUS = "10.9.8.7"  # the address allowed to read /metrics in these servers
+PROXY_ENV = {"OBJECTS_METRICS_ALLOW": PROMETHEUS, "SECURE_HSTS_SECONDS": "3600"}
+HTTPS = {"X-Forwarded-Proto": "https"}
+
+
+def hsts(response: RawResponse) -> bool:
+    """The answer of a request Django took for HTTPS (SecurityMiddleware adds HSTS to those only)."""
+    return "strict-transport-security" in response.headers
+
+
+def test_forwarded_headers_mean_nothing_unless_behind_a_proxy(live, django_db_blocker, monkeypatch, staff):
+    """uvicorn's defaults believe X-Forwarded-For and -Proto from a loopback peer: anything on the host could
+    read /metrics as an allowed address, or pass for HTTPS. Without BEHIND_PROXY=1 they are ignored."""
+    with server_with(django_db_blocker, monkeypatch, **PROXY_ENV) as web:
+        spoofed = request(web, "GET", "/metrics", None, {"X-Forwarded-For": PROMETHEUS})
+        assert spoofed.status == 403, spoofed.body[:200]
+        assert not hsts(request(web, "GET", "/healthz", None, HTTPS))  # the threads
+        warm(web, staff, "loop")
+        call = request(web, "POST", "/ingress/Counter/proxy%2Fx/get", b"", {**staff.header, **HTTPS})
+        assert call.status == 200 and not hsts(call), (call.status, call.headers)  # the event loop
+
+
+def test_behind_a_proxy_forwarded_headers_are_believed_from_its_address(live, django_db_blocker, monkeypatch, staff):
+    with server_with(
+        django_db_blocker, monkeypatch, BEHIND_PROXY="1", FORWARDED_ALLOW_IPS="127.0.0.1", **PROXY_ENV
+    ) as web:
+        assert request(web, "GET", "/metrics", None, {"X-Forwarded-For": PROMETHEUS}).status == 200
+        assert request(web, "GET", "/metrics", None, {"X-Forwarded-For": "10.0.0.99"}).status == 403
+        assert hsts(request(web, "GET", "/healthz", None, HTTPS))
+        warm(web, staff, "loop")
+        assert hsts(request(web, "POST", "/ingress/Counter/proxy%2Fx/get", b"", {**staff.header, **HTTPS}))
+
+
+def test_behind_a_proxy_forwarded_headers_from_other_addresses_mean_nothing(
+    live, django_db_blocker, monkeypatch, staff
+):
+    """The proxy is at 10.0.0.1; a request from anywhere else (here loopback) claims nothing, for uvicorn and
+    for Django (which trusted X-Forwarded-Proto from any peer with BEHIND_PROXY=1)."""
+    with server_with(
+        django_db_blocker, monkeypatch, BEHIND_PROXY="1", FORWARDED_ALLOW_IPS="10.0.0.1", **PROXY_ENV
+    ) as web:
+        assert request(web, "GET", "/metrics", None, {"X-Forwarded-For": PROMETHEUS}).status == 403
+        assert not hsts(request(web, "GET", "/healthz", None, HTTPS))
+        warm(web, staff, "loop")
+        assert not hsts(request(web, "POST", "/ingress/Counter/proxy%2Fx/get", b"", {**staff.header, **HTTPS}))
