@@ -320,7 +320,8 @@ class Application:
                 return
 
     async def close(self) -> None:
-        """Close the running loop's PostgreSQL and Redis connections."""
+        """Close the running loop's PostgreSQL and Redis connections (the rate counts' sending stopped first)."""
+        await self.rates.close()
         await self.postgres.close()
         client = _redis.pop(asyncio.get_running_loop(), None)
         if client is not None:

@@ -9,6 +9,7 @@ While Redis is unreachable nothing is limited.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import ipaddress
@@ -198,6 +199,15 @@ class LoopCounts:
                     self.known[key] = (int(replies[2 * index]), expiry[key])
             self._purge()
             await asyncio.sleep(self.INTERVAL)
+
+    async def close(self) -> None:
+        """Stop sending (the loop is closing): what is not sent yet is not counted."""
+        task, self.task = self.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            if task.get_loop() is asyncio.get_running_loop():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def _purge(self) -> None:
         now = time.time()
