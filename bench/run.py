@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from stack import PYTHON, Stack, free_port, say, wait_port, web_command  # noqa: E402
+from stack import PYTHON, Stack, free_port, say, services, wait_port, web_command  # noqa: E402
 
 from bench.loadgen import WORKLOADS, Result, Target, run_workload, warm_up  # noqa: E402
 
@@ -47,9 +47,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=None, help="seconds of measuring (default 420, 900 with --compare)")
     p.add_argument("--only", default="abcd", help="workloads to run, e.g. 'bc' (default: abcd)")
     p.add_argument("--scale", type=float, default=1.0, help="fraction of each workload's calls (quick tries)")
-    p.add_argument("--workers", type=int, default=1, help="Celery worker processes, partition queues split among them")
-    p.add_argument("--pool", choices=["solo", "threads", "prefork"], default="solo", help="Celery pool per worker")
-    p.add_argument("--worker-concurrency", type=int, default=1, help="threads/processes per worker (not solo)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="Celery worker processes, partition queues split among them (default 1)"
+    )
+    p.add_argument(
+        "--pool", choices=["solo", "threads", "prefork"], default=None, help="Celery pool (default: make run's)"
+    )
+    p.add_argument("--worker-concurrency", type=int, default=None, help="pool size (default: make run's)")
+    p.add_argument("--partitions", type=int, default=None, help="OBJECTS_PARTITIONS (default: the setting's, 8)")
     p.add_argument(
         "--server",
         choices=["uvicorn", "gunicorn"],
@@ -98,9 +103,8 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
         "REDIS_URL": redis_url,
         "OBJECTS_BENCH": "1",
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LOG_LEVEL": "WARNING",
-        "OBJECTS_LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
+        **({"OBJECTS_PARTITIONS": str(args.partitions)} if args.partitions else {}),
     }
     os.environ.update(env)
     say("migrating the database")
@@ -109,33 +113,34 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
 
     django.setup()
     token = _bench_token()
-    from objects.routing import all_queues
+    from objects import conf
+    from objects.celery import DEFAULT_CONCURRENCY, DEFAULT_POOL
 
-    queues = all_queues()
+    port = free_port()
+    # What `make run` starts (scripts/stack.py `services`); the options below only change it when given.
+    commands = services("127.0.0.1", port, stack.tmp / "beat-schedule")
     names = []
+    partitions = conf.get("OBJECTS_PARTITIONS")
     for index in range(args.workers):
-        group = queues[index :: args.workers] + (["objects.sweeper"] if index == 0 else [])
         name = f"bench{index}-{os.getpid()}@{socket.gethostname()}"
         names.append(name)
-        pool = ["--pool", args.pool] + (["-c", str(args.worker_concurrency)] if args.pool != "solo" else [])
-        stack.spawn(
-            f"worker{index}",
-            [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(group), *pool, "-n", name]
-            + ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
-            log=logs / f"worker{index}.log",
-        )
-    stack.spawn(
-        "beat",
-        [PYTHON, "-m", "celery", "-A", "config", "beat", "-s", str(stack.tmp / "beat-schedule"), "-l", "warning"],
-        log=logs / "beat.log",
-    )
-    port = free_port()
+        command = commands["worker"]
+        if args.workers > 1 or args.pool or args.worker_concurrency:
+            mine = range(index, partitions, args.workers)
+            command = [PYTHON, str(ROOT / "manage.py"), "objects_worker", "--hostname", name]
+            command += ["--partitions", ",".join(map(str, mine)), *([] if index == 0 else ["--no-sweeper"])]
+            command += ["--concurrency", str(args.worker_concurrency)] if args.worker_concurrency else []
+            command += ["--pool", args.pool] if args.pool else []
+        else:
+            command = [*command[: command.index("--hostname")], "--hostname", name]
+        stack.spawn(f"worker{index}", command, log=logs / f"worker{index}.log")
+    stack.spawn("beat", commands["sweeper"], log=logs / "beat.log")
     if args.server == "gunicorn":
         command = [PYTHON, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread"]
         command += ["-w", str(args.web_workers), "--threads", str(args.web_threads), "--timeout", "120"]
         command += ["--keep-alive", "30"]
     else:
-        command = web_command("127.0.0.1", port, workers=args.web_workers)
+        command = commands["web"] if args.web_workers == 2 else web_command("127.0.0.1", port, workers=args.web_workers)
     stack.spawn("web", command, log=logs / "web.log", env={"OBJECTS_WEB_THREADS": str(args.web_threads)})
     wait_port(port, what="the web server")
     _wait_workers(names)
@@ -146,15 +151,16 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
     config = {
         "postgres": ("fsync=off, synchronous_commit=off" if args.fast_pg else "fsync=on, synchronous_commit=on")
         + f", default_toast_compression={args.toast}",
-        "celery": f"{args.workers} worker(s), pool {args.pool}"
-        + (f" x{args.worker_concurrency}" if args.pool != "solo" else ""),
+        "celery": f"{args.workers} worker(s), pool {args.pool or DEFAULT_POOL}"
+        + ("" if args.pool == "solo" else f" x{args.worker_concurrency or DEFAULT_CONCURRENCY}")
+        + ("" if args.workers > 1 or args.pool or args.worker_concurrency else " (make run's)"),
         "web": (
             f"uvicorn config.asgi, {args.web_workers} process(es), token calls on the event loop, "
             f"{args.web_threads} threads each for the rest"
             if args.server == "uvicorn"
             else f"gunicorn gthread, {args.web_workers} worker(s) x {args.web_threads} threads"
         ),
-        "partitions": len(queues),
+        "partitions": partitions,
     }
     return target, config
 

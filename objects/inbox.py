@@ -401,6 +401,8 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
                 starts.close()  # before the commit, whose done signal deletes the last count
             if runner.longest > conf.get("OBJECTS_GROUP_BUDGET_MS") / 1000:
                 slowkeys.mark(type_name, key)  # still slow: keep it out of the group drain
+            else:
+                slowkeys.note_quick(type_name, [i.handler for i in runner.finished])
             finished = [i.public_id for i in runner.finished]
             outcomes = {i.public_id: text for i in runner.finished if (text := notify.outcome_text(i)) is not None}
             counted = [c] if (c := runner.take_counted()) else None

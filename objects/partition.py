@@ -91,6 +91,10 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                     if runners and time.monotonic() - started > budget:
                         result.more = True  # the rest of the group is unlocked at commit and taken next pass
                         break
+                    mine = heads.get(candidate.instance_id, [])
+                    if not slowkeys.handlers_quick(candidate.type_name, [i.handler for i in mine]):
+                        slow.append(candidate)  # a handler not seen quick yet: a per-key drain runs it first
+                        continue
                     read = None if states is None or candidate.instance_id in touched else states
                     runner = KeyRunner(
                         Instance.built(
@@ -102,7 +106,6 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                     )
                     runners.append(runner)
                     key_started = time.monotonic()
-                    mine = heads.get(candidate.instance_id, [])
                     complete = runner.run_inbox(mine, now, deadline=key_started + budget)
                     runner.store_state()  # before the next key: its handlers may ctx.call this one
                     if runner.longest > budget:  # one handler outran the budget: per-key drains run it a while

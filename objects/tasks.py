@@ -8,6 +8,7 @@ a timed retry or delayed send, a key whose row was busy, a slow key, the sweeper
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -65,17 +66,83 @@ def drain_partition(partition: int) -> int:
     drain, a drain of a partition whose counter ran out), and hands its partitions back to the queue after
     DRAIN_TASK_LIMIT seconds, so the worker's other messages (timed retries, busy keys, sweeps) are not held
     up.
+
+    In a thread pool one drain loop runs at a time per worker: a drain message that arrives while one runs
+    (a worker's start rings every partition; a drain past its time limit queues its partition again) makes the
+    running loop go round once more instead of starting a second loop over the same keys, which would find
+    them locked and hand each to a per-key drain.
     """
+    partitions = _partitions_of_worker(partition)
+    if len(partitions) == 1:
+        return _drain_loop(partition, partitions)
+    with _loop_guard:
+        if _loop_state["running"]:
+            _loop_state["again"] = True
+            return 0
+        _loop_state["running"] = True
+    total = 0
+    try:
+        while True:
+            total += _drain_loop(partition, partitions, main=True)
+            with _loop_guard:
+                if not _loop_state["again"]:
+                    return total
+                _loop_state["again"] = False
+    finally:
+        with _loop_guard:
+            _loop_state["running"] = _loop_state["again"] = False
+
+
+_loop_guard = threading.Lock()
+_loop_state = {"running": False, "again": False}  # this worker's one drain loop (solo and thread pools)
+_main_pass: list[float | None] = [None]  # when the drain loop's current pass started (None between passes)
+
+
+def _rescue_forever() -> None:
+    """A thread of a worker with spare threads: when the drain loop's pass outruns the pass budget (a handler
+    that turned slow, before it is known as slow), run passes over the worker's partitions beside it until
+    that pass ends. They skip the stuck pass's keys (their rows are locked) and leave the partitions'
+    counters to the loop, which goes round again afterwards for whatever was rung meanwhile. So a newly slow
+    handler delays only the keys of its own pass."""
+    from django.db import close_old_connections
+
     from .partition import drain_pass
 
-    partitions = _partitions_of_worker(partition)
+    while True:
+        budget = conf.get("OBJECTS_GROUP_BUDGET_MS") / 1000
+        time.sleep(budget / 4)
+        stuck = _main_pass[0]
+        if stuck is None or time.monotonic() - stuck < budget:
+            continue
+        try:
+            while _main_pass[0] == stuck:
+                result = drain_pass(list(_consumed))
+                if not result.ran and not result.more and _main_pass[0] == stuck:
+                    _linger(list(_consumed), budget / 4)
+        except Exception:  # noqa: BLE001 - a rescue that fails leaves the work to the loop, as without it
+            log.exception("rescue pass failed")
+        finally:
+            close_old_connections()
+
+
+_rescuer: list[threading.Thread] = []
+
+
+def _drain_loop(partition: int, partitions: list[int], *, main: bool = False) -> int:
+    from .partition import drain_pass
+
     seen = _bells_hold(partitions, delete_hints=[partition_published_key(partition)])
     started = renewed = time.monotonic()
     linger = conf.get("OBJECTS_DRAIN_LINGER_MS") / 1000
     overdue = False
     total = 0
     while True:
-        result = drain_pass(partitions)
+        if main:
+            _main_pass[0] = time.monotonic()
+        try:
+            result = drain_pass(partitions)
+        finally:
+            _main_pass[0] = None
         total += result.ran
         if seen is not None and time.monotonic() - renewed > 1.0:
             _bells_renew(partitions)
@@ -391,6 +458,9 @@ def _reset_partition_bells(sender: Any = None, **kwargs: Any) -> None:
     limit = getattr(getattr(getattr(sender, "controller", None), "pool", None), "limit", None)
     _one_loop = True  # this signal runs in the process that runs the tasks (solo, threads; not prefork children)
     _spare = isinstance(limit, int) and limit > 1
+    if _spare and not _rescuer:
+        _rescuer.append(threading.Thread(target=_rescue_forever, name="objects-rescue", daemon=True))
+        _rescuer[0].start()
     from .notify import client
 
     for partition in partitions:

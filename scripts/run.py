@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from stack import PYTHON, ROOT, Stack, beat_command, say, web_command, worker_command
+from stack import PYTHON, ROOT, Stack, say, services
 
 HOST, PORT = "127.0.0.1", int(os.environ.get("PORT", "8000"))
 REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
@@ -86,11 +86,7 @@ def main() -> int:
         if not port_free(PORT):
             say(f"port {PORT} is already in use: stop the other server (or set PORT=8001) and run again")
             return 1
-        commands = {
-            "worker": worker_command(concurrency=int(os.environ.get("WORKER_THREADS", "4")), hostname="worker@%h"),
-            "sweeper": beat_command(ROOT / "var" / "celerybeat-schedule"),
-            "web": web_command(HOST, PORT, access_log=True),
-        }
+        commands = services(HOST, PORT, ROOT / "var" / "celerybeat-schedule")
         procs = {}
         for name in ("worker", "sweeper"):
             say(f"starting the {name} (log: var/log/{name}.log)")

@@ -58,11 +58,12 @@ def web_command(
 
 
 def worker_command(
-    *, concurrency: int = 4, hostname: str | None = None, loglevel: str = "info", extra: tuple[str, ...] = ()
+    *, concurrency: int | None = None, hostname: str | None = None, loglevel: str = "info", extra: tuple[str, ...] = ()
 ) -> list[str]:
     """A Celery worker on every partition queue and the sweeper's: `manage.py objects_worker` (its `celery worker`
     arguments come from objects.celery.worker_argv); `extra` goes on to `celery worker`."""
-    command = [PYTHON, str(ROOT / "manage.py"), "objects_worker", "--concurrency", str(concurrency)]
+    command = [PYTHON, str(ROOT / "manage.py"), "objects_worker"]
+    command += ["--concurrency", str(concurrency)] if concurrency else []
     command += ["--loglevel", loglevel, *(["--hostname", hostname] if hostname else [])]
     return [*command, *(["--", *extra] if extra else [])]
 
@@ -70,6 +71,17 @@ def worker_command(
 def beat_command(schedule: Path, *, loglevel: str = "info") -> list[str]:
     """Celery beat, which sends the sweeper's task: `manage.py objects_beat`."""
     return [PYTHON, str(ROOT / "manage.py"), "objects_beat", "--schedule", str(schedule), "--loglevel", loglevel]
+
+
+def services(host: str, port: int, schedule: Path, *, worker_name: str = "worker@%h") -> dict[str, list[str]]:
+    """The recommended deployment of one host: one worker on every partition (threads pool with
+    objects.celery's default concurrency), beat for the sweeper, and the web server. `make run` starts these,
+    and the benchmark measures them, so its figures are what a user who starts the product gets."""
+    return {
+        "worker": worker_command(hostname=worker_name),
+        "sweeper": beat_command(schedule),
+        "web": web_command(host, port),
+    }
 
 
 def say(message: str) -> None:

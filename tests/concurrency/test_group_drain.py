@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import objects
-from objects import tasks
+from objects import slowkeys, tasks
 from objects.models import Instance, Invocation, Status
 from objects.partition import drain_pass
 from objects.routing import partition_of
@@ -49,9 +49,17 @@ def published(monkeypatch, redis_client):
     bells += [tasks.partition_published_key(p) for p in range(8)]
     redis_client.delete(*bells)
     slow_clear()
+    all_quick()  # as in a worker that has run each handler once: the group runs them
     yield sent
     redis_client.delete(*bells)
     slow_clear()
+
+
+def all_quick() -> None:
+    from objects.registry import all_objects
+
+    for obj in all_objects():
+        slowkeys.note_quick(obj.name, list(obj.handlers))
 
 
 def statuses(key: str) -> list[str]:
@@ -172,6 +180,22 @@ def test_a_per_key_drain_keeps_a_still_slow_key_out_of_the_group(published, sett
     assert drain_pass(PARTITION).ran == 1  # the group runs the quick key only and hands the slow one off
     assert statuses(quick) == [Status.SUCCEEDED]
     assert published == [("k", "Recorder", slow, None)]
+
+
+def test_a_handler_not_yet_seen_quick_runs_in_a_per_key_drain_first_then_in_the_group(published):
+    from objects.inbox import drain_key
+
+    slow_clear()  # a fresh worker: no handler seen yet
+    first, second = keys_in(PARTITION, 2, "unseen")
+    objects.send("Recorder", first, "append", {"value": 1})
+    published.clear()
+    assert drain_pass(PARTITION).ran == 0  # not run in the group: it could be slow from its first call
+    assert published == [("k", "Recorder", first, None)]
+    drain_key("Recorder", first)  # that per-key drain: it finishes within the budget
+    assert statuses(first) == [Status.SUCCEEDED]
+    objects.send("Recorder", second, "append", {"value": 2})
+    assert drain_pass(PARTITION).ran == 1  # now known quick: the group runs it
+    assert statuses(second) == [Status.SUCCEEDED]
 
 
 def test_a_busy_key_of_quick_handlers_stays_in_the_group(published, settings):
@@ -623,6 +647,7 @@ def test_entries_of_a_key_that_stops_early_in_a_pass_are_written(published, sett
     rows = StateEntry.objects.filter(instance__type_name="Recorder", instance__key=key)
     assert {row.name for row in rows} == {"held"}
     slow_clear()  # its handler outran the tiny budget; let the group run the rest
+    all_quick()
     settings.OBJECTS_GROUP_BUDGET_MS = 200
     while drain_pass(PARTITION).ran:
         pass
