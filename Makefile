@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format types migrations-check install bench bench-compare soak screenshots clean
+.PHONY: run test test-hosts check lint format types migrations-check install bench bench-compare soak screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "==> creating the virtualenv and installing requirements (first run takes a minute)"
@@ -21,6 +21,11 @@ test: $(STAMP)
 	@$(BIN)/python scripts/ensure_browser.py
 	@$(BIN)/python scripts/ensure_js.py
 	@$(BIN)/python scripts/test.py $(ARGS)
+
+# the multi-host suite alone (network namespaces; needs root, skips without): also part of `make test`
+test-hosts: $(STAMP)
+	@$(BIN)/python scripts/ensure_netfilter.py
+	@$(BIN)/python scripts/test.py tests/hosts -s $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
