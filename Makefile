@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-hosts check lint format types migrations-check install bench bench-compare soak screenshots clean
+.PHONY: run test test-hosts check lint format types migrations-check install bench bench-compare bench-cliff soak screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "==> creating the virtualenv and installing requirements (first run takes a minute)"
@@ -48,6 +48,9 @@ bench: $(STAMP)
 
 bench-compare: $(STAMP)
 	@$(BIN)/python bench/run.py --compare --rounds 5
+
+bench-cliff: $(STAMP)
+	@$(BIN)/python bench/cliff.py
 
 soak: $(STAMP)
 	@$(BIN)/python bench/soak.py
