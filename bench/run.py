@@ -65,6 +65,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--web-threads", type=int, default=16, help="threads per web process (OBJECTS_WEB_THREADS; gunicorn's gthread)"
     )
+    p.add_argument("--sqlite", action="store_true", help="this project on SQLite, make run's default (no PostgreSQL)")
     p.add_argument("--fast-pg", action="store_true", help="PostgreSQL with fsync and synchronous_commit off")
     p.add_argument(
         "--toast", choices=["lz4", "pglz"], default="lz4", help="PostgreSQL default_toast_compression (default lz4)"
@@ -86,7 +87,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 # -- this project -----------------------------------------------------------------------------------------
 def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Target, dict]:
-    say("starting PostgreSQL and Redis (loopback)")
+    say(f"starting {'Redis' if args.sqlite else 'PostgreSQL and Redis'} (loopback)")
     # With --pg-stats: the statements' figures, and PostgreSQL's log (copied to the run's logs at the end) with
     # the plan of every statement slower than 20 ms (auto_explain), checkpoints and autovacuum runs.
     stats = (
@@ -94,9 +95,12 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
         "auto_explain.log_min_duration = '20ms'\nauto_explain.log_buffers = on\nlogging_collector = on\n"
         "log_checkpoints = on\nlog_autovacuum_min_duration = 0\nlog_line_prefix = '%m [%p] '\n"
     )
-    database_url = stack.start_postgres(extra_conf=stats if args.pg_stats else "")
+    if args.sqlite:  # the default a newcomer's `make run` uses: SQLite (WAL, immediate transactions)
+        database_url = f"sqlite:///{stack.tmp / 'bench.sqlite3'}"
+    else:
+        database_url = stack.start_postgres(extra_conf=stats if args.pg_stats else "")
+        _tune_postgres(database_url, durable=not args.fast_pg, toast=args.toast, stats=bool(args.pg_stats))
     args.database_url = database_url
-    _tune_postgres(database_url, durable=not args.fast_pg, toast=args.toast, stats=bool(args.pg_stats))
     redis_url = stack.start_redis()
     env = {
         "DATABASE_URL": database_url,
@@ -149,7 +153,10 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
     prefix = settings.OBJECTS_INGRESS_PREFIX.strip("/")
     target = Target("django", f"http://127.0.0.1:{port}/{prefix}", {"Authorization": f"Token {token}"})
     config = {
-        "postgres": ("fsync=off, synchronous_commit=off" if args.fast_pg else "fsync=on, synchronous_commit=on")
+        "database": "SQLite (WAL, immediate transactions)"
+        if args.sqlite
+        else "PostgreSQL, "
+        + ("fsync=off, synchronous_commit=off" if args.fast_pg else "fsync=on, synchronous_commit=on")
         + f", default_toast_compression={args.toast}",
         "celery": f"{args.workers} worker(s), pool {args.pool or DEFAULT_POOL}"
         + ("" if args.pool == "solo" else f" x{args.worker_concurrency or DEFAULT_CONCURRENCY}")
