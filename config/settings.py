@@ -146,6 +146,11 @@ OBJECTS_WEB_REDIS_POOL_SIZE = env.int("OBJECTS_WEB_REDIS_POOL_SIZE", default=500
 # seconds a vanished host or a cut network may hold a key (objects/timeouts.py)
 OBJECTS_HOST_LOSS_BOUND = env.float("OBJECTS_HOST_LOSS_BOUND", default=30.0)
 
+# The shop's demo top-up (shop/views.py): off unless SHOP_DEMO_TOPUP=1 (`make run` turns it on); at most
+# SHOP_DEMO_TOPUP_DAILY_CENTS per user and day (UTC).
+SHOP_DEMO_TOPUP = env.bool("SHOP_DEMO_TOPUP", default=False)
+SHOP_DEMO_TOPUP_DAILY_CENTS = env.int("SHOP_DEMO_TOPUP_DAILY_CENTS", default=10_000)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

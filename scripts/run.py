@@ -68,7 +68,8 @@ def stopping(*_: object) -> None:
 
 def main() -> int:
     (ROOT / "var").mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the shop's demo top-up is on for trying the shop (off by default elsewhere; SHOP_DEMO_TOPUP=0 keeps it off)
+    env = {"SHOP_DEMO_TOPUP": "1", **os.environ, "PYTHONUNBUFFERED": "1"}
     stack = Stack()
     logs = ROOT / "var" / "log"
     logs.mkdir(exist_ok=True)

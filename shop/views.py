@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -149,12 +150,26 @@ def wallet(request: HttpRequest) -> HttpResponse:
     except ObjectsError as exc:
         messages.error(request, exc.message)
         data = {"balance": None, "entries": [], "next": None}
-    return _page(request, "shop/wallet.html", {"wallet": data, "top_up_token": new_token(), "amounts": TOP_UP_AMOUNTS})
+    context = {"wallet": data, "top_up": top_up_on(), "top_up_token": new_token(), "amounts": TOP_UP_AMOUNTS}
+    return _page(request, "shop/wallet.html", context)
+
+
+def top_up_on() -> bool:
+    """The demo top-up is off unless SHOP_DEMO_TOPUP is on (`make run` turns it on)."""
+    return bool(getattr(settings, "SHOP_DEMO_TOPUP", False))
+
+
+def top_up_daily_cents() -> int:
+    return int(getattr(settings, "SHOP_DEMO_TOPUP_DAILY_CENTS", 10_000))
 
 
 @login_required
 @require_POST
 def wallet_top_up(request: HttpRequest) -> HttpResponse:
+    """Free money for trying the shop: off unless SHOP_DEMO_TOPUP is on (404), at most
+    SHOP_DEMO_TOPUP_DAILY_CENTS per user and day (Wallet.top_up keeps the day's sum under the wallet's lock)."""
+    if not top_up_on():
+        raise Http404("The demo top-up is off.")
     form = TopUpForm(request.POST)
     if not form.is_valid():
         messages.error(request, form_error(form))
@@ -164,8 +179,8 @@ def wallet_top_up(request: HttpRequest) -> HttpResponse:
         result = objects.call(
             "Wallet",
             request.user.get_username(),
-            "deposit",
-            {"amount": amount, "tx_id": f"topup-{token}"},
+            "top_up",
+            {"amount": amount, "tx_id": f"topup-{token}", "daily_cap": top_up_daily_cents()},
             idempotency_key=f"topup-{token}",
         )
     except ObjectsError as exc:

@@ -69,6 +69,21 @@ class Receipt:
 
 
 @dataclass
+class TopUp:
+    """`top_up` (internal, called by the shop's demo top-up): add `amount` cents, at most `daily_cap` a day."""
+
+    amount: int
+    tx_id: str
+    daily_cap: int
+
+    def __post_init__(self) -> None:
+        _check_amount(self.amount)
+        _check_tx_id(self.tx_id)
+        if not 0 <= self.daily_cap <= max_amount():
+            raise TerminalError(f"daily_cap: must be from 0 to {max_amount()} cents, got {self.daily_cap}.", 400)
+
+
+@dataclass
 class HistoryQuery:
     """`history`: up to `limit` entries (1-100), newest first, older than cursor `before` when given."""
 

@@ -1,5 +1,9 @@
 """The `Wallet` object (key = username): cents that are never created or lost, with idempotent movements.
 
+Money comes in only from staff (a `deposit` over HTTP needs objects.change_instance, see docs/api.md), from
+other objects (`ctx.call`: an order's refund, the credit half of a transfer) and from server-side code (the
+shop's demo top-up calls `top_up`, capped per day). A user may not deposit into their own wallet over HTTP.
+
 Every writing handler takes a caller-chosen `tx_id`: a repeated tx_id returns the first result and changes
 nothing (the last TX_MEMORY tx_ids of a wallet are remembered, see `wallet.ledger`). A transfer debits
 the sender and credits the receiver in one transaction (`ctx.call` runs the receiver's `receive` under
@@ -11,20 +15,25 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from objects import ObjectContext, SharedObjectContext, TerminalError, VirtualObject
 
-from .inputs import HistoryQuery, Movement, Receipt, Transfer
+from .inputs import HistoryQuery, Movement, Receipt, TopUp, Transfer
 from .ledger import ledger_balance, ledger_page, ledger_record, ledger_replay
 
-INTERNAL_HANDLERS = frozenset({"receive"})
+INTERNAL_HANDLERS = frozenset({"receive", "top_up"})  # called by other objects or server-side code only
+STAFF_HANDLERS = frozenset({"deposit"})  # money from nowhere: not for the wallet's owner
 
 
 def wallet_access(user: Any, key: str, handler: str) -> bool:
-    """Staff, or the wallet's owner; `receive` is internal (only a transfer calls it) and refused over HTTP."""
+    """Staff (with the permission the handler needs), or the wallet's owner except for `deposit`; `receive`
+    (only a transfer calls it) and `top_up` (only the shop's demo top-up calls it) are refused over HTTP."""
     if handler in INTERNAL_HANDLERS:
         return False
-    return bool(user.is_staff or (user.is_authenticated and user.username == key))
+    if user.is_staff:
+        return True
+    return bool(handler not in STAFF_HANDLERS and user.is_authenticated and user.username == key)
 
 
 wallet = VirtualObject(
@@ -32,6 +41,10 @@ wallet = VirtualObject(
     access=wallet_access,
     description="A user's balance in cents (key = username): deposit, withdraw, transfer, history.",
 )
+
+
+def _dollars(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
 
 
 def _shortfall(balance: int, need: int) -> TerminalError:
@@ -44,6 +57,26 @@ def deposit(ctx: ObjectContext, arg: Movement) -> dict:
     replay = ledger_replay(ctx, tx_id=arg.tx_id, kind="deposit", amount=arg.amount)
     if replay is not None:
         return replay
+    balance = ledger_balance(ctx) + arg.amount
+    return ledger_record(ctx, tx_id=arg.tx_id, kind="deposit", amount=arg.amount, balance_after=balance)
+
+
+@wallet.exclusive
+def top_up(ctx: ObjectContext, arg: TopUp) -> dict:
+    """Internal: a deposit of at most `daily_cap` cents per day (UTC) in all; over it, 429 naming what is left.
+    The day's sum is kept in state (``topup``: {"day", "cents"}), so two top-ups at once cannot both pass."""
+    replay = ledger_replay(ctx, tx_id=arg.tx_id, kind="deposit", amount=arg.amount)
+    if replay is not None:
+        return replay
+    today = timezone.now().date().isoformat()
+    spent = ctx.get("topup", {})
+    used = int(spent.get("cents", 0)) if spent.get("day") == today else 0
+    if used + arg.amount > arg.daily_cap:
+        left = max(arg.daily_cap - used, 0)
+        raise TerminalError(
+            f"Demo top-ups are capped at {_dollars(arg.daily_cap)} a day; {_dollars(left)} left today.", 429
+        )
+    ctx.set("topup", {"day": today, "cents": used + arg.amount})
     balance = ledger_balance(ctx) + arg.amount
     return ledger_record(ctx, tx_id=arg.tx_id, kind="deposit", amount=arg.amount, balance_after=balance)
 

@@ -145,7 +145,8 @@ def test_another_shoppers_order_and_unknown_orders_are_404(shop, client):
     assert order_id not in bob.get("/orders/").content.decode()
 
 
-def test_wallet_top_up_with_one_form_token_deposits_once(shop, client):
+def test_wallet_top_up_with_one_form_token_deposits_once(shop, client, settings):
+    settings.SHOP_DEMO_TOPUP = True  # off by default (tests/security/test_who_may.py)
     signed_in(client, "alice")
     page = client.get("/wallet/").content.decode()
     token = token_of(page, "/wallet/top-up/")

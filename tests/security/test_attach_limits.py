@@ -108,13 +108,13 @@ def test_attach_and_output_need_the_targets_access(live, small_web, alice, bob):
         instance=instance,
         type_name="Wallet",
         key=alice.user.username,
-        handler="deposit",
+        handler="withdraw",  # an exclusive handler the owner may call (a deposit is for staff and other objects)
         kind="exclusive",
         input={"amount": 5, "tx_id": "t1"},
         idempotency_key="k1",
     )
     unknown = f"inv_{uuid.uuid4().hex}"
-    by_key = f"/ingress/restate/invocation/Wallet/{alice.user.username}/deposit"
+    by_key = f"/ingress/restate/invocation/Wallet/{alice.user.username}/withdraw"
 
     def get(target: str, headers: dict[str, str]):
         return fetch(small_web.url, "GET", target, headers=headers, timeout=15)

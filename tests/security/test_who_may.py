@@ -179,3 +179,89 @@ def test_staff_act_on_other_users_keys_only_with_the_matching_permission(
     assert [r.status for r in taken] == [200, 200], taken[1].body  # the same tx_id: the second is its repeat
     assert statuses(staff, "/ingress/Wallet/bob/withdraw", {"amount": 100, "tx_id": "w-4"}) == [200, 200]
 
+
+# -- deposits: staff, other objects, the demo top-up -----------------------------------------------------
+def _balance(username: str) -> int:
+    import objects
+
+    return objects.call("Wallet", username, "balance")["balance"]
+
+
+def test_a_user_cannot_deposit_into_a_wallet_over_http(raw_http, alice, viewer, changer):
+    before = _rows()
+    attempts = [
+        ("deposit", {"amount": 100_000_000, "tx_id": "mint-1"}),
+        ("top_up", {"amount": 5000, "tx_id": "mint-2", "daily_cap": 100_000_000}),
+    ]
+    for handler, body in attempts:
+        refused = both(raw_http, f"/ingress/Wallet/alice/{handler}", body, alice)
+        assert [r.status for r in refused] == [403, 403], (handler, refused[0].body, refused[1].body)
+        assert "alice may not call Wallet." in refused[1].json()["message"]
+    sent = both(raw_http, "/ingress/Wallet/alice/deposit/send", {"amount": 5, "tx_id": "mint-3"}, alice)
+    assert [r.status for r in sent] == [403, 403]
+    refused = both(raw_http, "/ingress/Wallet/alice/deposit", {"amount": 5, "tx_id": "mint-4"}, viewer)
+    assert [r.status for r in refused] == [403, 403], "view-only staff deposited"
+    assert _rows() == before and _balance("alice") == 0
+
+    paid = both(raw_http, "/ingress/Wallet/alice/deposit", {"amount": 700, "tx_id": "goodwill-1"}, changer)
+    assert [r.status for r in paid] == [200, 200], paid[1].body  # the second is the first's repeat (same tx_id)
+    assert _balance("alice") == 700
+
+
+def test_an_order_cancelled_by_its_owner_is_refunded_by_the_order(raw_http, alice):
+    """A refund is a deposit made by another object (Order.cancel calls Wallet.deposit): it still works."""
+    import objects
+
+    objects.call("Wallet", "alice", "deposit", {"amount": 1000, "tx_id": "server-side"})
+    objects.call("Inventory", "MUG", "restock", {"quantity": 5})
+    objects.call("Inventory", "MUG", "reserve", {"order_id": "ord_r", "quantity": 2})
+    objects.call("Wallet", "alice", "withdraw", {"amount": 600, "tx_id": "pay-ord_r"})
+    line = {"sku": "MUG", "name": "Mug", "unit_price_cents": 300, "quantity": 2, "line_total_cents": 600}
+    objects.call("Order", "ord_r", "create", {"user": "alice", "lines": [line], "total_cents": 600})
+    objects.call("Order", "ord_r", "pay", {"tx_id": "pay-ord_r"})
+    assert _balance("alice") == 400
+    cancelled = raw_http.request("POST", "/ingress/Order/ord_r/cancel", b"", alice.header)
+    assert cancelled.status == 200 and cancelled.json()["status"] == "cancelled", cancelled.body[:300]
+    assert _balance("alice") == 1000
+
+
+def _browser_for(person: Person) -> dict[str, str]:
+    from django.conf import settings
+
+    client = Client()
+    client.force_login(person.user)
+    csrf = secrets.token_hex(16)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return {
+        "Cookie": f"{settings.SESSION_COOKIE_NAME}={session}; {settings.CSRF_COOKIE_NAME}={csrf}",
+        "X-CSRFToken": csrf,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def test_the_demo_top_up_is_off_by_default(raw_http, alice):
+    browser = _browser_for(alice)
+    page = raw_http.request("GET", "/wallet/", headers=browser)
+    assert page.status == 200 and b"/wallet/top-up/" not in page.body
+    form = f"amount=5000&token={secrets.token_hex(16)}".encode()
+    response = raw_http.request("POST", "/wallet/top-up/", form, browser)
+    assert response.status == 404, response.status
+    assert _balance("alice") == 0
+
+
+def test_the_demo_top_up_is_capped_per_day(live, alice, settings):
+    settings.SHOP_DEMO_TOPUP = True
+    settings.SHOP_DEMO_TOPUP_DAILY_CENTS = 6000
+    client = Client()
+    client.force_login(alice.user)
+    assert b"/wallet/top-up/" in client.get("/wallet/").content
+    tokens = [secrets.token_hex(16) for _ in range(4)]
+    for token in tokens[:2]:
+        client.post("/wallet/top-up/", {"amount": 2500, "token": token})
+    client.post("/wallet/top-up/", {"amount": 2500, "token": tokens[0]})  # a repeat: counted once
+    assert _balance("alice") == 5000
+    refused = client.post("/wallet/top-up/", {"amount": 2500, "token": tokens[2]}, follow=True)
+    assert "$10.00 left today" in refused.content.decode(), refused.content.decode()[-2000:]
+    assert _balance("alice") == 5000
+    client.post("/wallet/top-up/", {"amount": 1000, "token": tokens[3]})
+    assert _balance("alice") == 6000
