@@ -328,6 +328,18 @@ class Application:
             await client.aclose()
 
 
+def wrap(django_app: Any, *, threads: int | None = None) -> Application:
+    """The host's ASGI application, in its asgi.py: `application = wrap(get_wsgi_application())`, imported
+    after Django is set up. The threads run Django as WSGI, so Django's ASGI handler (`get_asgi_application()`)
+    is taken too and replaced by Django's WSGI handler. `threads`: default OBJECTS_WEB_THREADS."""
+    from django.core.handlers.asgi import ASGIHandler
+    from django.core.handlers.wsgi import WSGIHandler
+
+    if isinstance(django_app, ASGIHandler):
+        django_app = WSGIHandler()
+    return Application(django_app, threads=conf.get("OBJECTS_WEB_THREADS") if threads is None else threads)
+
+
 class Postgres:
     """The loop's PostgreSQL connections: a bounded pool (psycopg_pool) of at most OBJECTS_WEB_DB_POOL_SIZE,
     opened as needed, taken and given back per statement. A statement waits up to OBJECTS_WEB_DB_POOL_TIMEOUT
