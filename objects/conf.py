@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -68,7 +69,8 @@ _RATE_UNITS = {
 }
 
 
-class Rate(NamedTuple):
+@dataclass(frozen=True)
+class Rate:
     """A rate limit: at most `count` in each window of `seconds`."""
 
     count: int
