@@ -137,7 +137,8 @@ class KeyRunner:
         # pass also writes the key's entry rows once, with its last invocation in hand (or `store_state` when the
         # key stopped before it); each invocation still records its version and history row.
         self.lazy_savepoint = lazy_savepoint and connection.vendor == "postgresql"
-        self.state = StateCache(instance.pk, entries)  # `entries`: read ahead by the pass (else read when needed)
+        # `entries`: read ahead by the pass (else read when needed)
+        self.state = StateCache(instance.pk, entries, type_name=instance.type_name)
         self.finished: list[Invocation] = []
         self.retry_at: float | None = None
         self.longest = 0.0  # seconds the slowest handler run here took

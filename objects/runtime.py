@@ -30,7 +30,7 @@ from .context import ObjectContext, SharedObjectContext
 from .errors import DeadlockError, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, StateChange, Status
 from .registry import Handler, get_object
-from .state import StateCache, committed_state, entry_delete, entry_upsert
+from .state import StateCache, committed_state, entry_delete, entry_upsert, history_trim
 from .validation import build_argument, json_size, validate_input, validate_key
 
 log = logging.getLogger("objects.runtime")
@@ -129,7 +129,7 @@ class InvocationRun:
             started_at=timezone.now(),
             partition=self.invocation.partition,
         )
-        state = StateCache.for_instance(instance.pk)
+        state = StateCache.for_instance(instance.pk, type_name=type_name)
         run = InvocationRun(callee, target, state, self.chain + (frame,))
         try:
             with transaction.atomic():
@@ -350,7 +350,9 @@ def _state_write_sql(
         delete, delete_params = entry_delete(instance_id, to_delete, where="EXISTS (SELECT 1 FROM f)")
         sql += f", d AS ({delete})"
         params += delete_params
-    history = state.history_rows(pending)  # since the last recorded change
+    history = state.history_rows(pending)  # since the last recorded change (none for a type without history)
+    if not history:
+        return sql, params
     rows = ", ".join(["(%s::text, %s::text, %s::jsonb, %s::jsonb)"] * len(history))
     sql += (
         f", h AS (INSERT INTO {connection.ops.quote_name(StateChange._meta.db_table)} (instance_id, name, action, "
@@ -360,7 +362,8 @@ def _state_write_sql(
     params += [instance_id, invocation_id, when]
     for row in history:
         params += list(row)
-    return sql, params
+    trim, trim_params = history_trim(instance_id, "(SELECT version FROM v)", [])  # the key's oldest versions
+    return sql + f", t AS ({trim})", params + trim_params
 
 
 def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:

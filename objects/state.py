@@ -1,4 +1,5 @@
-"""State of one instance as a handler sees it: a cache of JSON texts, diffed and flushed on commit."""
+"""State of one instance as a handler sees it: a cache of JSON texts, diffed and flushed on commit, with the
+history of its changes (bounded: per type on or off, per key the last OBJECTS_STATE_HISTORY_PER_KEY versions)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import jsoncodec
+from . import conf, jsoncodec
 from .backends import db, fetchall
 from .models import Instance, StateChange, StateEntry
 
@@ -50,16 +51,19 @@ class StateCache:
     """Entries of one instance as JSON texts. `get` decodes a fresh copy, so in-place mutation of a
     returned value never leaks into state without a `set`."""
 
-    def __init__(self, instance_id: int | None, entries: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, instance_id: int | None, entries: dict[str, str] | None = None, *, type_name: str | None = None
+    ) -> None:
         self.instance_id = instance_id
+        self.history = history_kept(type_name)  # whether a handler's changes are recorded
         self._loaded = entries is not None
         self._current: dict[str, str] = dict(entries or {})
         self._committed: dict[str, str] = dict(self._current)  # as of the last recorded change (history)
         self._stored: dict[str, str] = dict(self._current)  # as the entry rows hold them in this transaction
 
     @classmethod
-    def for_instance(cls, instance_id: int | None) -> StateCache:
-        return cls(instance_id)
+    def for_instance(cls, instance_id: int | None, *, type_name: str | None = None) -> StateCache:
+        return cls(instance_id, type_name=type_name)
 
     def load(self) -> None:
         """Read the entries (once; a restore after a failed handler forgets them)."""
@@ -123,7 +127,10 @@ class StateCache:
         """The history rows of `pending` (`changes()`): (name, action, old text, new text), as stored (JSON null
         as SQL NULL). A handler's change records the new value only: the old one is the previous row's new
         value (selectors.instance_history fills it in), and writing it again doubled the bytes PostgreSQL
-        compressed and logged per call for a large entry. An operator's edit (`user_id`) and a clear keep it."""
+        compressed and logged per call for a large entry. An operator's edit (`user_id`) and a clear keep it.
+        None for a handler's change of a type without history (`VirtualObject(..., state_history=False)`)."""
+        if user_id is None and not self.history:
+            return []
         changed, removed = pending
         rows = [
             (
@@ -193,17 +200,36 @@ class StateCache:
             )
             version = cursor.fetchone()[0]
             history = self.history_rows(pending, user_id)
-            values = ", ".join([f"(%s, %s, %s, {json_param}, {json_param}, %s, %s, %s, %s)"] * len(history))
-            params: list[Any] = []
-            for name, action, old, new in history:
-                params += [instance_id, name, action, old, new, version, invocation_id, user_id, now]
-            cursor.execute(
-                f"INSERT INTO {_CHANGE} (instance_id, name, action, old_value, new_value, version, invocation_id, "
-                f"user_id, at) VALUES {values}",
-                params,
-            )
+            if history:
+                values = ", ".join([f"(%s, %s, %s, {json_param}, {json_param}, %s, %s, %s, %s)"] * len(history))
+                params: list[Any] = []
+                for name, action, old, new in history:
+                    params += [instance_id, name, action, old, new, version, invocation_id, user_id, now]
+                cursor.execute(
+                    f"INSERT INTO {_CHANGE} (instance_id, name, action, old_value, new_value, version, "
+                    f"invocation_id, user_id, at) VALUES {values}",
+                    params,
+                )
+                cursor.execute(*history_trim(instance_id, "%s", [version]))
         self.flushed()
         return version
+
+
+def history_kept(type_name: str | None) -> bool:
+    """Whether the handlers' state changes of `type_name` are recorded (an unknown or unnamed type's are)."""
+    from .registry import get_object
+
+    found = get_object(type_name) if type_name else None
+    return found is None or found.state_history
+
+
+def history_trim(instance_id: int | None, version: str, params: list[Any]) -> tuple[str, list[Any]]:
+    """The statement deleting a key's history older than its last OBJECTS_STATE_HISTORY_PER_KEY versions, once
+    `version` (an SQL expression with `params`) is its new version. An operator's edits stay (until
+    OBJECTS_HISTORY_RETENTION, as every row): they are the audit trail. Run with each write of history, so a
+    key keeps at most that many versions of its handlers' changes."""
+    sql = f"DELETE FROM {_CHANGE} WHERE instance_id = %s AND version <= {version} - %s AND user_id IS NULL"
+    return sql, [instance_id, *params, conf.get("OBJECTS_STATE_HISTORY_PER_KEY")]
 
 
 def entry_upsert(

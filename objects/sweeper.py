@@ -97,7 +97,7 @@ def expire_state(now: object, limit: int) -> int:
                 instance = Instance.objects.select_for_update(skip_locked=True, no_key=True).filter(pk=pk).first()
                 if instance is None or instance.changed_at is None or instance.changed_at >= now - obj.state_ttl:  # type: ignore[operator]
                     continue
-                state = StateCache.for_instance(instance.pk)
+                state = StateCache.for_instance(instance.pk, type_name=obj.name)
                 state.clear_all()
                 state.flush()
                 cleared += 1

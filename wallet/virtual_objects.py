@@ -40,6 +40,9 @@ wallet = VirtualObject(
     "Wallet",
     access=wallet_access,
     description="A user's balance in cents (key = username): deposit, withdraw, transfer, history.",
+    # The ledger in its state is the wallet's history already; state history would also store its `tx` map (up
+    # to TX_MEMORY tx_ids, ~300 KB) again on every movement (docs/admin.md, "State history").
+    state_history=False,
 )
 
 
