@@ -9,7 +9,6 @@ from django.utils.dateparse import parse_datetime
 
 import objects
 from catalog.selectors import product_list_active
-from objects.errors import ObjectsError
 
 log = logging.getLogger("shop")
 EMPTY_CART = {"status": "open", "lines": [], "item_count": 0, "subtotal_cents": 0, "total_cents": 0}
@@ -27,7 +26,7 @@ def catalog_with_stock() -> list[dict[str, Any]]:
     for product in product_list_active():
         try:
             available = objects.call("Inventory", product.sku, "available")["available"]
-        except (ObjectsError, KeyError, TypeError):
+        except (objects.ObjectsError, KeyError, TypeError):
             available = None
         rows.append({"product": product, "available": available})
     return rows
@@ -50,7 +49,7 @@ def order_get(*, order_id: str, username: str) -> dict[str, Any] | None:
     """The order's status, or None when it does not exist or belongs to someone else."""
     try:
         order = objects.call("Order", order_id, "status")
-    except ObjectsError:
+    except objects.ObjectsError:
         return None
     if not isinstance(order, dict) or order.get("user") != username:
         return None
@@ -68,10 +67,12 @@ def order_list(*, username: str, limit: int = 50) -> list[dict[str, Any]]:
 
 
 def wallet_get(*, username: str, before: str | None = None, limit: int = 20) -> dict[str, Any]:
+    if before and not (before.isascii() and before.isdigit() and len(before) < 19):  # int() takes "²", not 5000 digits
+        raise objects.TerminalError("before: the page cursor must be a whole number, from a previous page's link.", 400)
     balance = objects.call("Wallet", username, "balance")["balance"]
     arg: dict[str, Any] = {"limit": limit}
     if before:
-        arg["before"] = int(before) if before.isdigit() else before
+        arg["before"] = int(before)
     history = objects.call("Wallet", username, "history", arg)
     entries = [{**entry, "at": _when(entry.get("at"))} for entry in history.get("entries", [])]
     return {"balance": balance, "entries": entries, "next": history.get("next")}

@@ -3,7 +3,6 @@ version the operator saw and goes through `services.state_edit` (the key's lock)
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -15,7 +14,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from ..errors import Conflict, ObjectsError
+from ..api.body import json_parse
+from ..errors import Conflict, InvalidInput, ObjectsError
 from ..models import Instance, StateChange, StateEntry
 from ..services import state_edit
 from .display import json_html, json_text
@@ -34,11 +34,15 @@ class EntryForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput)
 
     def clean_value(self) -> Any:
+        """The ingress's strict reader (no NaN or out-of-range numbers, no NUL or lone surrogate, at most 64
+        levels deep): PostgreSQL could not store the rest, and a deep value would exhaust the parser."""
         text = self.cleaned_data["value"]
+        if not text.strip():
+            raise ValidationError("Not valid JSON: the value is empty (write null for no value).")
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"Not valid JSON: {exc}") from None
+            return json_parse(text.encode("utf-8", "surrogatepass"))
+        except InvalidInput as exc:
+            raise ValidationError(exc.message.replace("Malformed JSON:", "Not valid JSON:", 1)) from None
 
 
 class VersionForm(forms.Form):

@@ -5,7 +5,8 @@ keeps serving."""
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
+import secrets
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -233,3 +234,51 @@ def test_generated_bodies_are_refused_or_applied_exactly(live_web, raw_http, sta
     check()
     _serving(raw_http, staff)
     print(f"\ngenerated bodies: {outcomes}")
+
+
+# -- pages of the shop and the admin ----------------------------------------------------------------------
+def _signed_in(person) -> dict[str, str]:
+    """A signed-in browser's cookies (session and CSRF) and the CSRF header that goes with them."""
+    from django.conf import settings as django_settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(person.user)
+    session = client.cookies[django_settings.SESSION_COOKIE_NAME].value
+    csrf = secrets.token_hex(16)
+    cookies = f"{django_settings.SESSION_COOKIE_NAME}={session}; {django_settings.CSRF_COOKIE_NAME}={csrf}"
+    return {"Cookie": cookies, "X-CSRFToken": csrf, "Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_the_wallet_page_with_a_cursor_that_is_no_number_says_so(live_web, raw_http, alice):
+    """`before` is the paging cursor of the shop's wallet page: a digit that is not ASCII (`²`, `٣`) or a number
+    too long for Python's int() answered 500."""
+    browser = _signed_in(alice)
+    for before in ("²", "٣", "9" * 5000, "-1", "abc"):
+        page = raw_http.request("GET", f"/wallet/?before={quote(before)}", headers=browser)
+        assert page.status < 500, (before[:20], page.status, page.body[:300])
+        shown = page.body.decode().partition('<div id="messages"')[2].partition("</div>")[0]
+        assert "before: the page cursor must be a whole number" in shown, (before[:20], shown)
+    assert raw_http.request("GET", "/wallet/?before=5", headers=browser).status == 200
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ('"\\u0000"', "NUL character"),
+        ('{"a": "x\\u0000y"}', "NUL character"),
+        ("[" * 10_000 + "]" * 10_000, "nested deeper than 64 levels"),
+        ("1e400", "out of range"),
+        ('"\\ud800"', "unpaired surrogate"),
+    ],
+    ids=["NUL", "NUL inside", "10,000 deep", "1e400", "lone surrogate"],
+)
+def test_the_admin_refuses_a_state_value_it_cannot_store_with_a_form_error(live_web, raw_http, staff, value, message):
+    made = raw_http.request("POST", "/ingress/Counter/admin-edit%2Fx/increment", b"{}", staff.header)
+    assert made.status == 200, made.body[:300]
+    instance = Instance.objects.get(type_name="Counter", key="admin-edit/x")
+    form = urlencode({"name": "note", "value": value, "version": instance.version}).encode()
+    page = raw_http.request("POST", f"/admin/objects/instance/{instance.pk}/state/edit/", form, _signed_in(staff))
+    assert page.status == 400, (page.status, page.body[:300])
+    assert message in page.body.decode(), page.body[-3000:]
+    assert not StateEntry.objects.filter(instance=instance, name="note").exists()
