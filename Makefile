@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-hosts check lint format types migrations-check install bench bench-compare bench-cliff soak screenshots clean
+.PHONY: run test test-hosts check lint lint-imports format types migrations-check install bench bench-compare bench-cliff soak screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "==> creating the virtualenv and installing requirements (first run takes a minute)"
@@ -38,10 +38,14 @@ format: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy objects
 
+# the import contracts of pyproject.toml: the demo apps use the framework's public API only
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
 migrations-check: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
-check: lint types migrations-check test
+check: lint lint-imports types migrations-check test
 
 bench: $(STAMP)
 	@$(BIN)/python bench/run.py

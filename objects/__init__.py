@@ -1,8 +1,11 @@
 """Django Virtual Objects: key-addressable, stateful services on Django.
 
-The public API. Domain apps import only these names::
+The public API. Domain apps import only these names (an import-linter contract in pyproject.toml keeps it so)::
 
     from objects import VirtualObject, ObjectContext, SharedObjectContext, TerminalError
+
+From ordinary Django code: `call` and `send` run handlers; `instance_exists`, `instance_keys`, `state_read` and
+`state_values` read committed state; `ObjectsError` is the base of every error a caller may see.
 """
 
 from __future__ import annotations
@@ -10,31 +13,47 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .context import ObjectContext, SharedObjectContext
-from .errors import CallTimeout, Conflict, DeadlockError, SharedWriteError, TerminalError
+from .errors import CallTimeout, Conflict, DeadlockError, NotFound, ObjectsError, SharedWriteError, TerminalError
 from .registry import HandlerKind, VirtualObject
 
 if TYPE_CHECKING:
     from .client import call, send
+    from .selectors import instance_exists, instance_keys, state_read, state_values
+
+# names whose modules need the models, which cannot be imported before the app registry is ready
+_LAZY = {
+    "call": "client",
+    "send": "client",
+    "instance_exists": "selectors",
+    "instance_keys": "selectors",
+    "state_read": "selectors",
+    "state_values": "selectors",
+}
 
 __all__ = [
     "CallTimeout",
     "Conflict",
     "DeadlockError",
     "HandlerKind",
+    "NotFound",
     "ObjectContext",
+    "ObjectsError",
     "SharedObjectContext",
     "SharedWriteError",
     "TerminalError",
     "VirtualObject",
     "call",
+    "instance_exists",
+    "instance_keys",
     "send",
+    "state_read",
+    "state_values",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # `call` and `send` need the models, which cannot be imported before the app registry is ready.
-    if name in ("call", "send"):
-        from . import client
+    if name in _LAZY:
+        import importlib
 
-        return getattr(client, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'objects' has no attribute {name!r}")

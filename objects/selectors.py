@@ -1,4 +1,5 @@
-"""Selectors that read: inbox depth, held keys, per-type overview, history, caller chains (admin, metrics, API)."""
+"""Selectors that read: inbox depth, held keys, per-type overview, history, caller chains (admin, metrics, API),
+and the public reads of committed state that domain apps use (exported by the `objects` package)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, Exists, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -169,3 +170,43 @@ def inbox_depth_by_type() -> dict[str, tuple[int, timedelta | None]]:
         .annotate(depth=Count("pk"), oldest=Min("created_at", filter=Q(status=Status.PENDING)))
     )
     return {r["type_name"]: (r["depth"], (now - r["oldest"]) if r["oldest"] else None) for r in rows}
+
+
+# The public reads (exported by objects/__init__.py): what a domain app reads of its objects' committed state
+# without the app's models.
+
+
+def instance_exists(type_name: str, key: str) -> bool:
+    """Whether the key has an instance (it was called, or its state set, at least once)."""
+    return Instance.objects.filter(type_name=type_name, key=key).exists()
+
+
+def instance_keys(
+    type_name: str, *, prefix: str = "", where: dict[str, Any] | None = None, newest_first: bool = False
+) -> list[str]:
+    """The type's keys that start with `prefix` and whose committed state holds each entry of `where` with that
+    value; by key, or newest instance first."""
+    queryset = Instance.objects.filter(type_name=type_name)
+    if prefix:
+        queryset = queryset.filter(key__startswith=prefix)
+    for name, value in (where or {}).items():
+        entry = StateEntry.objects.filter(instance=OuterRef("pk"), name=name, value=value)
+        queryset = queryset.filter(Exists(entry))
+    order = ("-created_at", "-id") if newest_first else ("key",)
+    return list(queryset.order_by(*order).values_list("key", flat=True))
+
+
+def state_read(type_name: str, key: str, *names: str) -> dict[str, Any]:
+    """The key's committed state: every entry, or those of `names` that exist; {} for a key never written."""
+    entries = StateEntry.objects.filter(instance__type_name=type_name, instance__key=key)
+    if names:
+        entries = entries.filter(name__in=names)
+    return dict(entries.values_list("name", "value"))
+
+
+def state_values(type_name: str, keys: list[str], name: str) -> dict[str, Any]:
+    """One entry's committed value for each of `keys` that has it: {key: value}."""
+    if not keys:
+        return {}
+    rows = StateEntry.objects.filter(instance__type_name=type_name, instance__key__in=keys, name=name)
+    return dict(rows.values_list("instance__key", "value"))

@@ -1,22 +1,15 @@
-"""Reads across Order instances: whose order a key is, and a user's orders (from the objects' state rows)."""
+"""Reads across Order instances: whose order a key is, and a user's orders (from the objects' committed state)."""
 
 from __future__ import annotations
 
-from objects.models import StateEntry
+import objects
 
 
 def order_owner(order_id: str) -> str | None:
     """The username that placed order `order_id`, or None when it does not exist."""
-    return (
-        StateEntry.objects.filter(instance__type_name="Order", instance__key=order_id, name="user")
-        .values_list("value", flat=True)
-        .first()
-    )
+    return objects.state_read("Order", order_id, "user").get("user")
 
 
 def orders_for_user(username: str) -> list[str]:
     """The ids of the orders `username` placed, newest first."""
-    rows = StateEntry.objects.filter(instance__type_name="Order", name="user", value=username).order_by(
-        "-instance__created_at", "-instance_id"
-    )
-    return list(rows.values_list("instance__key", flat=True))
+    return objects.instance_keys("Order", where={"user": username}, newest_first=True)

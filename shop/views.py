@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 import objects
 from cart.services import cart_key_existing, cart_key_for
-from objects.errors import ObjectsError
+from objects import ObjectsError
 
 from . import selectors
 from .forms import TOP_UP_AMOUNTS, AddToCartForm, CheckoutForm, QuantityForm, SkuForm, TopUpForm, form_error, new_token

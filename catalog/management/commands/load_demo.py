@@ -12,8 +12,6 @@ from django.core.management.base import BaseCommand, CommandError
 import objects
 from catalog.demo import ADMIN_PASSWORD, ADMIN_USERNAME, DEMO_PASSWORD, PRODUCTS, SHOPPERS
 from catalog.models import Product
-from objects.errors import NotFound, ObjectsError
-from objects.services import instance_get
 
 
 class Command(BaseCommand):
@@ -36,7 +34,7 @@ class Command(BaseCommand):
         try:
             restocked = self._seed_stock(timeout)
             self._seed_wallets(timeout)
-        except ObjectsError as exc:
+        except objects.ObjectsError as exc:
             raise CommandError(f"Seeding through the objects failed ({exc}); are the workers running?") from exc
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {len(PRODUCTS)} products ({restocked} stocked now)."))
         self.stdout.write("Logins:")
@@ -48,11 +46,8 @@ class Command(BaseCommand):
         """Restock each product's Inventory once: only when that Inventory object was never created."""
         count = 0
         for product in Product.objects.filter(sku__in=[p[0] for p in PRODUCTS], stock__gt=0):
-            try:
-                instance_get(type_name="Inventory", key=product.sku)
+            if objects.instance_exists("Inventory", product.sku):
                 continue
-            except NotFound:
-                pass
             objects.call(
                 "Inventory",
                 product.sku,
