@@ -238,11 +238,12 @@ class Cluster:
             hba.write(f"host all all {self.net.subnet}.0/24 trust\n")
         self.spawn(self.db, "postgres", [str(bindir / "postgres"), "-D", str(data)], user=as_postgres)
         wait_port(self.db.address, PG_PORT, "PostgreSQL")
-        subprocess.run(
-            [str(bindir / "createdb"), "-h", self.db.address, "-p", str(PG_PORT), "-U", "postgres", "hosts"],
-            check=True,
-            capture_output=True,
-        )
+        createdb = [str(bindir / "createdb"), "-h", self.db.address, "-p", str(PG_PORT), "-U", "postgres", "hosts"]
+        deadline = time.monotonic() + 30
+        while (made := run(*createdb, check=False)).returncode != 0:  # the port opens before it takes sessions
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"createdb failed: {made.stderr.strip()}")
+            time.sleep(0.2)
 
     def start_redis(self) -> None:
         argv = [redis_binary(), "--port", str(REDIS_PORT), "--bind", self.db.address, "--protected-mode", "no"]
