@@ -76,9 +76,10 @@ from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_inv
 from .ratelimit import LoopCounts
 from .routing import partition_of
 from .runtime import instance_create_statement, run_shared
-from .services import fresh_group_sql, fresh_statement
+from .services import fresh_group_sql, fresh_statement, principal_json
 from .state import COMMITTED_SQL, StateCache, committed_from_rows
 from .tasks import PARTITION_BELL_TTL, RING_MARK, bell_keys, publish_drain, ring_partition, ring_script
+from .timeouts import redis_options
 from .validation import validate_input
 
 log = logging.getLogger("objects.asgi")
@@ -548,9 +549,7 @@ def _client() -> aredis.Redis:
             conf.redis_url(),
             max_connections=conf.get("OBJECTS_WEB_REDIS_POOL_SIZE"),
             timeout=conf.get("OBJECTS_WEB_DB_POOL_TIMEOUT"),
-            socket_timeout=5,
-            socket_connect_timeout=2,
-            health_check_interval=30,
+            **redis_options(),  # keepalives and timeouts within OBJECTS_HOST_LOSS_BOUND, as every Redis client
             client_name=Postgres.APPLICATION_NAME,  # CLIENT LIST tells the loop's connections apart
         )
         client = _redis[loop] = aredis.Redis.from_pool(pool)
