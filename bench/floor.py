@@ -102,7 +102,12 @@ def measure(
         proc = stack.spawn(
             "web",
             command(port),
-            env={"DJANGO_SETTINGS_MODULE": "config.settings", "OBJECTS_BENCH": "1", "LOG_LEVEL": "WARNING"},
+            env={
+                "DJANGO_SETTINGS_MODULE": "config.settings",
+                "OBJECTS_BENCH": "1",
+                "LOG_LEVEL": "WARNING",
+                "SECRET_KEY": os.environ.get("SECRET_KEY") or os.urandom(32).hex(),  # DEBUG is off
+            },
         )
         wait_port(port, what="the web server")
         url = f"http://127.0.0.1:{port}{path}"

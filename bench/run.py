@@ -107,6 +107,7 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
         "REDIS_URL": redis_url,
         "OBJECTS_BENCH": "1",
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or os.urandom(32).hex(),  # DEBUG is off: a key of the run's own
         "PYTHONUNBUFFERED": "1",
         **({"OBJECTS_PARTITIONS": str(args.partitions)} if args.partitions else {}),
     }

@@ -118,6 +118,7 @@ class SoakStack:
                 "REDIS_URL": redis_url,
                 "OBJECTS_TEST_OBJECTS": "1",
                 "DJANGO_SETTINGS_MODULE": "config.settings",
+                "SECRET_KEY": os.environ.get("SECRET_KEY") or os.urandom(32).hex(),  # DEBUG is off
                 "LOG_LEVEL": "WARNING",
                 "OBJECTS_LOG_LEVEL": "WARNING",
                 "OBJECTS_SWEEP_INTERVAL": "5",

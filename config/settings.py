@@ -14,11 +14,20 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
+# The secret key: SECRET_KEY, else the content of the file SECRET_KEY_FILE names (default var/secret_key, which
+# `make run` writes once). With DEBUG off there is no fallback: a key everyone can read signs no session.
 SECRET_KEY = env.str("SECRET_KEY", default="")
+_key_file = Path(env.str("SECRET_KEY_FILE", default=str(VAR_DIR / "secret_key")))
+if not SECRET_KEY and _key_file.is_file():
+    SECRET_KEY = _key_file.read_text().strip()
 if not SECRET_KEY:
-    if not DEBUG and env.bool("REQUIRE_SECRET_KEY", default=False):
-        raise ImproperlyConfigured("SECRET_KEY is required: set it in the environment or .env.")
-    # Development fallback only; `manage.py check --deploy` flags it as insecure.
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off: set SECRET_KEY (50 or more random characters) in the "
+            f"environment or .env, or SECRET_KEY_FILE to a file that holds one ({_key_file} does not exist; "
+            "`make run` writes it), or DEBUG=1 for development."
+        )
+    # Development only (DEBUG on); `manage.py check --deploy` flags it as insecure.
     SECRET_KEY = "django-insecure-dev-only-change-me-0123456789abcdefghijklmnopqrstuvwxyz"
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

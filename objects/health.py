@@ -1,4 +1,5 @@
-"""GET /healthz: the state of the database, Redis and the workers; 200 when all are up, 503 naming what is down."""
+"""GET /healthz: the state of the database, Redis and the workers; 200 when all are up, 503 naming what is down.
+Why a part is down (the client's error text: hosts, ports, users) is shown to signed-in staff only."""
 
 from __future__ import annotations
 
@@ -39,9 +40,21 @@ def _workers() -> dict[str, Any]:
     return {"ok": True, "workers": names}
 
 
+HIDDEN = "unavailable"  # the error of a part that is down, for anyone but staff
+
+
+def _staff(request: HttpRequest) -> bool:
+    try:
+        return bool(request.user.is_active and request.user.is_staff)
+    except Exception:  # noqa: BLE001 - the session's database is down: not known to be staff
+        return False
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database(), "redis": _redis()}
     checks["workers"] = _workers() if checks["redis"]["ok"] else {"ok": False, "error": "Redis is down"}
     down = [name for name, check in checks.items() if not check["ok"]]
+    if down and not _staff(request):
+        checks = {name: {**check, "error": HIDDEN} if "error" in check else check for name, check in checks.items()}
     body = {"status": "ok" if not down else "down", "down": down, **checks}
     return JsonResponse(body, status=200 if not down else 503)

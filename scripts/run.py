@@ -2,16 +2,19 @@
 
 A process that dies is restarted with a message; Ctrl-C stops everything this command started. Running it
 again works: migrations and demo data are idempotent, and a Redis already answering on the port is reused.
+Without SECRET_KEY it writes a random key to var/secret_key once, which the settings read.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from stack import PYTHON, ROOT, Stack, say, services
 
@@ -21,6 +24,16 @@ REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
 
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def secret_key_file(path: Path) -> Path:
+    """The file the settings read the secret key from when SECRET_KEY is unset (config/settings.py), written once
+    with a random key, readable by this user only, and kept: sessions outlive a restart."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(50) + "\n")
+    return path
 
 
 def redis_answers(port: int) -> bool:
@@ -70,6 +83,8 @@ def main() -> int:
     (ROOT / "var").mkdir(exist_ok=True)
     # the shop's demo top-up is on for trying the shop (off by default elsewhere; SHOP_DEMO_TOPUP=0 keeps it off)
     env = {"SHOP_DEMO_TOPUP": "1", **os.environ, "PYTHONUNBUFFERED": "1"}
+    if not env.get("SECRET_KEY") and not env.get("SECRET_KEY_FILE"):
+        secret_key_file(ROOT / "var" / "secret_key")
     stack = Stack()
     logs = ROOT / "var" / "log"
     logs.mkdir(exist_ok=True)

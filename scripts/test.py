@@ -7,6 +7,7 @@ is pytest's; everything started here is stopped on success, failure or Ctrl-C.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ def main(argv: list[str]) -> int:
             "REDIS_URL": redis_url,
             "DVO_TEST_TMP": str(stack.tmp),
             "DJANGO_SETTINGS_MODULE": "config.settings",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),  # DEBUG is off in the tests
             "PYTHONUNBUFFERED": "1",
             "OBJECTS_TEST_OBJECTS": "1",
             "DVO_PG_BINDIR": str(stack.pg["bindir"]),

@@ -16,7 +16,6 @@ PRODUCTION = {
     "SECURE_HSTS_SECONDS": "31536000",
     "SECURE_SSL_REDIRECT": "1",
     "ALLOWED_HOSTS": "example.com",
-    "REQUIRE_SECRET_KEY": "1",
 }
 
 
@@ -25,7 +24,7 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env={**base, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        env={**base, "DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY_FILE": str(ROOT / "var" / "none"), **env},
         capture_output=True,
         text=True,
         timeout=120,

@@ -213,11 +213,12 @@ def test_a_host_not_in_allowed_hosts_is_refused_on_every_ingress_path(live_web, 
 
 # -- proxy headers ---------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def server_with(django_db_blocker, monkeypatch, **env: str) -> Iterator[RawHTTP]:
-    """The production web server (scripts/stack.py `web_command`, one process) on the test database, its
-    command and its environment built with `env` set."""
-    with django_db_blocker.unblock():
-        database_url = _test_database_url()
+def server_with(django_db_blocker, monkeypatch, database_url: str = "", **env: str) -> Iterator[RawHTTP]:
+    """The production web server (scripts/stack.py `web_command`, one process) on the test database (or
+    `database_url`), its command and its environment built with `env` set."""
+    if not database_url:
+        with django_db_blocker.unblock():
+            database_url = _test_database_url()
     for name in ("BEHIND_PROXY", "FORWARDED_ALLOW_IPS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -286,3 +287,39 @@ def test_behind_a_proxy_forwarded_headers_from_other_addresses_mean_nothing(
         assert not hsts(request(web, "GET", "/healthz", None, HTTPS))
         warm(web, staff, "loop")
         assert not hsts(request(web, "POST", "/ingress/Counter/proxy%2Fx/get", b"", {**staff.header, **HTTPS}))
+
+
+# -- what /healthz tells whom ----------------------------------------------------------------------------
+def signed_in(person) -> dict[str, str]:
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(person.user)
+    return {"Cookie": f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"}
+
+
+def test_healthz_tells_only_staff_why_redis_is_down(live, django_db_blocker, monkeypatch, staff, alice):
+    closed = free_port()  # nothing listens there
+    with server_with(django_db_blocker, monkeypatch, REDIS_URL=f"redis://127.0.0.1:{closed}/0") as web:
+        for who, headers in (("anonymous", {}), ("a signed-in user", signed_in(alice))):
+            answer = request(web, "GET", "/healthz", None, headers)
+            assert answer.status == 503, (who, answer.body[:300])
+            body = answer.json()
+            assert body["down"] == ["redis", "workers"] and body["redis"] == {"ok": False, "error": "unavailable"}, (
+                who,
+                body,
+            )
+            assert str(closed) not in answer.body.decode(), (who, body)
+        for_staff = request(web, "GET", "/healthz", None, signed_in(staff)).json()
+        assert str(closed) in for_staff["redis"]["error"], for_staff  # the client's own message
+
+
+def test_healthz_tells_strangers_no_database_error(live, django_db_blocker, monkeypatch):
+    closed = free_port()
+    with server_with(django_db_blocker, monkeypatch, database_url=f"postgres://nobody@127.0.0.1:{closed}/x") as web:
+        answer = request(web, "GET", "/healthz")
+        assert answer.status == 503, answer.body[:300]
+        body = answer.json()
+        assert body["database"] == {"ok": False, "error": "unavailable"}, body
+        assert str(closed) not in answer.body.decode() and "connection" not in answer.body.decode().lower(), body
