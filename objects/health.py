@@ -3,10 +3,13 @@ Why a part is down (the client's error text: hosts, ports, users) is shown to si
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+
+log = logging.getLogger("objects.health")
 
 
 def _database() -> dict[str, Any]:
@@ -54,6 +57,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database(), "redis": _redis()}
     checks["workers"] = _workers() if checks["redis"]["ok"] else {"ok": False, "error": "Redis is down"}
     down = [name for name, check in checks.items() if not check["ok"]]
+    for name in down:  # why, for the operator: the answer shows it to staff only
+        log.warning("healthz: %s down: %s", name, checks[name].get("error"))
     if down and not _staff(request):
         checks = {name: {**check, "error": HIDDEN} if "error" in check else check for name, check in checks.items()}
     body = {"status": "ok" if not down else "down", "down": down, **checks}

@@ -47,7 +47,7 @@ def test_redis_down_answers_503_naming_redis_and_workers(admin_client, unreachab
 
 
 @pytest.mark.django_db
-def test_database_down_answers_503_naming_the_database(client, monkeypatch):
+def test_database_down_answers_503_naming_the_database(client, monkeypatch, caplog):
     from django.db import OperationalError
     from django.db.backends.utils import CursorWrapper
 
@@ -59,3 +59,4 @@ def test_database_down_answers_503_naming_the_database(client, monkeypatch):
     assert response.status_code == 503
     assert "database" in response.json()["down"]
     assert response.json()["database"]["error"] == "unavailable"  # why, for staff only: none can sign in now
+    assert "healthz: database down: connection to server failed: Connection refused" in caplog.text  # the log has it
