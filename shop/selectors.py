@@ -8,10 +8,12 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 
 import objects
+from cart.limits import MAX_QUANTITY
 from catalog.selectors import product_list_active
 
 log = logging.getLogger("shop")
 EMPTY_CART = {"status": "open", "lines": [], "item_count": 0, "subtotal_cents": 0, "total_cents": 0}
+LOW_STOCK = 5  # at most this many left: the catalog says "Only N left"
 
 
 def cart_get(*, key: str | None) -> dict[str, Any]:
@@ -20,15 +22,59 @@ def cart_get(*, key: str | None) -> dict[str, Any]:
     return objects.call("ShoppingCart", key, "get_cart")
 
 
+def stock_available(*, sku: str) -> int | None:
+    """Units of `sku` free to buy now, from its Inventory object (a shared call: it never waits for the key);
+    None when the inventory cannot be read."""
+    try:
+        available = objects.call("Inventory", sku, "available")["available"]
+    except (objects.ObjectsError, KeyError, TypeError):
+        return None
+    return available if isinstance(available, int) else None
+
+
+def stock_levels(*, skus: list[str]) -> dict[str, int | None]:
+    return {sku: stock_available(sku=sku) for sku in dict.fromkeys(skus)}
+
+
+def stock_refusal(*, name: str, available: int | None, in_cart: int, wanted: int) -> str | None:
+    """Why `wanted` units (`in_cart` of them already in the cart) cannot be had, or None when they can."""
+    if available is None or wanted <= available:
+        return None
+    if available <= 0:
+        return f"{name} is out of stock."
+    if in_cart and wanted > in_cart:
+        return f"Only {available} {name} left; your cart already has {in_cart}."
+    return f"Only {available} {name} left."
+
+
+def cart_shortages(*, cart: dict[str, Any], stock: dict[str, int | None]) -> dict[str, str]:
+    """Per SKU, the warning of each cart line that asks for more than the stock now holds."""
+    warnings = {}
+    for line in cart.get("lines") or []:
+        available = stock.get(line["sku"])
+        if available is not None and line["quantity"] > available:
+            if available <= 0:
+                warnings[line["sku"]] = f"{line['name']} is out of stock now; remove it to check out."
+            else:
+                warnings[line["sku"]] = f"Only {available} {line['name']} left; lower the quantity to check out."
+    return warnings
+
+
 def catalog_with_stock() -> list[dict[str, Any]]:
-    """Active products with their live availability (None when the inventory cannot be read)."""
+    """Active products with their live availability (None when the inventory cannot be read), capped for the
+    quantity input (`max_quantity`), and whether few are left (`low`)."""
     rows = []
     for product in product_list_active():
-        try:
-            available = objects.call("Inventory", product.sku, "available")["available"]
-        except (objects.ObjectsError, KeyError, TypeError):
-            available = None
-        rows.append({"product": product, "available": available})
+        available = stock_available(sku=product.sku)
+        rows.append(
+            {
+                "product": product,
+                "available": available,
+                "low": available is not None and 0 < available <= LOW_STOCK,
+                "sold_out": available is not None and available <= 0,
+                "max_quantity": MAX_QUANTITY if available is None else max(min(available, MAX_QUANTITY), 1),
+            }
+        )
     return rows
 
 

@@ -19,7 +19,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 import objects
+from cart.limits import MAX_QUANTITY
 from cart.services import cart_key_existing, cart_key_for
+from catalog.selectors import products_by_sku
 from objects import ObjectsError
 
 from . import selectors
@@ -53,16 +55,55 @@ def cart_page(request: HttpRequest) -> HttpResponse:
             context["balance"] = objects.call("Wallet", request.user.get_username(), "balance")["balance"]
         except (ObjectsError, KeyError, TypeError):
             context["balance"] = None
+    try:
+        context["cart"] = selectors.cart_get(key=cart_key_existing(request=request))
+    except ObjectsError:
+        context["cart"] = dict(selectors.EMPTY_CART)
+    context.update(_cart_lines(context["cart"]))
     return _page(request, "shop/cart.html", context)
+
+
+def _cart_lines(cart: dict[str, Any]) -> dict[str, Any]:
+    """The cart's lines with their stock now: the quantity input's max, and a warning where a line asks for
+    more than is left (checkout would refuse it)."""
+    stock = selectors.stock_levels(skus=[line["sku"] for line in cart.get("lines") or []])
+    warnings = selectors.cart_shortages(cart=cart, stock=stock)
+    lines = []
+    for line in cart.get("lines") or []:
+        available = stock.get(line["sku"])
+        top = MAX_QUANTITY if available is None else max(min(available, MAX_QUANTITY), 0)
+        lines.append({**line, "max_quantity": top, "warning": warnings.get(line["sku"], "")})
+    return {"lines": lines, "stock_warnings": list(warnings.values())}
+
+
+def _stock_refusal(request: HttpRequest, handler: str, data: dict[str, Any]) -> str | None:
+    """The shop sells no more than the stock: why this add or update asks for more than is left, else None.
+    The Inventory object is the source (a shared read); checkout checks again under the stock's lock."""
+    if handler not in ("add_item", "update_quantity") or data["quantity"] == 0:
+        return None
+    lines = selectors.cart_get(key=cart_key_existing(request=request)).get("lines") or []
+    line = next((line for line in lines if line["sku"] == data["sku"]), None)
+    product = products_by_sku(skus=[data["sku"]]).get(data["sku"])
+    if product is None:
+        return None  # the handler says what is wrong with the SKU
+    in_cart = line["quantity"] if line and handler == "add_item" else 0
+    return selectors.stock_refusal(
+        name=product.name,
+        available=selectors.stock_available(sku=data["sku"]),
+        in_cart=in_cart,
+        wanted=in_cart + data["quantity"],
+    )
 
 
 def _cart_change(request: HttpRequest, form_class: type, handler: str, done: str) -> HttpResponse:
     form = form_class(request.POST)
     if not form.is_valid():
         return _answer(request, error=form_error(form), status=400)
-    key = cart_key_for(request=request)
     try:
-        result = objects.call("ShoppingCart", key, handler, form.cleaned_data)
+        refusal = _stock_refusal(request, handler, form.cleaned_data)
+        if refusal:
+            return _answer(request, error=refusal, status=409)
+        result = objects.call("ShoppingCart", cart_key_for(request=request), handler, form.cleaned_data)
     except ObjectsError as exc:
         return _answer(request, error=exc.message, status=exc.status_code)
     name = next((line["name"] for line in result["lines"] if line["sku"] == form.cleaned_data["sku"]), None)
@@ -76,7 +117,8 @@ def _answer(
     if _wants_json(request):
         if error:
             return JsonResponse({"message": error}, status=status)
-        return JsonResponse({"cart": cart, "message": message})
+        stock = selectors.stock_levels(skus=[line["sku"] for line in (cart or {}).get("lines") or []])
+        return JsonResponse({"cart": cart, "message": message, "stock": stock})
     if error:
         messages.error(request, error)
     elif message:

@@ -121,7 +121,8 @@ def test_checkout_with_insufficient_funds_shows_the_shortfall(shop, client):
 def test_checkout_with_insufficient_stock_names_the_item(shop, client):
     fund("alice", 100_000)
     signed_in(client, "alice")
-    client.post("/cart/add/", {"sku": "TEE", "quantity": 2})
+    client.post("/cart/add/", {"sku": "TEE", "quantity": 1})
+    objects.call("Inventory", "TEE", "reserve", {"order_id": "someone-else", "quantity": 1})  # sold meanwhile
     token = token_of(client.get("/cart/").content.decode(), "/checkout/")
     page = client.post("/checkout/", {"token": token}, follow=True).content.decode()
     assert "Checkout failed" in page and "TEE" in page

@@ -19,7 +19,33 @@
     box.appendChild(p);
   }
 
-  function render(cart) {
+  // The warning of a cart line that asks for more than the stock holds (the server's words in shop/selectors.py).
+  function shortage(line, available) {
+    if (available === null || available === undefined || line.quantity <= available) return "";
+    if (available <= 0) return line.name + " is out of stock now; remove it to check out.";
+    return "Only " + available + " " + line.name + " left; lower the quantity to check out.";
+  }
+
+  function renderStock(page, cart, stock) {
+    var box = document.getElementById("stock-warnings");
+    if (!box || !stock) return;
+    box.innerHTML = "";
+    cart.lines.forEach(function (line) {
+      var available = stock[line.sku];
+      var row = page.querySelector('tr[data-sku="' + CSS.escape(line.sku) + '"]');
+      var input = row && row.querySelector("input[name=quantity]");
+      if (input && typeof available === "number") input.max = Math.max(Math.min(available, 99), 0);
+      var text = shortage(line, available);
+      if (row) row.classList.toggle("short", !!text);
+      if (!text) return;
+      var p = document.createElement("p");
+      p.className = "message error";
+      p.textContent = text;
+      box.appendChild(p);
+    });
+  }
+
+  function render(cart, stock) {
     var count = document.getElementById("cart-count");
     if (count) count.textContent = cart.item_count;
     var page = document.querySelector("[data-cart-page]");
@@ -45,6 +71,7 @@
     set("subtotal", money(cart.subtotal_cents));
     set("total", money(cart.total_cents));
     set("checkout-total", money(cart.total_cents));
+    renderStock(page, cart, stock);
   }
 
   function submitCartForm(form) {
@@ -59,7 +86,7 @@
     }).then(function (response) {
       return response.json().then(function (data) {
         if (!response.ok) { say(data.message || "Something went wrong.", true); return; }
-        render(data.cart);
+        render(data.cart, data.stock);
         say(data.message, false);
       });
     }).catch(function () {

@@ -1,0 +1,68 @@
+"""The shop as shoppers expect it, in headless Chromium at a desktop and a phone size, with and without
+JavaScript: stock shown and enforced."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
+
+import objects
+from tests.integration.shop_fixtures import make_product
+
+pytestmark = [pytest.mark.browser, pytest.mark.workers]
+PASSWORD = "pw-for-tests-123"
+DESKTOP_JS = pytest.param(1280, 800, True, id="1280-js")
+PHONE_NO_JS = pytest.param(390, 844, False, id="390-nojs")
+
+
+@pytest.fixture
+def shop(live_web):
+    make_product("MUG", name="Mug", price=1299, stock=10)
+    make_product("TEE", name="Tee", price=2500, stock=3)
+    make_product("CAP", name="Cap", price=900, stock=0)
+    get_user_model().objects.create_user("alice", password=PASSWORD)
+
+
+def sign_in(page, username="alice"):
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name=f"Sign out {username}")).to_be_visible()
+
+
+def no_sideways_scroll(page):
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
+
+
+@pytest.mark.parametrize(("width", "height", "javascript"), [DESKTOP_JS, PHONE_NO_JS])
+def test_stock_is_shown_enforced_and_warned_about(shop, new_page, width, height, javascript):
+    page = new_page(javascript=javascript, width=width, height=height)
+    sign_in(page)
+    page.goto("/")
+    tee = page.locator("li.product[data-sku=TEE]")
+    expect(tee.locator(".stock")).to_have_text("Only 3 left")
+    expect(tee.get_by_label("Quantity")).to_have_attribute("max", "3")
+    cap = page.locator("li.product[data-sku=CAP]")
+    expect(cap.locator(".stock")).to_have_text("Out of stock")
+    expect(cap.get_by_role("button", name="Add Cap to cart")).to_be_disabled()
+    no_sideways_scroll(page)
+    tee.get_by_label("Quantity").fill("2")
+    tee.get_by_role("button", name="Add Tee to cart").click()
+    expect(page.get_by_role("status")).to_contain_text("Added Tee to your cart.")
+    page.locator("li.product[data-sku=TEE]").get_by_label("Quantity").fill("2")
+    page.locator("li.product[data-sku=TEE]").get_by_role("button", name="Add Tee to cart").click()
+    expect(page.get_by_role("alert")).to_have_text("Only 3 Tee left; your cart already has 2.")
+
+    objects.call("Inventory", "TEE", "reserve", {"order_id": "someone-else", "quantity": 2})
+    page.goto("/cart/")
+    warnings = page.locator("#stock-warnings")
+    expect(warnings).to_have_text("Only 1 Tee left; lower the quantity to check out.")
+    no_sideways_scroll(page)
+    quantity = page.get_by_label("Quantity of Tee")
+    quantity.fill("1")
+    quantity.press("Enter")
+    expect(page.locator("#total")).to_have_text("$25.00")
+    expect(warnings).to_have_text("")
