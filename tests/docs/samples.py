@@ -9,6 +9,10 @@ Conventions (docs/index.md explains them to writers):
 - ```python file=P  a verbatim excerpt of file P (checked line by line); P itself runs in the test suite.
 - ```console        shell commands after `$ `, run with bash against a live web server; the lines after a
                     command are its expected output (checked like pycon).
+- ```python project=P [append] [variant=V]   a file of a new project (docs/install.md), written whole or
+                    appended to, and ```console project [background]: commands run in that project; both run by
+                    tests/integration/test_install.py in a fresh virtualenv, in page order (a variant's blocks
+                    only in that variant's run).
 - any of these with `norun: <reason>` in the info string is not run; the reason is required.
 Blocks in other languages (text, json, ini, ...) are output or data and are not run.
 """
@@ -49,12 +53,23 @@ class Block:
         return match.group(1) if match else None
 
     @property
+    def project_file(self) -> str | None:
+        match = re.search(r"\bproject=(\S+)", self.info)
+        return match.group(1) if match else None
+
+    @property
+    def flags(self) -> list[str]:
+        return self.info.split()[1:]
+
+    @property
     def kind(self) -> str:
-        """pycon | python | register | excerpt | console | norun | data | unrunnable."""
+        """pycon | python | register | excerpt | console | project | norun | data | unrunnable."""
         if self.lang not in CODE_LANGS:
             return "data"
         if self.norun_reason is not None:
             return "norun" if self.norun_reason else "unrunnable"
+        if (self.lang == "python" and self.project_file) or (self.lang == "console" and "project" in self.flags):
+            return "project"
         if self.lang in ("python", "py"):
             if self.file:
                 return "excerpt"
