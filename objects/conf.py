@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "OBJECTS_HISTORY_RETENTION": timedelta(days=30),
     "OBJECTS_STATE_HISTORY_PER_KEY": 50,
     "OBJECTS_INVOCATION_RETENTION": timedelta(days=7),
+    "OBJECTS_MAX_DELAY": timedelta(days=30),
     "OBJECTS_SWEEP_INTERVAL": 5.0,
     "OBJECTS_REDISPATCH_AFTER": 5.0,
     "OBJECTS_LOCK_TIMEOUT_MS": 10_000,
@@ -109,6 +110,8 @@ def get(name: str) -> Any:
         return _rate(name, value)
     if isinstance(DEFAULTS[name], timedelta) and isinstance(value, (int, float)):
         value = timedelta(seconds=value)
+    if name == "OBJECTS_MAX_DELAY" and not (isinstance(value, timedelta) and value > timedelta(0)):
+        raise ImproperlyConfigured(f"{name} must be a positive duration (a timedelta or seconds), got {value!r}")
     return value
 
 

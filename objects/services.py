@@ -24,7 +24,7 @@ from .models import Instance, Invocation, Status
 from .routing import partition_of
 from .runtime import instance_id_ensure, resolve
 from .state import StateCache
-from .validation import check_entry_size, validate_input, validate_key
+from .validation import check_entry_size, validate_delay, validate_input, validate_key
 
 
 def input_hash(arg: Any) -> str:
@@ -55,8 +55,7 @@ def invocation_submit(
     stored = validate_input(target, arg)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
         raise InvalidInput("The idempotency key must be 1 to 255 characters.")
-    if delay is not None and delay < timedelta(0):
-        raise InvalidInput("The delay must not be negative.")
+    validate_delay(delay)
     digest = input_hash(stored) if idempotency_key else ""
     now = timezone.now()
     in_callers_transaction = transaction.get_connection().in_atomic_block

@@ -1,5 +1,6 @@
 """The periodic sweeper: re-dispatches lost doorbells and due sends, expires idempotency keys, idle state,
-old history and old finished invocations. Idempotent and safe to run on any number of hosts at once."""
+old history and old finished invocations, and deletes key rows left with nothing in them. Idempotent and safe
+to run on any number of hosts at once."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from . import conf
-from .models import DONE_STATUSES, Instance, Invocation, StateChange, Status
+from .models import DONE_STATUSES, Instance, Invocation, StateChange, StateEntry, Status
 from .registry import all_objects
 from .state import StateCache
 from .tasks import ring
@@ -29,6 +30,7 @@ def sweep(limit: int = 1000) -> dict[str, int]:
         "state_expired": expire_state(now, limit),
         "history_deleted": StateChange.objects.filter(at__lt=now - conf.get("OBJECTS_HISTORY_RETENTION")).delete()[0],
         "invocations_deleted": delete_finished(now, limit),
+        "instances_deleted": delete_idle_instances(now, limit),
     }
     if any(counts.values()):
         log.info("sweep: %s", counts)
@@ -56,6 +58,37 @@ def delete_finished(now: object, limit: int) -> int:
         return 0
     deleted = Invocation.objects.filter(pk__in=ids).delete()[1]
     return deleted.get(Invocation._meta.label, 0)
+
+
+IDLE_INSTANCE_AGE = timedelta(hours=1)
+
+
+def delete_idle_instances(now: object, limit: int) -> int:
+    """Delete up to `limit` key rows with nothing worth keeping, oldest first: no state entry, no invocation of
+    any status (finished ones go after OBJECTS_INVOCATION_RETENTION, later while their idempotency key is
+    remembered), no state history (kept for OBJECTS_HISTORY_RETENTION), not paused (an operator's decision),
+    and neither made nor changed in the last IDLE_INSTANCE_AGE (a new key's row is made just before its
+    first invocation). Such a row is what a key called once, long ago, leaves behind (a send to a random
+    key, a cart emptied and expired): without this the key table grows with every key ever named. The rows are
+    locked (SKIP LOCKED: a key being run is left for a later sweep) and checked again under the lock; an
+    invocation inserted for such a key meanwhile waits for the lock and then fails (nothing accepted is lost:
+    its request gets an error and a retry makes the row again)."""
+    cutoff = now - IDLE_INSTANCE_AGE  # type: ignore[operator]
+    idle = (
+        Instance.objects.filter(paused=False, created_at__lt=cutoff)
+        .filter(Q(changed_at__isnull=True) | Q(changed_at__lt=cutoff))
+        .exclude(Exists(StateEntry.objects.filter(instance=OuterRef("pk"))))
+        .exclude(Exists(Invocation.objects.filter(instance=OuterRef("pk"))))
+        .exclude(Exists(StateChange.objects.filter(instance=OuterRef("pk"))))
+    )
+    with transaction.atomic():
+        ids = list(
+            idle.order_by("created_at", "pk").select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return 0
+        deleted = idle.filter(pk__in=ids).delete()[1]
+    return deleted.get(Instance._meta.label, 0)
 
 
 def redispatch(now: object, limit: int) -> int:

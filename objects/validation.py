@@ -8,6 +8,7 @@ declared fields are stored and passed to the handler. Errors name the field's pa
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -27,6 +28,27 @@ def validate_key(key: Any) -> str:
         shown = key if isinstance(key, str) and len(key) <= 40 else (f"{key[:40]}…" if isinstance(key, str) else key)
         raise InvalidInput(f"Invalid key {shown!r}: {KEY_RULE}.")
     return key
+
+
+def validate_delay(delay: timedelta | None) -> None:
+    """A send's delay: not negative, at most OBJECTS_MAX_DELAY (InvalidInput, 400)."""
+    if delay is None:
+        return
+    if delay < timedelta(0):
+        raise InvalidInput("The delay must not be negative.")
+    bound = conf.get("OBJECTS_MAX_DELAY")
+    if delay > bound:
+        raise InvalidInput(f"The delay is too long: at most {duration_text(bound)} (OBJECTS_MAX_DELAY).")
+
+
+def duration_text(value: timedelta) -> str:
+    """`value` in words, in its largest whole unit: "30 days", "1 hour", "90 seconds"."""
+    seconds = value.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"
 
 
 def json_size(value: Any) -> int:

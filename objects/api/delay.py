@@ -1,4 +1,5 @@
-"""The `delay` query parameter of a send: `500ms`, `10s`, `1m`, `1h`, ISO-8601 (`PT1M`), or bare milliseconds."""
+"""The `delay` query parameter of a send: `500ms`, `10s`, `1m`, `1h`, ISO-8601 (`PT1M`), or bare milliseconds; at
+most OBJECTS_MAX_DELAY (30 days by default)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import re
 from datetime import timedelta
 
 from ..errors import InvalidInput
+from ..validation import validate_delay
 
-MAX_DELAY = timedelta(days=365)
+_LONGEST = 1e12  # seconds (some 30,000 years): any longer delay is taken as timedelta.max, refused as too long
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _SIMPLE = re.compile(r"^(\d{1,15}(?:\.\d{1,9})?)(ms|s|m|h|d)?$")
 _ISO = re.compile(
@@ -18,7 +20,8 @@ HELP = "use e.g. 500ms, 10s, 1m, 1h, an ISO-8601 duration such as PT1M, or a who
 
 
 def delay_parse(text: str) -> timedelta | None:
-    """Parse a delay; None means now. A negative, malformed or over-a-year value raises InvalidInput (400)."""
+    """Parse a delay; None means now. A negative, malformed or too long (over OBJECTS_MAX_DELAY) value raises
+    InvalidInput (400)."""
     value = text.strip()
     if value.startswith("-"):
         raise InvalidInput(f"Invalid delay {text[:40]!r}: a delay must not be negative; {HELP}.")
@@ -35,6 +38,9 @@ def delay_parse(text: str) -> timedelta | None:
         seconds = parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
     else:
         raise InvalidInput(f"Invalid delay {text[:40]!r}: {HELP}.")
-    if seconds > MAX_DELAY.total_seconds():
-        raise InvalidInput(f"Invalid delay {text[:40]!r}: at most {MAX_DELAY.days} days.")
-    return timedelta(seconds=seconds) or None
+    delay = timedelta(seconds=seconds) if seconds < _LONGEST else timedelta.max
+    try:
+        validate_delay(delay)
+    except InvalidInput as exc:
+        raise InvalidInput(f"Invalid delay {text[:40]!r}: {exc.message}") from None
+    return delay or None

@@ -259,6 +259,10 @@ class IngressView(APIView):
     ) -> Any:
         """401 -> 404 -> 400 (key) -> 403, in that order; returns the object type. `writes`: a send."""
         obj = get_object(type_name)
+        if writes and not request.user.is_authenticated:
+            raise exceptions.NotAuthenticated(
+                f"Sign in to send to {type_name}: a send (delayed or not) needs a signed-in caller."
+            )
         if anonymous_refused(obj, request, key, handler):
             raise exceptions.NotAuthenticated(
                 f"Authentication credentials were not provided; {type_name} needs a signed-in user."

@@ -47,7 +47,7 @@ def csrf_check(request: Any) -> None:
     """Django's CSRF check of an unsafe request, with the token from the `X-CSRFToken` header (the ingress's
     bodies are JSON, never forms): PermissionDenied (403) when it fails. The body is not read: DRF's own check
     reads the form through the view's parsers, which the ingress has none of (a 415 for every JSON body)."""
-    SessionAuthentication().enforce_csrf(_WithoutForm(getattr(request, "_request", request)))
+    SessionAuthentication().enforce_csrf(_WithoutForm(getattr(request, "_request", request)))  # type: ignore[arg-type]
 
 
 class IngressSessionAuthentication(SessionAuthentication):

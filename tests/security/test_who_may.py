@@ -265,3 +265,97 @@ def test_the_demo_top_up_is_capped_per_day(live, alice, settings):
     assert _balance("alice") == 5000
     client.post("/wallet/top-up/", {"amount": 1000, "token": tokens[3]})
     assert _balance("alice") == 6000
+
+
+# -- sends and delays: a signed-in caller, a bounded delay, idle rows swept -------------------------------
+def test_anonymous_clients_cannot_send(raw_http):
+    before = _rows()
+    for path in (
+        f"/ingress/Inventory/{secrets.token_hex(8)}/available/send?delay=365d",
+        f"/ingress/Inventory/{secrets.token_hex(8)}/available/send",
+        f"/ingress/Inventory/{secrets.token_hex(8)}/available/send?delay=10s",
+    ):
+        for response in both(raw_http, path):
+            assert response.status == 401, (path, response.status, response.body[:300])
+            assert "Sign in to send" in response.json()["message"], response.body
+            assert response.headers.get("www-authenticate", "").startswith("Token")
+    assert _rows() == before, "an anonymous send left rows"
+    read = raw_http.request("POST", "/ingress/Inventory/SKU-1/available", b"")
+    assert read.status == 200, "an anonymous call to a handler its rule opens still works"
+
+
+def test_delays_are_bounded_by_objects_max_delay(raw_http, alice):
+    before = _rows()
+    for delay in ("31d", "P31D", "2678400001", "745h"):
+        path = f"/ingress/Recorder/alice/append/send?delay={delay}"
+        for response in both(raw_http, path, {"value": 1}, alice):
+            assert response.status == 400, (delay, response.status, response.body[:300])
+            assert "at most 30 days" in response.json()["message"], response.body
+    assert _rows() == before
+    accepted = raw_http.request("POST", "/ingress/Recorder/alice/append/send?delay=30d", b'{"value": 1}', alice.header)
+    assert accepted.status == 202, accepted.body[:300]
+
+    sent = raw_http.request(
+        "POST",
+        "/ingress/Chain/alice/send_then",
+        json.dumps({"target": "t", "value": 1, "delay": 31 * 86400}).encode(),
+        alice.header,
+    )
+    assert sent.status == 400 and "at most 30 days" in sent.json()["message"], sent.body[:300]
+    assert sent.json()["source"] == "invocation"
+
+
+def test_objects_send_refuses_a_delay_over_the_bound(db, settings):
+    from datetime import timedelta
+
+    import objects
+    from objects.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="at most 30 days"):
+        objects.send("Recorder", "k", "append", {"value": 1}, delay=timedelta(days=30, seconds=1))
+    settings.OBJECTS_MAX_DELAY = timedelta(hours=1)
+    with pytest.raises(InvalidInput, match="at most 1 hour"):
+        objects.send("Recorder", "k", "append", {"value": 1}, delay=timedelta(hours=2))
+    assert _rows() == (0, 0)
+
+
+def test_the_sweeper_removes_idle_instance_rows_in_bounded_batches(db):
+    """A key row with nothing in it (no state, no invocation of any status, no history, not paused) and older
+    than an hour is deleted by the sweeper, oldest first, at most `limit` per sweep; everything else stays."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from objects.models import StateChange, StateEntry
+    from objects.sweeper import delete_idle_instances, sweep
+
+    now = timezone.now()
+
+    def key(name: str, age: timedelta = timedelta(hours=2), **fields) -> Instance:
+        instance = Instance.objects.create(type_name="Recorder", key=name, **fields)
+        Instance.objects.filter(pk=instance.pk).update(created_at=now - age)
+        return instance
+
+    idle = [key(f"idle-{n}", age=timedelta(hours=5 - n)) for n in range(3)]  # idle-0 the oldest
+    key("young", age=timedelta(minutes=10))
+    key("recently-changed", changed_at=now - timedelta(minutes=5))
+    key("paused", paused=True)
+    StateEntry.objects.create(instance=key("with-state"), name="items", value=[1])
+    for status in ("pending", "running", "backing_off", "succeeded", "failed"):
+        instance = key(f"with-{status}")
+        Invocation.objects.create(
+            instance=instance,
+            type_name="Recorder",
+            key=instance.key,
+            handler="append",
+            kind="exclusive",
+            status=status,
+        )
+    StateChange.objects.create(instance=key("with-history"), name="items", action="clear", version=1)
+    kept = set(Instance.objects.values_list("key", flat=True)) - {i.key for i in idle}
+
+    assert delete_idle_instances(now, limit=2) == 2
+    assert not Instance.objects.filter(key__in=["idle-0", "idle-1"]).exists(), "the oldest go first"
+    assert sweep()["instances_deleted"] == 1
+    assert set(Instance.objects.values_list("key", flat=True)) == kept
+    assert sweep()["instances_deleted"] == 0
