@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .context import ObjectContext, SharedObjectContext
+from .context import Caller, ObjectContext, Principal, SharedObjectContext
 from .errors import CallTimeout, Conflict, DeadlockError, NotFound, ObjectsError, SharedWriteError, TerminalError
 from .registry import HandlerKind, VirtualObject
 
@@ -32,12 +32,14 @@ _LAZY = {
 
 __all__ = [
     "CallTimeout",
+    "Caller",
     "Conflict",
     "DeadlockError",
     "HandlerKind",
     "NotFound",
     "ObjectContext",
     "ObjectsError",
+    "Principal",
     "SharedObjectContext",
     "SharedWriteError",
     "TerminalError",

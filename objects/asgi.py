@@ -69,6 +69,7 @@ from .api.limits import LoopWaits, RateLimited
 from .api.paths import decode_segment, raw_path, route_parse
 from .api.responses import error_response, send_response
 from .client import output_of
+from .context import Principal
 from .errors import CallTimeout
 from .middleware import host_refused
 from .models import DONE_STATUSES, Invocation
@@ -204,11 +205,13 @@ class Application:
                 asked = view.request_read(request, route)  # 404, 400, 403, 413 as the ingress answers them
                 if asked.delay is not None:
                     raise Threaded
+                principal = principal_json(request.user)  # who the invocation runs for (ctx.principal)
                 if route.kind == "call" and asked.target.kind == "shared":
-                    response = await self.shared(view, route, validate_input(asked.target, asked.arg))
+                    stored = validate_input(asked.target, asked.arg)
+                    response = await self.shared(view, route, stored, Principal.from_json(principal))
                 else:
                     response = await self.submit(
-                        route.kind, route.type_name, route.key, route.handler, asked.target, asked.arg
+                        route.kind, route.type_name, route.key, route.handler, asked.target, asked.arg, principal
                     )
         except (Threaded, SynchronousOnlyOperation):
             raise Threaded from None
@@ -222,9 +225,11 @@ class Application:
         response["Content-Length"] = str(len(response.content))
         return response
 
-    async def submit(self, kind: str, type_name: str, key: str, handler: str, target: Any, arg: Any) -> HttpResponse:
+    async def submit(
+        self, kind: str, type_name: str, key: str, handler: str, target: Any, arg: Any, principal: Any = None
+    ) -> HttpResponse:
         """Insert the invocation (autocommit: committed when the statement returns), then ring (a send) or
-        ring and wait (a call)."""
+        ring and wait (a call). `principal`: the signed-in user's `services.principal_json`."""
         stored = validate_input(target, arg)
         connection = connections["default"]  # for preparing the values only: no statement runs on it here
         fields = {
@@ -236,6 +241,7 @@ class Application:
             "input": stored,
             "caller": None,
             "not_before": None,
+            "principal": principal,
         }
         sql, params, chosen = fresh_statement(connection, fields, timezone.now())
         rung = chosen["partition"] if kind == "send" else None  # a send's partition is rung once it is inserted
@@ -273,7 +279,9 @@ class Application:
         await self.postgres.fetchone(*instance_create_statement(connections["default"], type_name, key))
         return await self.group.alone(sql, params, send_partition)
 
-    async def shared(self, view: IngressView, route: Any, stored: Any) -> HttpResponse:
+    async def shared(
+        self, view: IngressView, route: Any, stored: Any, principal: Principal | None = None
+    ) -> HttpResponse:
         """A shared call: the key's committed state read on the loop's connection (the statement of
         `state.committed_state`), the handler run on the loop (`IngressView.shared_response`). A handler that
         reads the database itself (or calls another object) raises SynchronousOnlyOperation here and the
@@ -284,7 +292,8 @@ class Application:
             return database_unavailable(exc)
         state = StateCache(*committed_from_rows(rows))
         return view.shared_response(
-            route, lambda: run_shared(route.type_name, route.key, route.handler, stored, state=state)
+            route,
+            lambda: run_shared(route.type_name, route.key, route.handler, stored, state=state, principal=principal),
         )
 
     async def attach(self, view: IngressView, request: ASGIRequest, route: Any) -> HttpResponse:

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import connection
 
 from . import conf
+from .context import Principal
 from .errors import Conflict, DeadlockError, TerminalError
 from .models import Status
 from .notify import wait_done
@@ -24,11 +25,13 @@ def call(
     *,
     timeout: float | None = None,
     idempotency_key: str | None = None,
+    principal: Any = None,
 ) -> Any:
     """Run a handler and wait for its output. Raises the handler's TerminalError, or CallTimeout.
 
     Shared handlers run here, on the last committed state; exclusive ones are accepted as a row and run
-    by a worker. Not for use inside a handler: use `ctx.call` there.
+    by a worker. Not for use inside a handler: use `ctx.call` there. `principal` (a user or an
+    `objects.Principal`) is who the handler runs for (`ctx.principal`); None by default.
     """
     if current_chain():
         raise TerminalError("objects.call() inside a handler would wait on itself; use ctx.call(...) instead.", 500)
@@ -40,10 +43,17 @@ def call(
             500,
         )
     if target.kind == "shared" and idempotency_key is None:
+        who = Principal.of(principal)
         validate_key(key)
-        return run_shared(type_name, key, handler, validate_input(target, arg))
+        return run_shared(type_name, key, handler, validate_input(target, arg), principal=who)
     invocation, created = invocation_submit(  # rings with the first wait: one Redis round trip for both
-        type_name=type_name, key=key, handler=handler, arg=arg, idempotency_key=idempotency_key, ring=False
+        type_name=type_name,
+        key=key,
+        handler=handler,
+        arg=arg,
+        idempotency_key=idempotency_key,
+        principal=principal,
+        ring=False,
     )
     return result_of(invocation, timeout=timeout, ring=created)
 
@@ -77,9 +87,17 @@ def send(
     *,
     delay: timedelta | None = None,
     idempotency_key: str | None = None,
+    principal: Any = None,
 ) -> str:
-    """Accept a one-way invocation and return its id at once (after it is committed)."""
+    """Accept a one-way invocation and return its id at once (after it is committed). `principal`: as for
+    `call`."""
     invocation, _ = invocation_submit(
-        type_name=type_name, key=key, handler=handler, arg=arg, delay=delay, idempotency_key=idempotency_key
+        type_name=type_name,
+        key=key,
+        handler=handler,
+        arg=arg,
+        delay=delay,
+        idempotency_key=idempotency_key,
+        principal=principal,
     )
     return invocation.public_id

@@ -1,7 +1,9 @@
-"""Handler contexts: `SharedObjectContext` reads committed state; `ObjectContext` also writes, calls and sends."""
+"""Handler contexts: `SharedObjectContext` reads committed state; `ObjectContext` also writes, calls and sends.
+Both tell who called: `ctx.caller` (the calling object) and `ctx.principal` (the user the invocation runs for)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,17 +18,80 @@ if TYPE_CHECKING:
 _WRITE_METHODS = {"set", "clear", "clear_all", "call", "send", "run"}
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Caller:
+    """The object whose handler called or sent to this one (`ctx.caller`): its type and key."""
+
+    type_name: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.type_name}/{self.key}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Principal:
+    """The user an invocation runs for (`ctx.principal`): the one the ingress authenticated, or the one
+    `objects.call(..., principal=...)` named; carried through `ctx.call` and `ctx.send` to the callees."""
+
+    id: int | str
+    username: str
+
+    @classmethod
+    def of(cls, who: Any) -> Principal | None:
+        """A user's Principal (its primary key and username), a Principal as it is, None for None or an
+        anonymous user."""
+        if who is None or isinstance(who, Principal):
+            return who
+        if not (hasattr(who, "get_username") and hasattr(who, "pk")):
+            raise TypeError(f"principal must be a user or an objects.Principal, got {type(who).__name__}")
+        if not getattr(who, "is_authenticated", False):
+            return None
+        pk = who.pk
+        return cls(pk if isinstance(pk, (int, str)) else str(pk), who.get_username())
+
+    @classmethod
+    def from_json(cls, value: Any) -> Principal | None:
+        """The Principal an invocation row holds (`Invocation.principal`), None when it holds none."""
+        return cls(value["id"], value["username"]) if value else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "username": self.username}
+
+
 class SharedObjectContext:
-    """What a shared handler sees: the key and its last committed state, read-only.
+    """What a shared handler sees: the key and its last committed state, read-only, and who called.
 
     It has no write methods, so a type checker catches a write; at run time a write raises
     `SharedWriteError` with what to do instead.
     """
 
-    def __init__(self, key: str, state: StateCache, invocation_id: str) -> None:
+    def __init__(
+        self,
+        key: str,
+        state: StateCache,
+        invocation_id: str,
+        *,
+        caller: Caller | None = None,
+        principal: Principal | None = None,
+    ) -> None:
         self.key = key
         self._state = state
         self.invocation_id = invocation_id
+        self._caller = caller
+        self._principal = principal
+
+    @property
+    def caller(self) -> Caller | None:
+        """The object whose handler called (`ctx.call`) or sent (`ctx.send`) to this one; None when the
+        invocation came from outside (the ingress, `objects.call`, `objects.send`)."""
+        return self._caller
+
+    @property
+    def principal(self) -> Principal | None:
+        """The authenticated user this invocation runs for: the ingress's signed-in user, kept through every
+        ctx.call and ctx.send after it; the `principal=` of objects.call/send; None when nobody signed in."""
+        return self._principal
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value of state entry `name`, or `default` when it is not set."""

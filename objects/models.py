@@ -115,6 +115,17 @@ class Invocation(Built, models.Model):
     caller = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="callees", db_index=False
     )
+    # the calling object itself, kept on the row: the caller's row may be gone (retention) before a delayed send runs
+    caller_type = models.CharField(
+        "caller's object type", max_length=100, blank=True, default="", help_text="Empty when called from outside."
+    )
+    caller_key = models.CharField("caller's key", max_length=255, blank=True, default="")
+    principal = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The user it runs for, {id, username}: the one the ingress authenticated or objects.call named; "
+        "kept by the invocations it calls and sends.",
+    )
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     input_hash = models.CharField(max_length=64, blank=True)
     idempotency_expires_at = models.DateTimeField(null=True, blank=True)

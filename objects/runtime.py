@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from . import journal, tally
 from .backends import db, fetchone, rowcount
-from .context import ObjectContext, SharedObjectContext
+from .context import Caller, ObjectContext, Principal, SharedObjectContext
 from .errors import DeadlockError, NotFound, ObjectsError, TerminalError
 from .models import Instance, Invocation, StateChange, Status
 from .registry import Handler, get_object
@@ -79,9 +79,12 @@ class InvocationRun:
         self._journal: dict[int, Any] | None = None
 
     def execute(self) -> Any:
-        arg = build_argument(self.handler, self.invocation.input)
+        invocation = self.invocation
+        arg = build_argument(self.handler, invocation.input)
         ctx_cls = ObjectContext if self.handler.kind == "exclusive" else SharedObjectContext
-        ctx = ctx_cls(self.invocation.key, self.state, self.invocation.public_id)
+        caller = Caller(invocation.caller_type, invocation.caller_key) if invocation.caller_type else None
+        principal = Principal.from_json(invocation.principal)
+        ctx = ctx_cls(invocation.key, self.state, invocation.public_id, caller=caller, principal=principal)
         ctx._run = self  # type: ignore[attr-defined]
         previous = current_chain()
         _local.chain = self.chain
@@ -106,8 +109,17 @@ class InvocationRun:
         except ObjectsError as exc:
             raise TerminalError(str(exc), exc.status_code) from exc
         frame = Frame(type_name, key, handler_name, target.kind == "exclusive")
+        me = self.invocation
         if target.kind == "shared":
-            return run_shared(type_name, key, handler_name, stored, chain=self.chain + (frame,))
+            return run_shared(
+                type_name,
+                key,
+                handler_name,
+                stored,
+                chain=self.chain + (frame,),
+                caller=Caller(me.type_name, me.key),
+                principal=Principal.from_json(me.principal),
+            )
         held = [f for f in self.chain if f.exclusive and (f.type_name, f.key) == (type_name, key)]
         if held:
             cycle = " → ".join(str(f) for f in self.chain + (frame,))
@@ -125,9 +137,12 @@ class InvocationRun:
             kind=target.kind,
             input=stored,
             status=Status.RUNNING,
-            caller=self.invocation,
+            caller=me,
+            caller_type=me.type_name,
+            caller_key=me.key,
+            principal=me.principal,
             started_at=timezone.now(),
-            partition=self.invocation.partition,
+            partition=me.partition,
         )
         state = StateCache.for_instance(instance.pk, type_name=type_name)
         run = InvocationRun(callee, target, state, self.chain + (frame,))
@@ -244,12 +259,18 @@ def run_shared(
     chain: tuple[Frame, ...] = (),
     *,
     state: StateCache | None = None,
+    caller: Caller | None = None,
+    principal: Principal | None = None,
 ) -> Any:
     """Run a shared handler on the last committed state (read here unless given), without any lock and
-    without a row."""
+    without a row, for `principal` (the user it runs for) and called by `caller` (None from outside)."""
     handler = resolve(type_name, handler_name)
     state = state if state is not None else StateCache(*committed_state(type_name, key))
     chosen = {"uid": uuid.uuid4(), "type_name": type_name, "key": key, "handler": handler_name, "input": stored}
+    if caller is not None:
+        chosen.update(caller_type=caller.type_name, caller_key=caller.key)
+    if principal is not None:
+        chosen["principal"] = principal.as_json()
     fake = Invocation.built(None, {**chosen, "kind": "shared"})  # never saved
     frame = Frame(type_name, key, handler_name, False)
     return InvocationRun(fake, handler, state, chain or (frame,)).execute()

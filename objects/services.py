@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from . import conf, tally
 from .backends import db, fetchone
+from .context import Principal
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation, Status
 from .routing import partition_of
@@ -40,9 +41,13 @@ def invocation_submit(
     idempotency_key: str | None = None,
     delay: timedelta | None = None,
     caller: Invocation | None = None,
+    principal: Any = None,
     ring: bool = True,
 ) -> tuple[Invocation, bool]:
     """Validate and accept an invocation: a committed row before anything runs it.
+
+    `principal` (a user or an objects.Principal) is who it runs for; an invocation sent by a handler (`caller`)
+    runs for its caller's principal and records the calling object.
 
     Returns (invocation, created). With an idempotency key already used for the same (type, key,
     handler) and input, returns the original invocation and created=False; with another input, Conflict.
@@ -76,7 +81,10 @@ def invocation_submit(
             input=stored,
             caller=caller,
             not_before=now + delay if delay else None,
+            principal=principal_json(principal),
         )
+        if caller is not None:
+            fields.update(principal=caller.principal, caller_type=caller.type_name, caller_key=caller.key)
         if idempotency_key:
             fields.update(
                 idempotency_key=idempotency_key,
@@ -97,6 +105,13 @@ def invocation_submit(
         if ring or delay or in_callers_transaction:
             _ring_on_commit(invocation, delay)
     return invocation, True
+
+
+def principal_json(who: Any) -> dict[str, Any] | None:
+    """What an invocation row keeps of who it runs for (`Invocation.principal`): a user's or a Principal's id
+    and username, None for None or an anonymous user."""
+    found = Principal.of(who)
+    return None if found is None else found.as_json()
 
 
 def invocation_insert_fresh(fields: dict[str, Any], now: datetime) -> Invocation | None:
@@ -121,7 +136,7 @@ def fresh_statement(connection: Any, fields: dict[str, Any], now: datetime) -> t
     """`invocation_insert_fresh`'s statement, its parameters and the new row's values (without its id and
     instance id, which the statement returns; no row when the key is new). Shared with the event loop's
     ingress (objects/asgi.py), which runs it on its own connection."""
-    chosen = {**fields, "uid": uuid.uuid4(), "created_at": now}
+    chosen = {"principal": None, **fields, "uid": uuid.uuid4(), "created_at": now}  # nobody's unless given
     params = [field.get_db_prep_save(chosen[field.attname], connection) for field in _FRESH_PARAMS]
     return _insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]], chosen
 
@@ -180,9 +195,9 @@ def invocation_insert(invocation: Invocation) -> Invocation:
 _INSERT_FIELDS = [f for f in Invocation._meta.concrete_fields if not f.primary_key]
 # What every new invocation holds in the columns a caller does not choose (its fields' defaults: pending, no
 # attempts, no output, error, caller, delay or idempotency key). An invocation that holds exactly these is
-# inserted by a statement with them as constants in its text: psycopg adapts the 8 parameters a call chooses
-# instead of 23 (adapting parameters was a tenth of the web process's CPU per call).
-_CHOSEN = {"uid", "instance_id", "type_name", "key", "handler", "kind", "partition", "input", "created_at"}
+# inserted by a statement with them as constants in its text: psycopg adapts the 9 parameters a call chooses
+# instead of 26 (adapting parameters was a tenth of the web process's CPU per call).
+_CHOSEN = {"uid", "instance_id", "type_name", "key", "handler", "kind", "partition", "input", "created_at", "principal"}
 _FRESH = {f.attname: f.get_default() for f in _INSERT_FIELDS if f.attname not in _CHOSEN}
 _FRESH_PARAMS = [f for f in _INSERT_FIELDS if f.attname in _CHOSEN and f.attname != "instance_id"]
 _BY_KEY_FIELDS = [f for f in _INSERT_FIELDS if f.attname != "instance_id"]

@@ -63,25 +63,11 @@ class NewOrder:
 
 
 @dataclass
-class Step:
-    """`ship`, `deliver`, `cancel`: optionally who does it (shown in the history; default: see each handler)."""
-
-    by: str = ""
-
-    def __post_init__(self) -> None:
-        if len(self.by) > 150:
-            raise TerminalError("by: at most 150 characters.", 400)
-
-
-@dataclass
 class Payment:
-    """`pay`: the wallet transaction that charged the order."""
+    """`pay`: the wallet transaction that charged the order. Who paid is the invocation's principal, not input."""
 
     tx_id: str
-    by: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.tx_id) <= 300:
             raise TerminalError("tx_id: must be 1 to 300 characters.", 400)
-        if len(self.by) > 150:
-            raise TerminalError("by: at most 150 characters.", 400)

@@ -1,6 +1,8 @@
 """The `Order` object (key = order id): a state machine created -> paid -> shipped -> delivered, or cancelled.
 
-Each transition runs alone on its order (exclusive) and appends {at, from, to, by} to the history in state.
+Each transition runs alone on its order (exclusive) and appends {at, from, to, by} to the history in state; `by`
+is who made it, as the framework tells the handler (the signed-in user, else the calling object), never what a
+caller declares.
 Cancelling a paid order refunds the wallet (deposit with tx_id "refund-<order id>") and releases the stock
 of every line, inside the same transaction as the transition: all of it happens once, or none of it.
 """
@@ -13,7 +15,7 @@ from django.utils import timezone
 
 from objects import ObjectContext, SharedObjectContext, TerminalError, VirtualObject
 
-from .inputs import NewOrder, Payment, Step
+from .inputs import NewOrder, Payment
 from .machine import CREATED, PAID, transition_target
 from .selectors import order_owner
 
@@ -52,11 +54,22 @@ def _existing_status(ctx: SharedObjectContext) -> str:
     return status
 
 
-def _move(ctx: ObjectContext, action: str, by: str) -> tuple[str, str]:
+def _who(ctx: ObjectContext) -> str | None:
+    """Who makes a transition: the signed-in user it runs for (`ctx.principal`, from the ingress or the principal
+    server code named), else the object whose handler called (`Type/key`), else None (server code that named
+    nobody)."""
+    if ctx.principal is not None:
+        return ctx.principal.username
+    if ctx.caller is not None:
+        return str(ctx.caller)
+    return None
+
+
+def _move(ctx: ObjectContext, action: str) -> tuple[str, str]:
     current = _existing_status(ctx)
     target = transition_target(order_id=ctx.key, status=current, action=action)
     history = ctx.get("history", [])
-    history.append({"at": timezone.now().isoformat(), "from": current, "to": target, "by": by})
+    history.append({"at": timezone.now().isoformat(), "from": current, "to": target, "by": _who(ctx)})
     ctx.set("history", history)
     ctx.set("status", target)
     return current, target
@@ -83,7 +96,7 @@ def create(ctx: ObjectContext, arg: NewOrder) -> dict:
     ctx.set("lines", arg.lines)
     ctx.set("total_cents", arg.total_cents)
     ctx.set("status", CREATED)
-    ctx.set("history", [{"at": timezone.now().isoformat(), "from": None, "to": CREATED, "by": arg.user}])
+    ctx.set("history", [{"at": timezone.now().isoformat(), "from": None, "to": CREATED, "by": _who(ctx)}])
     return _view(ctx)
 
 
@@ -92,30 +105,30 @@ def pay(ctx: ObjectContext, arg: Payment) -> dict:
     """Record the wallet transaction that paid the order (the caller charged the wallet). Same tx_id: no-op."""
     if _existing_status(ctx) != CREATED and ctx.get("payment", {}).get("tx_id") == arg.tx_id:
         return _view(ctx)
-    _move(ctx, "pay", arg.by or ctx.get("user"))
+    _move(ctx, "pay")
     ctx.set("payment", {"tx_id": arg.tx_id, "amount": ctx.get("total_cents"), "at": timezone.now().isoformat()})
     return _view(ctx)
 
 
 @order.exclusive
-def ship(ctx: ObjectContext, arg: Step) -> dict:
+def ship(ctx: ObjectContext) -> dict:
     """Paid -> shipped: the reserved stock of every line is committed (it leaves the warehouse)."""
-    _move(ctx, "ship", arg.by or "staff")
+    _move(ctx, "ship")
     _each_line(ctx, "commit")
     return _view(ctx)
 
 
 @order.exclusive
-def deliver(ctx: ObjectContext, arg: Step) -> dict:
+def deliver(ctx: ObjectContext) -> dict:
     """Shipped -> delivered (final)."""
-    _move(ctx, "deliver", arg.by or "staff")
+    _move(ctx, "deliver")
     return _view(ctx)
 
 
 @order.exclusive
-def cancel(ctx: ObjectContext, arg: Step) -> dict:
+def cancel(ctx: ObjectContext) -> dict:
     """Created or paid -> cancelled (final): refund a paid order once and release the stock of every line."""
-    previous, _ = _move(ctx, "cancel", arg.by or ctx.get("user"))
+    previous, _ = _move(ctx, "cancel")
     if previous == PAID:
         refund = {"amount": ctx.get("total_cents"), "tx_id": f"refund-{ctx.key}"}
         ctx.call("Wallet", ctx.get("user"), "deposit", refund)

@@ -47,7 +47,17 @@ class JournalEntryInline(admin.TabularInline):
 
 @admin.register(Invocation)
 class InvocationAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "type_name", "key", "handler", "status", "attempts", "created_at", "finished_at")
+    list_display = (
+        "public_id",
+        "type_name",
+        "key",
+        "handler",
+        "status",
+        "attempts",
+        "principal_name",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("status", "type_name", "handler", "kind", "created_at")
     search_fields = ("key",)
     search_help_text = "A key (contains; ^ for a prefix), an invocation id (inv_…) or a number (acceptance order)."
@@ -69,6 +79,8 @@ class InvocationAdmin(admin.ModelAdmin):
         "created_at",
         "started_at",
         "finished_at",
+        "principal_text",
+        "caller_object",
         "caller_chain",
         "callees_list",
         "idempotency_key",
@@ -135,6 +147,20 @@ class InvocationAdmin(admin.ModelAdmin):
         if not obj.error_traceback:
             return "—"
         return format_html('<pre class="vo-traceback">{}</pre>', obj.error_traceback)
+
+    @admin.display(description="user")
+    def principal_name(self, obj: Invocation) -> str:
+        return obj.principal["username"] if obj.principal else ""
+
+    @admin.display(description="runs for (principal)")
+    def principal_text(self, obj: Invocation) -> str:
+        if not obj.principal:
+            return "— (no signed-in user)"
+        return f"{obj.principal['username']} (id {obj.principal['id']})"
+
+    @admin.display(description="called by object")
+    def caller_object(self, obj: Invocation) -> str:
+        return f"{obj.caller_type}/{obj.caller_key}" if obj.caller_type else "— (called from outside)"
 
     @admin.display(description="caller chain (nearest first)")
     def caller_chain(self, obj: Invocation) -> str:

@@ -22,6 +22,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from ..client import result_of
+from ..context import Principal
 from ..errors import CallTimeout, Conflict, InvalidInput, NotFound, ObjectsError, TerminalError
 from ..models import Invocation
 from ..registry import get_object
@@ -152,8 +153,9 @@ class IngressView(APIView):
     # -- calls and sends ---------------------------------------------------------------------------
     def invoke(self, request, route: Route) -> HttpResponse:
         asked = self.request_read(request, route)
+        principal = Principal.of(request.user)  # who the invocation runs for (ctx.principal)
         if route.kind == "call" and asked.target.kind == "shared" and asked.idempotency_key is None:
-            return self.call_shared(route, validate_input(asked.target, asked.arg))
+            return self.call_shared(route, validate_input(asked.target, asked.arg), principal)
         delay = asked.delay
         waits = route.kind == "call"  # a call rings its doorbell with its first wait: one Redis round trip
         invocation, created = invocation_submit(
@@ -163,6 +165,7 @@ class IngressView(APIView):
             arg=asked.arg,
             idempotency_key=asked.idempotency_key,
             delay=delay,
+            principal=principal,
             ring=not waits,
         )
         if route.kind == "send":
@@ -187,9 +190,11 @@ class IngressView(APIView):
             idempotency_key_check(idempotency_key)
         return Asked(target, arg, delay, idempotency_key)
 
-    def call_shared(self, route: Route, stored: Any) -> HttpResponse:
+    def call_shared(self, route: Route, stored: Any, principal: Principal | None = None) -> HttpResponse:
         """A shared handler without an idempotency key runs here, on committed state, without a row."""
-        return self.shared_response(route, lambda: run_shared(route.type_name, route.key, route.handler, stored))
+        return self.shared_response(
+            route, lambda: run_shared(route.type_name, route.key, route.handler, stored, principal=principal)
+        )
 
     def shared_response(self, route: Route, output: Callable[[], Any]) -> HttpResponse:
         """The answer of a shared call: `output()` (the handler run), or its failure as the invocation's 500."""

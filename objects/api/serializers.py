@@ -131,6 +131,12 @@ class JournalEntrySerializer(serializers.ModelSerializer):
 
 class InvocationDetailSerializer(InvocationSerializer):
     caller = serializers.SerializerMethodField(help_text="The invocation that called or sent this one.")
+    caller_object = serializers.SerializerMethodField(
+        help_text="The object whose handler called or sent this one, {type, key}; null when called from outside."
+    )
+    principal = serializers.JSONField(
+        allow_null=True, read_only=True, help_text="The user it runs for, {id, username}; null when nobody signed in."
+    )
     journal = JournalEntrySerializer(many=True, read_only=True)
     input = serializers.JSONField(allow_null=True)
     output = serializers.JSONField(allow_null=True)
@@ -145,8 +151,15 @@ class InvocationDetailSerializer(InvocationSerializer):
             "error_traceback",
             "kill_requested",
             "caller",
+            "caller_object",
+            "principal",
             "journal",
         ]
 
     def get_caller(self, invocation: Invocation) -> str | None:
         return invocation.caller.public_id if invocation.caller is not None else None
+
+    def get_caller_object(self, invocation: Invocation) -> dict[str, str] | None:
+        if not invocation.caller_type:
+            return None
+        return {"type": invocation.caller_type, "key": invocation.caller_key}

@@ -55,16 +55,23 @@ def test_every_invalid_transition_is_refused_with_the_allowed_ones(live, state):
 
 
 def test_the_history_records_each_transition_with_who(live):
-    _new_order("ord_h")
-    objects.call("Order", "ord_h", "pay", {"tx_id": "t"})
-    objects.call("Order", "ord_h", "ship", {"by": "packer"})
+    """`by` is the user the transition ran for (its principal), else the object that called, else None
+    (server code that named no principal); the caller cannot declare it."""
+    olga, packer = User.objects.create_user("olga"), User.objects.create_user("packer", is_staff=True)
+    objects.call("Order", "ord_h", "create", {"user": "olga", "lines": LINES, "total_cents": 600}, principal=olga)
+    objects.call("Order", "ord_h", "pay", {"tx_id": "t"}, principal=olga)
+    objects.call("Order", "ord_h", "ship", principal=packer)
     order = objects.call("Order", "ord_h", "deliver")
     assert [(h["from"], h["to"], h["by"]) for h in order["history"]] == [
         (None, "created", "olga"),
         ("created", "paid", "olga"),
         ("paid", "shipped", "packer"),
-        ("shipped", "delivered", "staff"),
+        ("shipped", "delivered", None),
     ]
+    with pytest.raises(objects.errors.InvalidInput, match="takes no input"):
+        objects.call("Order", "ord_h", "cancel", {"by": "mallory"})
+    with pytest.raises(objects.errors.InvalidInput, match="by: unknown field"):
+        objects.call("Order", "ord_h", "pay", {"tx_id": "t", "by": "mallory"})
     assert all(h["at"] for h in order["history"])
     assert (order["user"], order["total_cents"], order["lines"]) == ("olga", 600, LINES)
 

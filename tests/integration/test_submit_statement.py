@@ -50,7 +50,7 @@ def test_a_fresh_invocation_of_a_known_key_binds_only_what_the_call_chose():
     submit("fresh", idempotency_key="first")  # the key's row exists now
     row, inserts = submit("fresh")
     [(sql, count)] = inserts
-    assert count == 10  # uid, type, key, handler, kind, partition, input, created_at + the key's (type, key)
+    assert count == 11  # uid, type, key, handler, kind, partition, input, created_at, principal + the key's (type, key)
     assert "'pending'" in sql and "SELECT %s, k.id" in sql
     for name, value in _FRESH.items():
         assert getattr(row, name) == value, name
@@ -61,7 +61,7 @@ def test_an_invocation_with_a_delay_or_an_idempotency_key_takes_the_general_stat
     submit("general", idempotency_key="first")
     fresh, _ = submit("general")
     delayed, [(_, count)] = submit("general", delay=timedelta(seconds=30))
-    assert count == 25  # every column a parameter
+    assert count == 28  # every column a parameter
     assert delayed.not_before is not None
     keyed, _ = submit("general", idempotency_key="second")
     assert keyed.idempotency_key == "second" and keyed.input_hash

@@ -95,8 +95,8 @@ def crash_always(ctx: ObjectContext, arg: dict) -> None:
 
 
 # chains: more test types (calls, sends, steps, idempotency); docs_examples: types declared in docs/*.md;
-# inputs: nested inputs (tests/security/test_inputs.py)
-from . import chains, docs_examples, inputs  # noqa: E402,F401
+# inputs: nested inputs (tests/security/test_inputs.py); callers: who called (tests/integration/test_principal.py)
+from . import callers, chains, docs_examples, inputs  # noqa: E402,F401
 
 # history: the state history bound (tests/integration/test_state_history_bound.py)
 from . import history  # noqa: E402,F401

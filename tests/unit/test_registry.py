@@ -135,10 +135,12 @@ def test_public_api_is_explicit():
 
     assert set(objects.__all__) == {
         "CallTimeout",
+        "Caller",
         "Conflict",
         "DeadlockError",
         "HandlerKind",
         "ObjectContext",
+        "Principal",
         "SharedObjectContext",
         "SharedWriteError",
         "TerminalError",
