@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rest_framework import serializers
+
+from objects import TerminalError
 
 from .limits import ANON_PREFIX, MAX_QUANTITY
 
@@ -43,3 +47,14 @@ class MergeInput(serializers.Serializer):
         if not value.startswith(ANON_PREFIX) or len(value) == len(ANON_PREFIX):
             raise serializers.ValidationError(f"Only an anonymous cart ({ANON_PREFIX}<session key>) can be merged.")
         return value
+
+
+@dataclass
+class CheckoutInput:
+    """`checkout`: optionally the total the shopper saw; a cart whose total differs now is refused (412)."""
+
+    expected_total_cents: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.expected_total_cents is not None and not 0 <= self.expected_total_cents <= 10**12:
+            raise TerminalError("expected_total_cents: must be a whole number of cents, 0 or more.", 400)

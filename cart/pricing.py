@@ -7,6 +7,11 @@ from typing import Any
 from catalog.selectors import products_by_sku
 
 
+def dollars(cents: int) -> str:
+    """Integer cents as the shop shows money: 1999 -> "$19.99", -500 -> "-$5.00"."""
+    return f"{'-' if cents < 0 else ''}${abs(cents) / 100:,.2f}"
+
+
 def cart_view(*, state: dict[str, Any]) -> dict[str, Any]:
     """The cart output every handler returns, names and prices taken from the catalog now.
 

@@ -22,9 +22,9 @@ from catalog.selectors import products_by_sku
 from objects import ObjectContext, SharedObjectContext, TerminalError, VirtualObject
 
 from .access import cart_access
-from .inputs import AddItemInput, ExpireInput, MergeInput, RemoveItemInput, UpdateQuantityInput
+from .inputs import AddItemInput, CheckoutInput, ExpireInput, MergeInput, RemoveItemInput, UpdateQuantityInput
 from .limits import MAX_LINES, MAX_QUANTITY, is_anonymous_key
-from .pricing import cart_view
+from .pricing import cart_view, dollars
 
 MAX_REMEMBERED_ORDERS = 500
 
@@ -175,11 +175,12 @@ def merge(ctx: ObjectContext, arg: dict[str, Any]) -> dict[str, Any]:
 
 
 @cart.exclusive
-def checkout(ctx: ObjectContext) -> dict[str, Any]:
+def checkout(ctx: ObjectContext, arg: CheckoutInput) -> dict[str, Any]:
     """Reserve stock, charge the wallet, create and pay the order, commit the stock, empty the cart.
 
     It runs in one transaction (ctx.call runs each callee inline): a refusal anywhere (409 for stock or
-    funds) rolls back every reservation and the charge.
+    funds) rolls back every reservation and the charge. With `expected_total_cents` (the total the shopper
+    saw), a cart whose total is another now is refused with 412 before anything is reserved or charged.
     """
     if is_anonymous_key(ctx.key):
         raise TerminalError("Sign in to check out.", 403)
@@ -193,6 +194,12 @@ def checkout(ctx: ObjectContext) -> dict[str, Any]:
             raise TerminalError(f"{line.get('name', line['sku'])} ({line['sku']}) is no longer for sale.", 404)
         line.update(name=product.name, unit_price_cents=product.price_cents)
     priced = cart_view(state={"lines": lines})
+    if arg.expected_total_cents is not None and arg.expected_total_cents != priced["total_cents"]:
+        raise TerminalError(
+            f"The cart changed: its total is now {dollars(priced['total_cents'])}, "
+            f"not {dollars(arg.expected_total_cents)}.",
+            412,
+        )
     order_id = "ord_" + uuid.uuid4().hex
     for line in priced["lines"]:
         ctx.call("Inventory", line["sku"], "reserve", {"order_id": order_id, "quantity": line["quantity"]})

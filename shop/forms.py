@@ -31,6 +31,7 @@ class QuantityForm(SkuForm):
 
 class CheckoutForm(forms.Form):
     token = forms.RegexField(regex=TOKEN_RE, error_messages={"invalid": "The checkout form expired; try again."})
+    expected_total = forms.IntegerField(min_value=0, max_value=10**12, required=False)  # the total shown, in cents
 
 
 class TopUpForm(forms.Form):

@@ -49,6 +49,10 @@ def catalog(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def cart_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, "shop/cart.html", _cart_context(request))
+
+
+def _cart_context(request: HttpRequest) -> dict[str, Any]:
     context: dict[str, Any] = {"checkout_token": new_token()}
     if request.user.is_authenticated:
         try:
@@ -60,7 +64,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
     except ObjectsError:
         context["cart"] = dict(selectors.EMPTY_CART)
     context.update(_cart_lines(context["cart"]))
-    return _page(request, "shop/cart.html", context)
+    return context
 
 
 def _cart_lines(cart: dict[str, Any]) -> dict[str, Any]:
@@ -156,16 +160,38 @@ def checkout(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, form_error(form))
         return redirect("shop:cart")
-    token = form.cleaned_data["token"]
+    token, expected = form.cleaned_data["token"], form.cleaned_data["expected_total"]
     try:
         result = objects.call(
-            "ShoppingCart", request.user.get_username(), "checkout", idempotency_key=f"checkout-{token}"
+            "ShoppingCart",
+            request.user.get_username(),
+            "checkout",
+            None if expected is None else {"expected_total_cents": expected},
+            idempotency_key=f"checkout-{token}",
         )
     except ObjectsError as exc:
+        if exc.status_code == 412 and expected is not None:
+            return _cart_changed(request, seen=expected)
         messages.error(request, f"Checkout failed: {exc.message}")
         return redirect("shop:cart")
     messages.success(request, f"Thank you! Order placed and paid ({money(result.get('order_total_cents'))}).")
     return redirect("shop:order_detail", order_id=result["order_id"])
+
+
+def _cart_changed(request: HttpRequest, *, seen: int) -> HttpResponse:
+    """The cart changed after the shopper saw it (another tab, the idle expiry): nothing was charged. The cart
+    page again, with the new total to confirm (a new form token: the refused one stays refused)."""
+    context = _cart_context(request)
+    total = context["cart"]["total_cents"]
+    messages.error(
+        request,
+        f"Your cart changed since you saw it: the total is now {money(total)}, not {money(seen)}. "
+        "Nothing was charged. Check it and confirm to pay.",
+    )
+    context["confirm"] = True
+    response = _page(request, "shop/cart.html", context)
+    response.status_code = 409
+    return response
 
 
 @login_required

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 import objects
-from tests.integration.shop_fixtures import make_product
+from tests.integration.shop_fixtures import balance, fund, make_product
 
 pytestmark = [pytest.mark.browser, pytest.mark.workers]
 PASSWORD = "pw-for-tests-123"
@@ -66,3 +66,29 @@ def test_stock_is_shown_enforced_and_warned_about(shop, new_page, width, height,
     quantity.press("Enter")
     expect(page.locator("#total")).to_have_text("$25.00")
     expect(warnings).to_have_text("")
+
+
+@pytest.mark.parametrize(("width", "height", "javascript"), [DESKTOP_JS, PHONE_NO_JS])
+def test_checkout_asks_to_confirm_a_total_that_changed_in_another_tab(shop, new_page, width, height, javascript):
+    fund("alice", 10_000)
+    page = new_page(javascript=javascript, width=width, height=height)
+    sign_in(page)
+    page.goto("/")
+    page.locator("li.product[data-sku=MUG]").get_by_role("button", name="Add Mug to cart").click()
+    expect(page.get_by_role("status")).to_contain_text("Added Mug to your cart.")
+    page.goto("/cart/")
+    quantity = page.get_by_label("Quantity of Mug")
+    quantity.fill("2")
+    quantity.press("Enter")  # in place with JavaScript: the total checkout expects follows
+    expect(page.locator("#total")).to_have_text("$25.98")
+    objects.call("ShoppingCart", "alice", "add_item", {"sku": "TEE", "quantity": 1})  # another tab
+    page.get_by_role("button", name="Check out and pay $25.98").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Your cart changed since you saw it: the total is now $50.98, not $25.98. Nothing was charged. "
+        "Check it and confirm to pay."
+    )
+    assert balance("alice") == 10_000
+    expect(page.locator("tr[data-sku=TEE]")).to_be_visible()
+    page.get_by_role("button", name="Confirm and pay $50.98").click()
+    expect(page.locator("#order-total")).to_have_text("$50.98")
+    assert balance("alice") == 10_000 - 5098

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 
 import objects
 
-from .shop_fixtures import cart, make_product
+from .shop_fixtures import balance, cart, fund, make_product
 
 pytestmark = pytest.mark.workers
 PASSWORD = "pw-for-tests-123"
@@ -68,3 +68,42 @@ def test_the_cart_page_warns_before_checkout_when_a_line_exceeds_the_stock(shop,
     assert re.search(r'id="q-TEE"[^>]*max="1"', page), page
     answer = client.post("/cart/update/", {"sku": "TEE", "quantity": 1}, **JSON).json()
     assert answer["stock"] == {"TEE": 1}
+
+
+def checkout_form(html: str) -> dict[str, str]:
+    form = re.search(r'<form method="post" action="/checkout/".*?</form>', html, re.S)
+    assert form, "no checkout form"
+    fields = dict(re.findall(r'name="(token|expected_total)" value="([^"]*)"', form.group(0)))
+    assert set(fields) == {"token", "expected_total"}, form.group(0)
+    return fields
+
+
+def test_checkout_charges_nothing_when_the_cart_changed_and_asks_to_confirm_the_new_total(shop, client):
+    fund("alice", 10_000)
+    signed_in(client)
+    client.post("/cart/add/", {"sku": "MUG", "quantity": 1})
+    seen = checkout_form(client.get("/cart/").content.decode())
+    assert seen["expected_total"] == "1299"
+    objects.call("ShoppingCart", "alice", "add_item", {"sku": "TEE", "quantity": 1})  # another tab
+    response = client.post("/checkout/", seen)
+    page = response.content.decode()
+    assert response.status_code == 409
+    assert "Your cart changed since you saw it: the total is now $37.99, not $12.99. Nothing was charged." in page
+    assert balance("alice") == 10_000 and cart("alice")["item_count"] == 2
+    confirm = checkout_form(page)
+    assert confirm["expected_total"] == "3799" and confirm["token"] != seen["token"]
+    assert "Confirm and pay $37.99" in re.sub(r"<[^>]+>", "", page)
+    done = client.post("/checkout/", confirm)
+    assert done.status_code == 302 and done["Location"].startswith("/orders/ord_")
+    assert balance("alice") == 10_000 - 3799
+
+
+def test_the_cart_object_refuses_a_checkout_whose_expected_total_is_stale(shop):
+    fund("alice", 10_000)
+    objects.call("ShoppingCart", "alice", "add_item", {"sku": "MUG", "quantity": 1})
+    with pytest.raises(objects.TerminalError) as stale:
+        objects.call("ShoppingCart", "alice", "checkout", {"expected_total_cents": 999})
+    assert stale.value.status_code == 412 and "$12.99" in stale.value.message
+    assert balance("alice") == 10_000
+    paid = objects.call("ShoppingCart", "alice", "checkout", {"expected_total_cents": 1299})
+    assert paid["order_total_cents"] == 1299

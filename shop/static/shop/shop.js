@@ -71,6 +71,8 @@
     set("subtotal", money(cart.subtotal_cents));
     set("total", money(cart.total_cents));
     set("checkout-total", money(cart.total_cents));
+    var expected = page.querySelector("input[name=expected_total]");
+    if (expected) expected.value = cart.total_cents;  // the total the shopper sees is the one checkout expects
     renderStock(page, cart, stock);
   }
 
