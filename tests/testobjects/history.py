@@ -3,6 +3,7 @@ benchmark's BenchCart (a list that grows by one item per call), with history and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from objects import ObjectContext, VirtualObject
@@ -19,11 +20,17 @@ def add_item(ctx: ObjectContext, item: Any) -> int:
     return len(items)
 
 
+@dataclass
+class AddTo:
+    key: str
+    item: Any = None
+
+
 @history_cart.exclusive
-def add_to(ctx: ObjectContext, arg: dict) -> int:
+def add_to(ctx: ObjectContext, arg: AddTo) -> int:
     """Add an item to another key's list through ctx.call (the callee's state is flushed inside the caller's
     transaction)."""
-    return ctx.call("HistoryCart", arg["key"], "add_item", arg["item"])
+    return ctx.call("HistoryCart", arg.key, "add_item", arg.item)
 
 
 quiet_cart = VirtualObject("QuietCart", access=lambda user, key, handler: user.is_authenticated, state_history=False)
