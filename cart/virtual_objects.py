@@ -55,7 +55,7 @@ def _product(sku: str) -> Any:
     if product is None:
         raise TerminalError(f"No product with SKU {sku!r} in the catalog.", 404)
     if not product.active:
-        raise TerminalError(f"{product.name} ({sku}) is no longer for sale.", 404)
+        raise TerminalError(f"{product.name} is no longer for sale.", 404)
     return product
 
 
@@ -115,7 +115,8 @@ def update_quantity(ctx: ObjectContext, item: dict[str, Any]) -> dict[str, Any]:
     if line is None:
         if item["quantity"] == 0:
             return cart_view(state=_state(ctx))
-        raise TerminalError(f"{item['sku']} is not in your cart; add it first.", 404)
+        product = products_by_sku(skus=[item["sku"]]).get(item["sku"])
+        raise TerminalError(f"{product.name if product else item['sku']} is not in your cart; add it first.", 404)
     if item["quantity"] == 0:
         lines.remove(line)
     else:
@@ -174,6 +175,29 @@ def merge(ctx: ObjectContext, arg: dict[str, Any]) -> dict[str, Any]:
     return _save(ctx, lines)
 
 
+def _check_stock_and_funds(ctx: ObjectContext, priced: dict[str, Any]) -> None:
+    """Refuse (409) in the shopper's words, naming products and money, before anything is reserved: the stock
+    and the balance as last committed (shared calls). Reserve and withdraw check again under their keys' locks."""
+    for line in priced["lines"]:
+        available = int(ctx.call("Inventory", line["sku"], "available")["available"])
+        if line["quantity"] > available:
+            if available <= 0:
+                raise TerminalError(f"{line['name']} is out of stock now; remove it from your cart to check out.", 409)
+            raise TerminalError(
+                f"Only {available} {line['name']} left; your cart has {line['quantity']}. "
+                "Lower the quantity to check out.",
+                409,
+            )
+    balance = int(ctx.call("Wallet", ctx.key, "balance")["balance"])
+    total = priced["total_cents"]
+    if total > balance:
+        raise TerminalError(
+            f"Your wallet has {dollars(balance)}; this order is {dollars(total)}. "
+            f"Top up {dollars(total - balance)} to pay for it.",
+            409,
+        )
+
+
 @cart.exclusive
 def checkout(ctx: ObjectContext, arg: CheckoutInput) -> dict[str, Any]:
     """Reserve stock, charge the wallet, create and pay the order, commit the stock, empty the cart.
@@ -191,7 +215,8 @@ def checkout(ctx: ObjectContext, arg: CheckoutInput) -> dict[str, Any]:
     for line in lines:
         product = products.get(line["sku"])
         if product is None or not product.active:
-            raise TerminalError(f"{line.get('name', line['sku'])} ({line['sku']}) is no longer for sale.", 404)
+            name = line.get("name", line["sku"])
+            raise TerminalError(f"{name} is no longer for sale; remove it from your cart to check out.", 404)
         line.update(name=product.name, unit_price_cents=product.price_cents)
     priced = cart_view(state={"lines": lines})
     if arg.expected_total_cents is not None and arg.expected_total_cents != priced["total_cents"]:
@@ -200,6 +225,7 @@ def checkout(ctx: ObjectContext, arg: CheckoutInput) -> dict[str, Any]:
             f"not {dollars(arg.expected_total_cents)}.",
             412,
         )
+    _check_stock_and_funds(ctx, priced)
     order_id = "ord_" + uuid.uuid4().hex
     for line in priced["lines"]:
         ctx.call("Inventory", line["sku"], "reserve", {"order_id": order_id, "quantity": line["quantity"]})

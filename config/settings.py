@@ -159,6 +159,8 @@ OBJECTS_HOST_LOSS_BOUND = env.float("OBJECTS_HOST_LOSS_BOUND", default=30.0)
 # SHOP_DEMO_TOPUP_DAILY_CENTS per user and day (UTC).
 SHOP_DEMO_TOPUP = env.bool("SHOP_DEMO_TOPUP", default=False)
 SHOP_DEMO_TOPUP_DAILY_CENTS = env.int("SHOP_DEMO_TOPUP_DAILY_CENTS", default=10_000)
+# How long a shop page waits for a cart call before it says "still working" (shop/pending.py).
+SHOP_CALL_TIMEOUT = env.float("SHOP_CALL_TIMEOUT", default=5.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -4,8 +4,8 @@ The public API. Domain apps import only these names (an import-linter contract i
 
     from objects import VirtualObject, ObjectContext, SharedObjectContext, TerminalError
 
-From ordinary Django code: `call` and `send` run handlers; `instance_exists`, `instance_keys`, `state_read` and
-`state_values` read committed state; `ObjectsError` is the base of every error a caller may see.
+From ordinary Django code: `call` and `send` run handlers; `instance_exists`, `instance_keys`, `instance_paused`,
+`state_read` and `state_values` read committed state; `ObjectsError` is the base of every error a caller may see.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .registry import HandlerKind, VirtualObject
 
 if TYPE_CHECKING:
     from .client import call, send
-    from .selectors import instance_exists, instance_keys, state_read, state_values
+    from .selectors import instance_exists, instance_keys, instance_paused, state_read, state_values
 
 # names whose modules need the models, which cannot be imported before the app registry is ready
 _LAZY = {
@@ -26,6 +26,7 @@ _LAZY = {
     "send": "client",
     "instance_exists": "selectors",
     "instance_keys": "selectors",
+    "instance_paused": "selectors",
     "state_read": "selectors",
     "state_values": "selectors",
 }
@@ -47,6 +48,7 @@ __all__ = [
     "call",
     "instance_exists",
     "instance_keys",
+    "instance_paused",
     "send",
     "state_read",
     "state_values",

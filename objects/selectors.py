@@ -181,6 +181,11 @@ def instance_exists(type_name: str, key: str) -> bool:
     return Instance.objects.filter(type_name=type_name, key=key).exists()
 
 
+def instance_paused(type_name: str, key: str) -> bool:
+    """Whether an operator paused the key: its exclusive invocations wait until it is resumed."""
+    return Instance.objects.filter(type_name=type_name, key=key, paused=True).exists()
+
+
 def instance_keys(
     type_name: str, *, prefix: str = "", where: dict[str, Any] | None = None, newest_first: bool = False
 ) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -120,8 +121,42 @@ def wallet_get(*, username: str, before: str | None = None, limit: int = 20) -> 
     if before:
         arg["before"] = int(before)
     history = objects.call("Wallet", username, "history", arg)
-    entries = [{**entry, "at": _when(entry.get("at"))} for entry in history.get("entries", [])]
+    entries = [_wallet_entry(entry) for entry in history.get("entries", []) if isinstance(entry, dict)]
     return {"balance": balance, "entries": entries, "next": history.get("next")}
+
+
+OUTGOING = frozenset({"withdraw", "transfer_out"})
+ORDER_ID = re.compile(r"^ord_[0-9a-f]{32}\Z")
+
+
+def _wallet_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A ledger entry as the wallet page shows it: money out as a negative amount, and what it was in words
+    (with the order it paid or refunded, when there is one) instead of its transaction id."""
+    kind, tx_id = entry.get("kind"), str(entry.get("tx_id") or "")
+    amount = entry.get("amount") if isinstance(entry.get("amount"), int) else 0
+    order_id = tx_id.split("-", 1)[-1] if ORDER_ID.match(tx_id.split("-", 1)[-1]) else ""
+    if kind == "withdraw" and order_id and tx_id.startswith("order-"):
+        what = "Payment for order"
+    elif kind == "deposit" and order_id and tx_id.startswith("refund-"):
+        what = "Refund of order"
+    elif kind == "deposit" and tx_id.startswith("topup-"):
+        what = "Demo top-up"
+    else:
+        what = {
+            "deposit": "Deposit",
+            "withdraw": "Withdrawal",
+            "transfer_out": f"Transfer to {entry.get('counterparty')}",
+            "transfer_in": f"Transfer from {entry.get('counterparty')}",
+        }.get(str(kind), str(kind))
+    if what in ("Deposit", "Withdrawal", "Demo top-up"):
+        order_id = ""
+    return {
+        "at": _when(entry.get("at")),
+        "what": what,
+        "order_id": order_id,
+        "amount": -amount if kind in OUTGOING else amount,
+        "balance_after": entry.get("balance_after"),
+    }
 
 
 def _when(value: Any) -> Any:

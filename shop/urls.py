@@ -14,6 +14,7 @@ urlpatterns = [
     path("cart/remove/", views.cart_remove, name="cart_remove"),
     path("cart/json/", views.cart_json, name="cart_json"),
     path("checkout/", views.checkout, name="checkout"),
+    path("pending/<str:handle>/", views.pending_call, name="pending"),
     path("orders/", views.order_list, name="order_list"),
     path("orders/<str:order_id>/", views.order_detail, name="order_detail"),
     path("wallet/", views.wallet, name="wallet"),

@@ -24,7 +24,7 @@ from cart.services import cart_key_existing, cart_key_for
 from catalog.selectors import products_by_sku
 from objects import ObjectsError
 
-from . import selectors
+from . import pending, selectors
 from .forms import TOP_UP_AMOUNTS, AddToCartForm, CheckoutForm, QuantityForm, SkuForm, TopUpForm, form_error, new_token
 from .templatetags.shop_tags import money
 
@@ -33,13 +33,13 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     if "cart" not in context:
         try:
             context["cart"] = selectors.cart_get(key=cart_key_existing(request=request))
         except ObjectsError:
             context["cart"] = dict(selectors.EMPTY_CART)
-    return render(request, template, context)
+    return render(request, template, context, status=status)
 
 
 @require_GET
@@ -103,20 +103,48 @@ def _cart_change(request: HttpRequest, form_class: type, handler: str, done: str
     form = form_class(request.POST)
     if not form.is_valid():
         return _answer(request, error=form_error(form), status=400)
+    arg = dict(form.cleaned_data)
+    after = {"then": "cart", "done": done, "sku": arg["sku"], "next": request.POST.get("next", "")}
     try:
         refusal = _stock_refusal(request, handler, form.cleaned_data)
         if refusal:
             return _answer(request, error=refusal, status=409)
-        result = objects.call("ShoppingCart", cart_key_for(request=request), handler, form.cleaned_data)
+        result = pending.cart_call(request, key=cart_key_for(request=request), handler=handler, arg=arg, after=after)
+    except pending.Waiting as waiting:
+        return _waiting(request, waiting)
     except ObjectsError as exc:
-        return _answer(request, error=exc.message, status=exc.status_code)
-    name = next((line["name"] for line in result["lines"] if line["sku"] == form.cleaned_data["sku"]), None)
-    message = done.format(name=name or form.cleaned_data["sku"])
-    return _answer(request, cart=result, message=message)
+        return _answer(request, error=pending.shopper_message(exc), status=exc.status_code)
+    return _cart_changed_answer(request, result, after)
+
+
+def _cart_changed_answer(request: HttpRequest, result: dict[str, Any], after: dict[str, Any]) -> HttpResponse:
+    name = next((line["name"] for line in result["lines"] if line["sku"] == after["sku"]), None)
+    if name is None:
+        product = products_by_sku(skus=[after["sku"]]).get(after["sku"])
+        name = product.name if product else "the item"
+    return _answer(request, cart=result, message=after["done"].format(name=name), target=after.get("next", ""))
+
+
+def _waiting(request: HttpRequest, waiting: pending.Waiting) -> HttpResponse:
+    """The call did not finish within SHOP_CALL_TIMEOUT, or the cart is paused: say so. The script polls the
+    pending URL; without it, the pending page reloads itself until the result is there."""
+    url = reverse("shop:pending", args=[waiting.handle]) if waiting.handle else ""
+    if _wants_json(request):
+        return JsonResponse({"pending": url, "message": waiting.message}, status=202 if url else 503)
+    if not url:
+        messages.error(request, waiting.message)
+        return redirect("shop:cart")
+    return redirect(url)
 
 
 def _answer(
-    request: HttpRequest, *, cart: dict | None = None, message: str = "", error: str = "", status: int = 200
+    request: HttpRequest,
+    *,
+    cart: dict | None = None,
+    message: str = "",
+    error: str = "",
+    status: int = 200,
+    target: str | None = None,
 ) -> HttpResponse:
     if _wants_json(request):
         if error:
@@ -127,7 +155,7 @@ def _answer(
         messages.error(request, error)
     elif message:
         messages.success(request, message)
-    target = request.POST.get("next", "")
+    target = request.POST.get("next", "") if target is None else target
     return redirect("shop:catalog" if target == "catalog" else "shop:cart")
 
 
@@ -161,21 +189,55 @@ def checkout(request: HttpRequest) -> HttpResponse:
         messages.error(request, form_error(form))
         return redirect("shop:cart")
     token, expected = form.cleaned_data["token"], form.cleaned_data["expected_total"]
+    after = {"then": "checkout", "seen": expected}
     try:
-        result = objects.call(
-            "ShoppingCart",
-            request.user.get_username(),
-            "checkout",
-            None if expected is None else {"expected_total_cents": expected},
+        result = pending.cart_call(
+            request,
+            key=request.user.get_username(),
+            handler="checkout",
+            arg=None if expected is None else {"expected_total_cents": expected},
             idempotency_key=f"checkout-{token}",
+            after=after,
         )
+    except pending.Waiting as waiting:
+        return _waiting(request, waiting)
     except ObjectsError as exc:
-        if exc.status_code == 412 and expected is not None:
-            return _cart_changed(request, seen=expected)
-        messages.error(request, f"Checkout failed: {exc.message}")
-        return redirect("shop:cart")
+        return _checkout_failed(request, exc, after)
+    return _checked_out(request, result)
+
+
+def _checked_out(request: HttpRequest, result: dict[str, Any]) -> HttpResponse:
     messages.success(request, f"Thank you! Order placed and paid ({money(result.get('order_total_cents'))}).")
     return redirect("shop:order_detail", order_id=result["order_id"])
+
+
+def _checkout_failed(request: HttpRequest, exc: ObjectsError, after: dict[str, Any]) -> HttpResponse:
+    if exc.status_code == 412 and after.get("seen") is not None:
+        return _cart_changed(request, seen=after["seen"])
+    messages.error(request, f"Checkout failed: {pending.shopper_message(exc)}")
+    return redirect("shop:cart")
+
+
+@require_GET
+def pending_call(request: HttpRequest, handle: str) -> HttpResponse:
+    """A call that outlived SHOP_CALL_TIMEOUT: wait a little more for its result, then answer as the first
+    request would have, or say again that it is still working (or on hold)."""
+    try:
+        outcome = pending.resume(request, handle)
+    except pending.Waiting as waiting:
+        if _wants_json(request):
+            return JsonResponse({"pending": request.path, "message": waiting.message}, status=202)
+        return _page(request, "shop/pending.html", {"message": waiting.message}, status=200)
+    if outcome is None:
+        if _wants_json(request):
+            return JsonResponse({"message": "That change is no longer pending; reload the page."}, status=404)
+        return redirect("shop:cart")
+    after, result, error = outcome
+    if after["then"] == "checkout":
+        return _checkout_failed(request, error, after) if error else _checked_out(request, result)
+    if error:
+        return _answer(request, error=pending.shopper_message(error), status=error.status_code, target=after["next"])
+    return _cart_changed_answer(request, result, after)
 
 
 def _cart_changed(request: HttpRequest, *, seen: int) -> HttpResponse:
@@ -189,9 +251,7 @@ def _cart_changed(request: HttpRequest, *, seen: int) -> HttpResponse:
         "Nothing was charged. Check it and confirm to pay.",
     )
     context["confirm"] = True
-    response = _page(request, "shop/cart.html", context)
-    response.status_code = 409
-    return response
+    return _page(request, "shop/cart.html", context, status=409)
 
 
 @login_required
@@ -216,7 +276,7 @@ def wallet(request: HttpRequest) -> HttpResponse:
     try:
         data = selectors.wallet_get(username=request.user.get_username(), before=before)
     except ObjectsError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, pending.shopper_message(exc))
         data = {"balance": None, "entries": [], "next": None}
     context = {"wallet": data, "top_up": top_up_on(), "top_up_token": new_token(), "amounts": TOP_UP_AMOUNTS}
     return _page(request, "shop/wallet.html", context)
@@ -252,7 +312,7 @@ def wallet_top_up(request: HttpRequest) -> HttpResponse:
             idempotency_key=f"topup-{token}",
         )
     except ObjectsError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, pending.shopper_message(exc))
         return redirect("shop:wallet")
     messages.success(request, f"Added {money(amount)}. Your balance is {money(result['balance'])}.")
     return redirect("shop:wallet")

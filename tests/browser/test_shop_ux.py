@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 import objects
-from tests.integration.shop_fixtures import balance, fund, make_product
+from tests.integration.shop_fixtures import balance, fund, key_held, make_product
 
 pytestmark = [pytest.mark.browser, pytest.mark.workers]
 PASSWORD = "pw-for-tests-123"
@@ -92,3 +92,31 @@ def test_checkout_asks_to_confirm_a_total_that_changed_in_another_tab(shop, new_
     page.get_by_role("button", name="Confirm and pay $50.98").click()
     expect(page.locator("#order-total")).to_have_text("$50.98")
     assert balance("alice") == 10_000 - 5098
+
+
+def test_a_slow_change_says_still_working_and_the_page_follows_it(shop, new_page):
+    """The page waits 5 s (SHOP_CALL_TIMEOUT) for a call, then says "still working" and completes later."""
+    page = new_page(javascript=True, width=1280, height=800)
+    sign_in(page)
+    objects.call("ShoppingCart", "alice", "add_item", {"sku": "MUG", "quantity": 1})
+    page.goto("/cart/")
+    with key_held("ShoppingCart", "alice"):
+        quantity = page.get_by_label("Quantity of Mug")
+        quantity.fill("2")
+        quantity.press("Enter")
+        expect(page.get_by_role("status")).to_contain_text("Still working on it", timeout=10_000)
+    expect(page.get_by_role("status")).to_have_text("Updated Mug.", timeout=10_000)
+    expect(page.locator("#total")).to_have_text("$25.98")
+
+
+def test_a_slow_checkout_without_javascript_shows_a_page_that_completes(shop, new_page):
+    fund("alice", 10_000)
+    page = new_page(javascript=False, width=390, height=844)
+    sign_in(page)
+    objects.call("ShoppingCart", "alice", "add_item", {"sku": "MUG", "quantity": 1})
+    page.goto("/cart/")
+    with key_held("Inventory", "MUG"):  # checkout waits for the stock's lock
+        page.get_by_role("button", name="Check out and pay $12.99").click(no_wait_after=True)
+        expect(page.get_by_role("heading", name="One moment")).to_be_visible(timeout=10_000)
+        expect(page.locator("#pending-message")).to_contain_text("Still working on it")
+    expect(page.locator("#order-total")).to_have_text("$12.99", timeout=10_000)

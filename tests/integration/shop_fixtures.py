@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
+from django.db import connection, transaction
+
 import objects
 from catalog.models import Product
+from objects.models import Instance
 
 
 def make_product(sku: str, *, name: str | None = None, price: int = 1000, stock: int = 10, active: bool = True):
@@ -31,3 +37,27 @@ def stock(sku: str) -> dict:
 
 def cart(key: str) -> dict:
     return objects.call("ShoppingCart", key, "get_cart")
+
+
+@contextlib.contextmanager
+def key_held(type_name: str, key: str):
+    """Hold the key's row lock from another connection, as a long-running handler would."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                Instance.objects.select_for_update(no_key=True).get(type_name=type_name, key=key)
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert locked.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join()

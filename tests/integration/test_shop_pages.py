@@ -8,8 +8,10 @@ import pytest
 from django.contrib.auth import get_user_model
 
 import objects
+from objects.models import Instance, Invocation
+from objects.services import instance_pause
 
-from .shop_fixtures import balance, cart, fund, make_product
+from .shop_fixtures import balance, cart, fund, key_held, make_product
 
 pytestmark = pytest.mark.workers
 PASSWORD = "pw-for-tests-123"
@@ -107,3 +109,89 @@ def test_the_cart_object_refuses_a_checkout_whose_expected_total_is_stale(shop):
     assert balance("alice") == 10_000
     paid = objects.call("ShoppingCart", "alice", "checkout", {"expected_total_cents": 1299})
     assert paid["order_total_cents"] == 1299
+
+
+def test_checkout_refusals_name_products_and_money_never_skus_or_cents(shop, client):
+    fund("alice", 1000)
+    signed_in(client)
+    client.post("/cart/add/", {"sku": "MUG", "quantity": 1})
+    page = client.post("/checkout/", checkout_form(client.get("/cart/").content.decode()), follow=True)
+    assert "Checkout failed: Your wallet has $10.00; this order is $12.99. Top up $2.99 to pay for it." in (
+        page.content.decode()
+    )
+    fund("alice", 100_000)
+    client.post("/cart/add/", {"sku": "TEE", "quantity": 2})
+    objects.call("Inventory", "TEE", "reserve", {"order_id": "someone-else", "quantity": 2})
+    page = client.post("/checkout/", checkout_form(client.get("/cart/").content.decode()), follow=True)
+    message = re.search(r'<p class="message error" role="alert">(.*?)</p>', page.content.decode(), re.S).group(1)
+    assert message == "Checkout failed: Only 1 Tee left; your cart has 2. Lower the quantity to check out."
+    assert balance("alice") == 101_000
+
+
+def test_the_wallet_shows_payments_as_negative_amounts_in_words(shop, client):
+    fund("alice", 10_000)
+    signed_in(client)
+    client.post("/cart/add/", {"sku": "MUG", "quantity": 1})
+    order_url = client.post("/checkout/", checkout_form(client.get("/cart/").content.decode()))["Location"]
+    page = client.get("/wallet/").content.decode()
+    rows = re.findall(r"<tr><td.*?</tr>", page, re.S)
+    payment = re.sub(r"<[^>]+>", " ", rows[0])
+    assert "Payment for order" in payment and "-$12.99" in payment and "$87.01" in payment
+    assert f'href="{order_url}"' in rows[0]
+    assert "order-ord_" not in page and "fund-alice" not in page and "1299" not in re.sub(r"ord_\w+", "", page)
+
+
+def test_a_paused_cart_is_on_hold_and_nothing_is_accepted(shop, client):
+    signed_in(client)
+    client.post("/cart/add/", {"sku": "MUG", "quantity": 1})
+    instance_pause(instance=Instance.objects.get(type_name="ShoppingCart", key="alice"))
+    before = Invocation.objects.filter(type_name="ShoppingCart").count()
+    refused = client.post("/cart/add/", {"sku": "MUG", "quantity": 1}, **JSON)
+    assert refused.status_code == 503 and refused.json()["message"].startswith("Your cart is on hold for a moment")
+    page = client.post("/cart/update/", {"sku": "MUG", "quantity": 3}, follow=True).content.decode()
+    assert "Your cart is on hold for a moment" in page
+    assert Invocation.objects.filter(type_name="ShoppingCart").count() == before
+
+
+def until_done(client, url):
+    """GET the pending page until it stops saying "One moment" (each GET waits up to 2 s for the result)."""
+    for _ in range(30):
+        response = client.get(url)
+        if b"One moment" not in response.content:
+            return response
+    raise AssertionError(f"{url} still pending")
+
+
+def test_a_slow_checkout_says_still_working_and_the_page_completes(shop, client, settings):
+    settings.SHOP_CALL_TIMEOUT = 1
+    fund("alice", 10_000)
+    signed_in(client)
+    client.post("/cart/add/", {"sku": "MUG", "quantity": 1})
+    form = checkout_form(client.get("/cart/").content.decode())
+    with key_held("Inventory", "MUG"):  # checkout waits for the stock's lock
+        waiting = client.post("/checkout/", form)
+        assert waiting.status_code == 302 and waiting["Location"].startswith("/pending/")
+        page = client.get(waiting["Location"]).content.decode()
+        assert "Still working on it" in page and 'http-equiv="refresh"' in page
+        assert "inv_" not in page and "/ingress/" not in page
+    done = until_done(client, waiting["Location"])
+    assert done.status_code == 302 and done["Location"].startswith("/orders/ord_")
+    assert balance("alice") == 10_000 - 1299
+    assert client.get(waiting["Location"]).status_code == 302  # forgotten once finished
+
+
+def test_a_slow_cart_change_answers_202_and_the_pending_url_brings_the_cart(shop, client, settings):
+    settings.SHOP_CALL_TIMEOUT = 1
+    signed_in(client)
+    client.post("/cart/add/", {"sku": "MUG", "quantity": 1})
+    with key_held("ShoppingCart", "alice"):
+        waiting = client.post("/cart/add/", {"sku": "MUG", "quantity": 2}, **JSON)
+        assert waiting.status_code == 202 and waiting.json()["message"].startswith("Still working on it")
+        url = waiting.json()["pending"]
+        assert client.get(url, **JSON).status_code == 202
+    for _ in range(30):
+        done = client.get(url, **JSON)
+        if done.status_code != 202:
+            break
+    assert done.status_code == 200 and done.json()["cart"]["item_count"] == 3
+    assert done.json()["message"] == "Added Mug to your cart."

@@ -76,23 +76,38 @@
     renderStock(page, cart, stock);
   }
 
+  // 202 {"pending"}: the call outlived the server's wait; say so and ask the pending URL until it is done.
+  function answered(response) {
+    return response.json().then(function (data) {
+      if (response.status === 202 && data.pending) {
+        say(data.message, false);
+        return new Promise(function (resolve) { setTimeout(resolve, 500); }).then(function () {
+          return fetch(data.pending, { credentials: "same-origin", headers: { "Accept": "application/json" } });
+        }).then(answered);
+      }
+      if (!response.ok) { say(data.message || "Something went wrong.", true); return; }
+      render(data.cart, data.stock);
+      say(data.message, false);
+    });
+  }
+
   function submitCartForm(form) {
     var button = form.querySelector("button[type=submit]");
     if (button) button.disabled = true;
     var token = form.querySelector("input[name=csrfmiddlewaretoken]");
+    var sent = false;
     return fetch(form.action, {
       method: "POST",
       body: new FormData(form),
       credentials: "same-origin",
       headers: { "Accept": "application/json", "X-CSRFToken": token ? token.value : "" }
     }).then(function (response) {
-      return response.json().then(function (data) {
-        if (!response.ok) { say(data.message || "Something went wrong.", true); return; }
-        render(data.cart, data.stock);
-        say(data.message, false);
-      });
+      sent = true;
+      return answered(response);
     }).catch(function () {
-      form.submit();  // the network or the script failed: fall back to a normal post
+      // Not sent: fall back to a normal post. Sent (the change may be made): never post it a second time.
+      if (sent) say("The page lost track of that change; reload it to see your cart.", true);
+      else form.submit();
     }).finally(function () {
       if (button) button.disabled = false;
     });
