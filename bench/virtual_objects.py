@@ -26,3 +26,6 @@ def add_item(ctx: ObjectContext, item: Any) -> int:
 def get_items(ctx: SharedObjectContext) -> list:
     """The list of items added so far."""
     return ctx.get("items", [])
+
+
+from . import waiting  # noqa: E402,F401  - BenchAwait

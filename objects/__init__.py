@@ -5,20 +5,23 @@ The public API. Domain apps import only these names (an import-linter contract i
     from objects import VirtualObject, ObjectContext, SharedObjectContext, TerminalError
 
 From ordinary Django code: `call` and `send` run handlers; `instance_exists`, `instance_keys`, `instance_paused`,
-`state_read` and `state_values` read committed state; `ObjectsError` is the base of every error a caller may see.
+`state_read` and `state_values` read committed state; `resolve_awakeable` and `reject_awakeable` complete what a
+handler waits for; `ObjectsError` is the base of every error a caller may see.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .context import Caller, ObjectContext, Principal, SharedObjectContext
+from .context import Awaitable, Caller, ObjectContext, Principal, SharedObjectContext
 from .errors import CallTimeout, Conflict, DeadlockError, NotFound, ObjectsError, SharedWriteError, TerminalError
 from .registry import HandlerKind, VirtualObject
 
 if TYPE_CHECKING:
     from .client import call, send
     from .selectors import instance_exists, instance_keys, instance_paused, state_read, state_values
+    from .services import awakeable_reject as reject_awakeable
+    from .services import awakeable_resolve as resolve_awakeable
 
 # names whose modules need the models, which cannot be imported before the app registry is ready
 _LAZY = {
@@ -29,9 +32,14 @@ _LAZY = {
     "instance_paused": "selectors",
     "state_read": "selectors",
     "state_values": "selectors",
+    "resolve_awakeable": "services",
+    "reject_awakeable": "services",
 }
 
+_RENAMED = {"resolve_awakeable": "awakeable_resolve", "reject_awakeable": "awakeable_reject"}
+
 __all__ = [
+    "Awaitable",
     "CallTimeout",
     "Caller",
     "Conflict",
@@ -49,6 +57,8 @@ __all__ = [
     "instance_exists",
     "instance_keys",
     "instance_paused",
+    "reject_awakeable",
+    "resolve_awakeable",
     "send",
     "state_read",
     "state_values",
@@ -59,5 +69,6 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, _RENAMED.get(name, name))
     raise AttributeError(f"module 'objects' has no attribute {name!r}")

@@ -1,12 +1,13 @@
-"""Handler contexts: `SharedObjectContext` reads committed state; `ObjectContext` also writes, calls and sends.
-Both tell who called: `ctx.caller` (the calling object) and `ctx.principal` (the user the invocation runs for)."""
+"""Handler contexts: `SharedObjectContext` reads committed state; `ObjectContext` also writes, calls, sends,
+sleeps, waits for awakeables and arms timers. Both tell who called: `ctx.caller` (the calling object) and
+`ctx.principal` (the user the invocation runs for)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import SharedWriteError
@@ -15,7 +16,20 @@ from .validation import check_entry_size
 if TYPE_CHECKING:
     from .runtime import InvocationRun, StateCache
 
-_WRITE_METHODS = {"set", "clear", "clear_all", "call", "send", "run"}
+_WRITE_METHODS = {
+    "set",
+    "clear",
+    "clear_all",
+    "call",
+    "send",
+    "run",
+    "sleep",
+    "awakeable",
+    "resolve_awakeable",
+    "reject_awakeable",
+    "timer",
+    "cancel_timer",
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -145,6 +159,64 @@ class ObjectContext(SharedObjectContext):
     def run(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a side effect once: its JSON result is recorded durably and replayed on retries."""
         return self._run.run_step(name, fn, *args)
+
+    def sleep(self, duration: timedelta | float) -> None:
+        """Wait `duration` (a timedelta or seconds) durably. The invocation is suspended meanwhile: its worker is
+        free, its key stays held, and it runs again from the start when the time is up (its `ctx.run` steps and
+        sleeps replayed from the journal; its state writes and sends of before the sleep made again)."""
+        self._run.sleep(duration)
+
+    def awakeable(self) -> tuple[str, Awaitable]:
+        """A new awakeable: its id (give it to whoever will complete it) and an `Awaitable` whose `result()`
+        returns the value it is resolved with, raises TerminalError when it is rejected, and suspends the
+        invocation until then."""
+        return self._run.awakeable()
+
+    def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
+        """Resolve an awakeable with a JSON value, when this handler commits."""
+        self._run.resolve_awakeable(awakeable_id, value, rejected=False)
+
+    def reject_awakeable(self, awakeable_id: str, reason: str) -> None:
+        """Reject an awakeable (its waiter gets TerminalError(reason)), when this handler commits."""
+        self._run.resolve_awakeable(awakeable_id, reason, rejected=True)
+
+    def timer(
+        self,
+        name: str,
+        handler: str,
+        arg: Any = None,
+        *,
+        delay: timedelta | float | None = None,
+        at: datetime | None = None,
+        every: timedelta | float | None = None,
+    ) -> str:
+        """Arm the timer `name` of this key: `handler` of this object runs with `arg` after `delay`, at `at`, or
+        (with only `every`) after `every`; with `every`, again every `every` after each run until cancelled.
+        Arming a name that is armed replaces it. Armed when this handler commits; returns the invocation id."""
+        return self._run.timer(name, handler, arg, delay=delay, at=at, every=every)
+
+    def cancel_timer(self, name: str) -> bool:
+        """Disarm the timer `name` of this key (when this handler commits); False when none was armed."""
+        return self._run.cancel_timer(name)
+
+
+class Awaitable:
+    """Something a handler may wait for: `result()` returns its value once it has one, and suspends the
+    invocation until then."""
+
+    __slots__ = ("_index", "_run", "id")
+
+    def __init__(self, run: InvocationRun, awakeable_id: str, index: int) -> None:
+        self._run = run
+        self._index = index
+        self.id = awakeable_id
+
+    def result(self) -> Any:
+        """The resolved value; TerminalError(reason) when it was rejected."""
+        return self._run.awakeable_result(self.id, self._index)
+
+    def __repr__(self) -> str:
+        return f"Awaitable({self.id!r})"
 
 
 def dumps(value: Any) -> str:

@@ -91,3 +91,13 @@ class _ControlFlow(BaseException):
 
 class InvocationKilled(_ControlFlow):
     """An operator killed the running invocation: discard its effects."""
+
+
+class Suspended(_ControlFlow):
+    """The handler waits for something not complete yet (`ctx.sleep`, an awakeable): its attempt is rolled
+    back and the invocation suspended until `until` (a sleep) or until its awakeable is completed."""
+
+    def __init__(self, *, until: object = None, awakeable: str | None = None) -> None:
+        super().__init__("suspended")
+        self.until = until
+        self.awakeable = awakeable

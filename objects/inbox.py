@@ -25,12 +25,15 @@ from django.utils import timezone
 
 from . import conf, notify, slowkeys, tally
 from .backends import db, fetchall, fetchone
-from .errors import InvocationKilled, NotFound, ObjectsError, TerminalError
+from .errors import InvocationKilled, NotFound, ObjectsError, Suspended, TerminalError
 from .models import Instance, Invocation, Status
-from .runtime import Frame, InvocationRun, finish, finish_succeeded, resolve
+from .runtime import Frame, InvocationRun, finish, finish_succeeded, resolve, timer_rearm
 from .state import StateCache
 
 log = logging.getLogger("objects.inbox")
+
+
+WAKE_RING_LIMIT = 3600  # seconds: a sleep that ends later is woken by the sweeper (as a delayed send is)
 
 
 def backoff_delay(attempts: int) -> float:
@@ -194,6 +197,13 @@ class KeyRunner:
         after at least one invocation, and returns False (some of `heads` were left for later)."""
         try:
             for index, invocation in enumerate(heads):
+                if invocation.status == Status.SUSPENDED:  # it holds the key: it runs first, or nothing does
+                    if invocation.not_before is None or invocation.not_before > now:
+                        return True  # its own timed doorbell, or its awakeable's, wakes it
+                    if index:
+                        heads = [invocation, *(i for i in heads if i is not invocation)]
+                    break
+            for index, invocation in enumerate(heads):
                 if deadline is not None and index and time.monotonic() > deadline:
                     return False
                 if invocation.not_before and invocation.not_before > now:
@@ -242,6 +252,9 @@ class KeyRunner:
                 entries = last or not self.lazy_savepoint
                 if not finish_succeeded(invocation, self.state, output, entries=entries):
                     raise InvocationKilled()
+        except Suspended as wait:
+            self.state.restore(snapshot)
+            return self._suspend(invocation, run, wait)
         except InvocationKilled:
             self.state.restore(snapshot)
             self._discard(invocation)
@@ -249,13 +262,38 @@ class KeyRunner:
             self.state.restore(snapshot)
             if not finish(invocation, Status.FAILED, error=exc, only_if_open=True):
                 self._discard(invocation)
+            elif invocation.timer_every is not None:
+                timer_rearm(invocation, timezone.now())  # a periodic timer outlives one failed run
         except Exception as exc:  # noqa: BLE001 - any other error is retryable by contract
             if isinstance(exc, DatabaseError) and guard is not None and guard.sid is None:
                 raise  # our own statement failed with no savepoint to return to: the pass is lost whole
             self.state.restore(snapshot)
+            run.journal_rewrite()
             return self._retry_or_fail(invocation, exc)
+        if invocation.timer_every is not None and invocation.timer_name not in run.timers_touched:
+            timer_rearm(invocation, timezone.now())  # a periodic timer: its next run, with this one
         self.finished.append(invocation)
         return True
+
+    def _suspend(self, invocation: Invocation, run: InvocationRun, wait: Suspended) -> bool:
+        """The handler waits: keep its journal, mark it suspended (until a time, or until an awakeable is
+        completed), and stop the key (its later invocations wait behind it). A timed doorbell wakes a sleep."""
+        run.journal_rewrite()
+        now = timezone.now()
+        until: Any = wait.until
+        suspended = Invocation.objects.filter(
+            pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF, Status.SUSPENDED], kill_requested=False
+        ).update(status=Status.SUSPENDED, not_before=until, started_at=invocation.started_at or now)
+        if not suspended:  # an operator killed it meanwhile
+            self._discard(invocation)
+            self.finished.append(invocation)
+            return True
+        invocation.status, invocation.not_before = Status.SUSPENDED, until
+        if until is not None:
+            seconds = max((until - now).total_seconds(), 0.0)
+            if seconds <= WAKE_RING_LIMIT:  # later ones: the sweeper releases them when due
+                self.retry_at = seconds
+        return False
 
     def _discard(self, invocation: Invocation) -> None:
         """The operator cancelled or killed it while it ran: keep the operator's status."""
@@ -278,7 +316,7 @@ class KeyRunner:
             "error_traceback": "".join(traceback.format_exception(exc)),
         }
         open_rows = Invocation.objects.filter(
-            pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF], kill_requested=False
+            pk=invocation.pk, status__in=[Status.PENDING, Status.BACKING_OFF, Status.SUSPENDED], kill_requested=False
         )
         if attempts >= conf.get("OBJECTS_RETRY_MAX_ATTEMPTS"):
             now = timezone.now()
@@ -286,6 +324,8 @@ class KeyRunner:
                 for name, value in {"status": Status.FAILED, "finished_at": now, **error_fields}.items():
                     setattr(invocation, name, value)  # as committed: its done signal may carry the outcome
                 tally.finished(invocation)
+                if invocation.timer_every is not None:
+                    timer_rearm(invocation, now)
             self.finished.append(invocation)
             return True
         delay = backoff_delay(attempts)
@@ -421,8 +461,8 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
 # The drain's two reads in raw SQL: the ORM's query building cost more worker CPU than PostgreSQL's work.
 _LOCK_SQL = 'SELECT id, paused FROM {instance} WHERE type_name = %s AND "key" = %s'
 _HEADS_SQL = (
-    "SELECT {columns} FROM {invocation} WHERE instance_id = %s AND status IN ('pending', 'backing_off') "
-    "AND (not_before IS NULL OR not_before <= %s OR status = 'backing_off') ORDER BY id LIMIT %s"
+    "SELECT {columns} FROM {invocation} WHERE instance_id = %s AND status IN ('pending', 'backing_off', 'suspended') "
+    "AND (not_before IS NULL OR not_before <= %s OR status <> 'pending') ORDER BY id LIMIT %s"
 )
 
 

@@ -82,9 +82,10 @@ class Status(models.TextChoices):
     FAILED = "failed", "failed"
     CANCELLED = "cancelled", "cancelled"
     KILLED = "killed", "killed"
+    SUSPENDED = "suspended", "suspended"
 
 
-OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.BACKING_OFF)
+OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.BACKING_OFF, Status.SUSPENDED)
 DONE_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.KILLED)
 
 
@@ -107,7 +108,9 @@ class Invocation(Built, models.Model):
     error_type = models.CharField(max_length=100, blank=True, help_text="Class of the last error.")
     error_traceback = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Failed attempts so far.")
-    not_before = models.DateTimeField(null=True, blank=True, help_text="Delayed send or next retry time.")
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="Delayed send, next retry, or when a suspended invocation wakes."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -130,6 +133,10 @@ class Invocation(Built, models.Model):
     input_hash = models.CharField(max_length=64, blank=True)
     idempotency_expires_at = models.DateTimeField(null=True, blank=True)
     kill_requested = models.BooleanField(default=False)
+    timer_name = models.CharField(
+        max_length=100, blank=True, default="", help_text="The named timer (ctx.timer) this delayed send is."
+    )
+    timer_every = models.DurationField(null=True, blank=True, help_text="A periodic timer's interval.")
 
     class Meta:
         ordering = ["-id"]
@@ -137,12 +144,12 @@ class Invocation(Built, models.Model):
             models.Index(
                 fields=["instance", "id"],
                 name="objects_inv_inbox_idx",
-                condition=Q(status__in=["pending", "backing_off", "running"]),
+                condition=Q(status__in=["pending", "backing_off", "running", "suspended"]),
             ),
             models.Index(
                 fields=["partition", "id"],
                 name="objects_inv_partition_idx",
-                condition=Q(status__in=["pending", "backing_off"]),
+                condition=Q(status__in=["pending", "backing_off", "suspended"]),
             ),
             models.Index(fields=["status", "created_at"], name="objects_inv_status_idx"),
             models.Index(fields=["type_name", "handler", "created_at"], name="objects_inv_type_idx"),
@@ -169,10 +176,17 @@ class Invocation(Built, models.Model):
 
 
 class JournalEntry(models.Model):
-    """A recorded side effect (`ctx.run`): a retried invocation gets this result instead of re-running."""
+    """A recorded step: a side effect (`ctx.run`), a sleep or an awakeable. A retried or resumed invocation gets
+    this result instead of running the step again."""
+
+    class Kind(models.TextChoices):
+        RUN = "run", "run"
+        SLEEP = "sleep", "sleep"
+        AWAKEABLE = "awakeable", "awakeable"
 
     invocation = models.ForeignKey(Invocation, on_delete=models.CASCADE, related_name="journal")
     index = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.RUN, db_default=Kind.RUN)
     name = models.CharField(max_length=255)
     result = models.JSONField(null=True)
     failure = models.TextField(blank=True, help_text="The step's error, when it failed.")
@@ -182,6 +196,25 @@ class JournalEntry(models.Model):
         verbose_name_plural = "journal entries"
         ordering = ["invocation", "index"]
         constraints = [models.UniqueConstraint(fields=["invocation", "index"], name="objects_journal_inv_index_uniq")]
+
+
+class Awakeable(models.Model):
+    """A completion an invocation may wait for (`ctx.awakeable`), resolved or rejected from outside by its id."""
+
+    token = models.CharField("id", max_length=64, unique=True, help_text="sign_1 and 160 random bits, base64url.")
+    invocation = models.ForeignKey(Invocation, on_delete=models.CASCADE, related_name="awakeables")
+    index = models.PositiveIntegerField(help_text="Its step in the invocation's journal.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    value = models.JSONField(null=True, blank=True, help_text="The resolved value.")
+    rejected = models.BooleanField(default=False)
+    failure = models.TextField(blank=True, help_text="The reason it was rejected with.")
+
+    class Meta:
+        ordering = ["invocation", "index"]
+
+    def __str__(self) -> str:
+        return self.token
 
 
 class StateChange(models.Model):

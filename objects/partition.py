@@ -172,10 +172,11 @@ def _ring_keys(candidates: list[Candidate], countdown: float | None) -> None:
 _RUNNABLE_SQL = (
     'SELECT i.instance_id, k.type_name, k."key", i.partition, MIN(i.id) AS head FROM {invocation} i '
     "JOIN {instance} k ON k.id = i.instance_id "
-    "WHERE i.partition IN ({partitions}) AND i.status IN ('pending', 'backing_off') "
-    "AND (i.not_before IS NULL OR i.not_before <= %s) AND k.paused = %s "
+    "WHERE i.partition IN ({partitions}) AND i.status IN ('pending', 'backing_off', 'suspended') "
+    "AND (i.not_before <= %s OR (i.not_before IS NULL AND i.status <> 'suspended')) AND k.paused = %s "
     "AND NOT EXISTS (SELECT 1 FROM {invocation} b WHERE b.instance_id = i.instance_id "
-    "AND b.status = 'backing_off' AND b.not_before > %s AND b.id < i.id) "
+    "AND ((b.status = 'backing_off' AND b.not_before > %s AND b.id < i.id) "
+    "OR (b.status = 'suspended' AND b.id <> i.id))) "
     'GROUP BY i.instance_id, k.type_name, k."key", i.partition ORDER BY head LIMIT %s'
 )
 _LOCK_SQL = "SELECT id FROM {instance} WHERE id IN ({marks}) AND paused = %s ORDER BY id"
@@ -191,8 +192,9 @@ _CLAIM_SQL = (
 )
 _HEADS_SQL = (
     "SELECT {columns}{state} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id) AS "
-    "rank_ FROM {invocation} WHERE instance_id IN ({marks}) AND id >= %s AND status IN ('pending', 'backing_off') "
-    "AND (not_before IS NULL OR not_before <= %s OR status = 'backing_off')) heads "
+    "rank_ FROM {invocation} WHERE instance_id IN ({marks}) AND id >= %s "
+    "AND status IN ('pending', 'backing_off', 'suspended') "
+    "AND (not_before IS NULL OR not_before <= %s OR status <> 'pending')) heads "
     "WHERE rank_ <= %s ORDER BY instance_id, id"
 )
 # PostgreSQL: each key's state entries ride on its first row, as a JSON array of [name, value] pairs (one

@@ -18,17 +18,17 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from . import journal, tally
+from . import journal, tally, waits
 from .backends import db, fetchone, rowcount
-from .context import Caller, ObjectContext, Principal, SharedObjectContext
-from .errors import DeadlockError, NotFound, ObjectsError, TerminalError
-from .models import Instance, Invocation, StateChange, Status
+from .context import Awaitable, Caller, ObjectContext, Principal, SharedObjectContext
+from .errors import DeadlockError, NotFound, ObjectsError, Suspended, TerminalError
+from .models import Instance, Invocation, JournalEntry, StateChange, Status
 from .registry import Handler, get_object
 from .state import StateCache, committed_state, entry_delete, entry_upsert, history_trim
 from .validation import build_argument, json_size, validate_input, validate_key
@@ -76,7 +76,9 @@ class InvocationRun:
         self.state = state
         self.chain = chain
         self._step = 0
-        self._journal: dict[int, Any] | None = None
+        self._journal: dict[int, journal.Step] | None = None
+        self._unsaved: list[tuple[Callable[..., None], tuple[Any, ...], dict[str, Any]]] = []
+        self.timers_touched: set[str] = set()  # timer names the handler armed or cancelled
 
     def execute(self) -> Any:
         invocation = self.invocation
@@ -168,34 +170,143 @@ class InvocationRun:
             raise TerminalError(str(exc), exc.status_code) from exc
         return invocation.public_id
 
-    # -- ctx.run --------------------------------------------------------------------------------------
-    def run_step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
-        index = self._step
-        self._step += 1
+    # -- the journal: ctx.run, ctx.sleep, ctx.awakeable ------------------------------------------------------
+    def _steps(self) -> dict[int, journal.Step]:
         if self._journal is None:
             self._journal = journal.load(self.invocation.pk)
-        recorded = self._journal.get(index)
+        return self._journal
+
+    def _next_step(self, kind: str, name: str) -> tuple[int, journal.Step | None]:
+        """The position of the handler's next step and what the journal recorded there (None: a new step)."""
+        index = self._step
+        self._step += 1
+        recorded = self._steps().get(index)
+        if recorded is not None and (recorded.kind, recorded.name) != (kind, name):
+            was, now = _step_text(recorded.kind, recorded.name), _step_text(kind, name)
+            raise TerminalError(
+                f"Journal mismatch at step {index}: recorded {was}, now {now}. "
+                "Handlers must call ctx.run steps in the same order on every attempt."
+            )
+        return index, recorded
+
+    def _write(self, write: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        """Write a step; where it does not outlive the attempt (SQLite), remember it for `journal_rewrite`."""
+        write(*args, **kwargs)
+        if not journal.durable():
+            self._unsaved.append((write, args, kwargs))
+
+    def journal_rewrite(self) -> None:
+        """Write again the steps this attempt wrote in its rolled-back savepoint (SQLite): they are kept with
+        the suspension or the retry, outside the attempt."""
+        unsaved, self._unsaved = self._unsaved, []
+        for write, args, kwargs in unsaved:
+            write(*args, **kwargs)
+
+    def run_step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        index, recorded = self._next_step(JournalEntry.Kind.RUN, name)
         if recorded is not None:
-            if recorded["name"] != name:
-                raise TerminalError(
-                    f"Journal mismatch at step {index}: recorded {recorded['name']!r}, now {name!r}. "
-                    "Handlers must call ctx.run steps in the same order on every attempt."
-                )
-            if recorded["failure"] and recorded["terminal"]:
-                raise TerminalError(recorded["failure"], 500)
-            if not recorded["failure"]:
-                return recorded["result"]
+            if recorded.failure and recorded.terminal:
+                raise TerminalError(recorded.failure, 500)
+            if not recorded.failure:
+                return recorded.result
+        pk = self.invocation.pk
         try:
             result = fn(*args)
             json_size(result)
         except TerminalError as exc:
-            journal.record(self.invocation.pk, index, name, None, failure=str(exc), terminal=True)
+            self._write(journal.record, pk, index, name, None, failure=str(exc), terminal=True)
             raise
         except Exception as exc:
-            journal.record(self.invocation.pk, index, name, None, failure=f"{type(exc).__name__}: {exc}")
+            self._write(journal.record, pk, index, name, None, failure=f"{type(exc).__name__}: {exc}")
             raise
-        journal.record(self.invocation.pk, index, name, result)
+        self._write(journal.record, pk, index, name, result)
         return result
+
+    def _may_wait(self, what: str) -> None:
+        if len(self.chain) > 1:
+            raise TerminalError(
+                f"{what} cannot wait in {self.handler.qualified_name}: it runs inside its caller's transaction "
+                "(ctx.call). Reach it with ctx.send instead, or wait in the calling handler.",
+                500,
+            )
+
+    def sleep(self, duration: timedelta | float) -> None:
+        """Wait until `duration` after the step was first reached: suspend the invocation when it is not over."""
+        self._may_wait("ctx.sleep")
+        try:
+            delay = waits.duration(duration)
+        except ObjectsError as exc:
+            raise TerminalError(f"ctx.sleep: {exc}", 500) from exc
+        index, recorded = self._next_step(JournalEntry.Kind.SLEEP, "sleep")
+        if recorded is None:
+            until = timezone.now() + delay
+            self._write(journal.record, self.invocation.pk, index, "sleep", {"until": until.isoformat()}, kind="sleep")
+        else:
+            until = waits.parse_time(recorded.result["until"])
+        if timezone.now() < until:
+            raise Suspended(until=until)
+
+    def awakeable(self) -> tuple[str, Awaitable]:
+        """A new awakeable (or the one recorded at this step), and what waits for it."""
+        self._may_wait("ctx.awakeable")
+        index, recorded = self._next_step(JournalEntry.Kind.AWAKEABLE, "awakeable")
+        if recorded is None:
+            token = waits.awakeable_id()
+            self._write(journal.awakeable_create, self.invocation.pk, index, token)
+            self._steps()[index] = journal.Step(str(JournalEntry.Kind.AWAKEABLE), "awakeable", {"id": token})
+        else:
+            token = recorded.result["id"]
+        return token, Awaitable(self, token, index)
+
+    def awakeable_result(self, token: str, index: int) -> Any:
+        """The awakeable's value; TerminalError when it was rejected; a suspension while it has neither."""
+        step = self._steps().get(index)
+        if step is None or not step.completed:
+            step = journal.awakeable_read(token)  # completed since the journal was read (in this transaction)
+        if step is not None and step.completed:
+            if step.rejected:
+                raise TerminalError(step.reason, 500)
+            return step.value
+        raise Suspended(awakeable=token)
+
+    def resolve_awakeable(self, token: str, value: Any, *, rejected: bool) -> None:
+        from .services import awakeable_complete
+
+        try:
+            awakeable_complete(awakeable_id=token, value=value, rejected=rejected)
+        except ObjectsError as exc:
+            raise TerminalError(str(exc), exc.status_code) from exc
+
+    # -- named timers ---------------------------------------------------------------------------------------
+    def timer(
+        self,
+        name: str,
+        handler_name: str,
+        arg: Any,
+        *,
+        delay: timedelta | float | None,
+        at: datetime | None,
+        every: timedelta | float | None,
+    ) -> str:
+        from .services import timer_arm
+
+        me = self.invocation
+        self.timers_touched.add(name)
+        try:
+            armed = timer_arm(invocation=me, name=name, handler=handler_name, arg=arg, delay=delay, at=at, every=every)
+        except ObjectsError as exc:
+            raise TerminalError(str(exc), exc.status_code) from exc
+        return armed.public_id
+
+    def cancel_timer(self, name: str) -> bool:
+        from .services import timer_cancel
+
+        self.timers_touched.add(name)
+        return timer_cancel(instance_id=self.invocation.instance_id, name=name, keep=self.invocation.pk)
+
+
+def _step_text(kind: str, name: str) -> str:
+    return repr(name) if kind == JournalEntry.Kind.RUN else f"ctx.{kind}()"
 
 
 def instance_id_find(type_name: str, key: str) -> int | None:
@@ -403,9 +514,16 @@ def _finish_sql(pk: int, fields: dict[str, Any], *, only_if_open: bool) -> tuple
     sql = f"UPDATE {connection.ops.quote_name(Invocation._meta.db_table)} SET {', '.join(columns)} WHERE id = %s"
     params.append(pk)
     if only_if_open:
-        sql += " AND status IN (%s, %s) AND kill_requested = %s"
-        params += [Status.PENDING.value, Status.BACKING_OFF.value, False]
+        sql += " AND status IN (%s, %s, %s) AND kill_requested = %s"
+        params += [Status.PENDING.value, Status.BACKING_OFF.value, Status.SUSPENDED.value, False]
     return sql, params
 
 
 _FIELDS = {field.attname: field for field in Invocation._meta.concrete_fields}
+
+
+def timer_rearm(invocation: Invocation, now: datetime) -> None:
+    """A periodic timer's next run, written with the run that just ended (objects/services.py)."""
+    from .services import timer_rearm as rearm
+
+    rearm(invocation, now)

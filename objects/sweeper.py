@@ -1,6 +1,6 @@
-"""The periodic sweeper: re-dispatches lost doorbells and due sends, expires idempotency keys, idle state,
-old history and old finished invocations, and deletes key rows left with nothing in them. Idempotent and safe
-to run on any number of hosts at once."""
+"""The periodic sweeper: re-dispatches lost doorbells, due sends and suspended invocations due to wake, expires
+idempotency keys, idle state, old history and old finished invocations, and deletes key rows left with nothing in
+them. Idempotent and safe to run on any number of hosts at once."""
 
 from __future__ import annotations
 
@@ -98,6 +98,7 @@ def redispatch(now: object, limit: int) -> int:
         Q(status=Status.PENDING, not_before__isnull=True, created_at__lt=stale)
         | Q(status=Status.PENDING, not_before__lte=now)
         | Q(status=Status.BACKING_OFF, not_before__lte=now)
+        | Q(status=Status.SUSPENDED, not_before__lte=now)  # a sleep that is over, an awakeable completed
     )
     keys = (
         Invocation.objects.filter(due, instance__paused=False)
