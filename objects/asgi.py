@@ -185,7 +185,7 @@ class Application:
                 raise Threaded
             segments, encoded = raw_path(request, "")
             route = route_parse([decode_segment(s) for s in segments] if encoded else segments)
-            if route.kind == "health" or route.method != request.method:
+            if route.kind in ("health", "resolve", "reject") or route.method != request.method:
                 raise Threaded
             try:
                 found = TOKEN.authenticate(request)  # AuthenticationFailed (401)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from .models import Instance, Invocation, StateChange, StateEntry, Status
 
 INBOX_STATUSES = (Status.PENDING, Status.BACKING_OFF)
-OPEN = (Status.PENDING, Status.RUNNING, Status.BACKING_OFF)
+OPEN = (Status.PENDING, Status.RUNNING, Status.BACKING_OFF, Status.SUSPENDED)
 
 
 def _count_subquery(queryset: QuerySet, column: str = "pk", aggregate=Count) -> Coalesce:
@@ -99,6 +99,31 @@ def instance_entries(*, instance: Instance) -> list[StateEntry]:
     return list(StateEntry.objects.filter(instance=instance).order_by("name"))
 
 
+def invocation_awaiting(*, invocation: Invocation) -> dict[str, Any] | None:
+    """What a suspended invocation waits for: its awakeables not completed yet (ids) and when its sleep ends
+    (None while it waits for an awakeable only); None when it is not suspended."""
+    if invocation.status != Status.SUSPENDED:
+        return None
+    pending = invocation.awakeables.filter(completed_at__isnull=True).order_by("index")
+    return {"awakeables": list(pending.values_list("token", flat=True)), "sleep_until": invocation.not_before}
+
+
+def instance_timers(*, instance: Instance) -> list[dict[str, Any]]:
+    """The key's armed timers (ctx.timer), by name: each one's handler, next run, interval and invocation."""
+    rows = Invocation.objects.filter(instance=instance, status=Status.PENDING).exclude(timer_name="")
+    return [
+        {
+            "name": row.timer_name,
+            "handler": row.handler,
+            "next_at": row.not_before or row.created_at,
+            "every_seconds": row.timer_every.total_seconds() if row.timer_every is not None else None,
+            "invocation_id": row.public_id,
+            "invocation_pk": row.pk,
+        }
+        for row in rows.order_by("timer_name", "id")
+    ]
+
+
 def invocation_caller_chain(*, invocation: Invocation, limit: int = 50) -> list[Invocation]:
     """The callers of an invocation, nearest first (follows `caller` links; stops at a cycle or `limit`)."""
     chain: list[Invocation] = []
@@ -112,7 +137,8 @@ def invocation_caller_chain(*, invocation: Invocation, limit: int = 50) -> list[
 
 
 def type_overview(*, type_names: list[str] | None = None, probe_held: bool = True) -> list[dict[str, Any]]:
-    """Per object type: instances, pending, running, backing-off and failed invocations, oldest pending age.
+    """Per object type: instances, pending, running, backing-off, suspended and failed invocations, oldest
+    pending age.
 
     `running` counts committed running rows plus keys held right now that have work (see instance_held_ids).
     """
@@ -126,6 +152,7 @@ def type_overview(*, type_names: list[str] | None = None, probe_held: bool = Tru
             pending=Count("pk", filter=Q(status=Status.PENDING)),
             running=Count("pk", filter=Q(status=Status.RUNNING)),
             backing_off=Count("pk", filter=Q(status=Status.BACKING_OFF)),
+            suspended=Count("pk", filter=Q(status=Status.SUSPENDED)),
             failed=Count("pk", filter=Q(status=Status.FAILED)),
             oldest_pending=Min("created_at", filter=Q(status=Status.PENDING)),
         )
@@ -153,6 +180,7 @@ def type_overview(*, type_names: list[str] | None = None, probe_held: bool = Tru
                 "pending": max(0, row.get("pending", 0) - held),
                 "running": row.get("running", 0) + held,
                 "backing_off": row.get("backing_off", 0),
+                "suspended": row.get("suspended", 0),
                 "failed": row.get("failed", 0),
                 "oldest_pending_age": (now - oldest) if oldest else None,
             }

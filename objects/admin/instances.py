@@ -20,6 +20,7 @@ from ..selectors import (
     instance_inbox,
     instance_list_annotated,
     instance_recent_invocations,
+    instance_timers,
     type_overview,
 )
 from ..services import instance_pause, instance_resume
@@ -108,6 +109,7 @@ class InstanceAdmin(admin.ModelAdmin):
         return {
             "entries": entries,
             "inbox": instance_inbox(instance=instance),
+            "timers": instance_timers(instance=instance),
             "recent": instance_recent_invocations(instance=instance),
             "history": history,
             "can_operate": self.can_operate(request),

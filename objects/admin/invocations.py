@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from ..errors import Conflict
 from ..models import Invocation, JournalEntry
-from ..selectors import invocation_caller_chain
+from ..selectors import invocation_awaiting, invocation_caller_chain
 from ..services import invocation_cancel, invocation_kill, invocation_retry
 from .display import json_html
 
@@ -25,7 +25,7 @@ _HEX_ID = re.compile(r"^(?:inv_)?([0-9a-fA-F]{32})$")
 
 class JournalEntryInline(admin.TabularInline):
     model = JournalEntry
-    fields = ("index", "name", "result_html", "failure", "created_at")
+    fields = ("index", "kind", "name", "result_html", "failure", "created_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -69,6 +69,7 @@ class InvocationAdmin(admin.ModelAdmin):
         "handler",
         "kind",
         "status",
+        "awaiting_html",
         "input_html",
         "output_html",
         "error_message",
@@ -133,6 +134,19 @@ class InvocationAdmin(admin.ModelAdmin):
     def instance_link(self, obj: Invocation) -> str:
         url = reverse("admin:objects_instance_change", args=[obj.instance_id])
         return format_html('<a href="{}">{}/{}</a>', url, obj.type_name, obj.key)
+
+    @admin.display(description="awaiting")
+    def awaiting_html(self, obj: Invocation) -> str:
+        awaiting = invocation_awaiting(invocation=obj)
+        if awaiting is None:
+            return "— (not suspended)"
+        sleep, tokens = awaiting["sleep_until"], awaiting["awakeables"]
+        listed = format_html_join(", ", "<code>{}</code>", ((token,) for token in tokens)) if tokens else "none"
+        return format_html(
+            '<span class="vo-awaiting">awakeables: {}; sleep until: {}</span>',
+            listed,
+            sleep.isoformat() if sleep else "—",
+        )
 
     @admin.display(description="input")
     def input_html(self, obj: Invocation) -> str:
@@ -227,7 +241,9 @@ class InvocationAdmin(admin.ModelAdmin):
             self.message_user(request, f"Refused ({len(refused)}): " + " ".join(refused), messages.WARNING)
         return None
 
-    @admin.action(description="Cancel the selected invocations (pending, backing off)", permissions=["change"])
+    @admin.action(
+        description="Cancel the selected invocations (pending, backing off, suspended)", permissions=["change"]
+    )
     def cancel_invocations(self, request: HttpRequest, queryset: QuerySet[Invocation]) -> HttpResponse | None:
         return self._operate(
             request,
@@ -235,7 +251,8 @@ class InvocationAdmin(admin.ModelAdmin):
             action="cancel_invocations",
             verb="cancel",
             operation=invocation_cancel,
-            warning="Cancelled invocations never run; a waiting caller gets a 409.",
+            warning="Cancelled invocations never run (again); a waiting caller gets a 409; a suspended one lets go of "
+            "its key.",
         )
 
     @admin.action(description="Kill the selected invocations (running: effects discarded)", permissions=["change"])

@@ -1,4 +1,4 @@
-"""The Restate-compatible ingress: calls, sends, attach/output and health, under OBJECTS_INGRESS_PREFIX.
+"""The Restate-compatible ingress: calls, sends, attach/output, awakeables and health, under OBJECTS_INGRESS_PREFIX.
 
 One catch-all view: the path is re-parsed from the undecoded request path (see paths.py). Checks run in
 a fixed order: authentication (401) -> type and handler exist (404) -> key (400) -> the type's access
@@ -27,7 +27,7 @@ from ..errors import CallTimeout, Conflict, InvalidInput, NotFound, ObjectsError
 from ..models import Invocation
 from ..registry import get_object
 from ..runtime import resolve, run_shared
-from ..services import invocation_get, invocation_submit
+from ..services import awakeable_complete, awakeable_find, invocation_get, invocation_submit
 from ..validation import validate_input, validate_key
 from .authentication import CachedTokenAuthentication
 from .body import body_read, json_parse
@@ -148,6 +148,8 @@ class IngressView(APIView):
         ingress_admit(request)  # 429 per client address and per user (a 401 first for credentials that fail)
         if route.kind in ("call", "send"):
             return self.invoke(request, route)
+        if route.kind in ("resolve", "reject"):
+            return self.awakeable(request, route)
         return self.attach(request, route)
 
     # -- calls and sends ---------------------------------------------------------------------------
@@ -209,6 +211,30 @@ class IngressView(APIView):
                 500, f"Handler {route.type_name}.{route.handler} raised {type(exc).__name__}.", source="invocation"
             )
         return output_response(value, ephemeral_id)
+
+    # -- awakeables ---------------------------------------------------------------------------------
+    def awakeable(self, request, route: Route) -> HttpResponse:
+        """Resolve (a JSON body, the value) or reject (a text body, the reason) an awakeable: 202 with no body, as
+        Restate answers. For a signed-in caller whose access to the waiting invocation's key lets it call the
+        invocation's (exclusive) handler; one who may not is answered as for an unknown id (404)."""
+        if not request.user.is_authenticated:
+            raise exceptions.NotAuthenticated("Sign in to resolve or reject awakeables.")
+        found = awakeable_find(route.awakeable_id)  # 400 malformed, 404 unknown
+        waiter = found.invocation
+        try:
+            self.authorize(request, waiter.type_name, waiter.key, waiter.handler, known=False, writes=True)
+        except (NotFound, exceptions.PermissionDenied):
+            raise NotFound(f"No awakeable {route.awakeable_id!r}.") from None
+        body = body_read(request)
+        if route.kind == "resolve":
+            awakeable_complete(awakeable_id=route.awakeable_id, value=json_parse(body))
+        else:
+            try:
+                reason = body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput("The reason must be UTF-8 text.") from None
+            awakeable_complete(awakeable_id=route.awakeable_id, value=reason, rejected=True)
+        return HttpResponse(status=202)
 
     # -- attach and output --------------------------------------------------------------------------
     def attach(self, request, route: Route) -> HttpResponse:

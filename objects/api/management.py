@@ -27,6 +27,7 @@ from .base import AppAPIView
 from .body import StrictJSONParser
 from .pagination import BoundedLimitOffsetPagination
 from .serializers import (
+    InstanceDetailSerializer,
     InstanceSerializer,
     InvocationDetailSerializer,
     InvocationSerializer,
@@ -134,11 +135,14 @@ INSTANCE_FILTERS = [
 
 @extend_schema_view(
     list=extend_schema(summary="Instances (keys), filterable and sortable", parameters=INSTANCE_FILTERS),
-    retrieve=extend_schema(summary="One instance with counts"),
+    retrieve=extend_schema(summary="One instance with counts and armed timers"),
 )
 class InstanceViewSet(StaffAPI, viewsets.ReadOnlyModelViewSet):
     serializer_class = InstanceSerializer
     queryset = Instance.objects.all()
+
+    def get_serializer_class(self) -> Any:
+        return InstanceDetailSerializer if self.action == "retrieve" else InstanceSerializer
 
     def get_queryset(self) -> Any:
         queryset = instance_list_annotated(Instance.objects.all())
@@ -274,7 +278,7 @@ INVOCATION_FILTERS = [
 
 @extend_schema_view(
     list=extend_schema(summary="Invocations, newest first, filterable", parameters=INVOCATION_FILTERS),
-    retrieve=extend_schema(summary="One invocation with input, output, error, journal and caller"),
+    retrieve=extend_schema(summary="One invocation with input, output, error, journal, caller and what it awaits"),
 )
 class InvocationViewSet(StaffAPI, viewsets.ReadOnlyModelViewSet):
     queryset = Invocation.objects.all()
@@ -315,7 +319,7 @@ class InvocationViewSet(StaffAPI, viewsets.ReadOnlyModelViewSet):
         operation(invocation=self.get_object())
         return Response(InvocationDetailSerializer(self.get_object()).data)
 
-    @extend_schema(summary="Cancel a pending or backing-off invocation (else 409)", request=None)
+    @extend_schema(summary="Cancel a pending, backing-off or suspended invocation (else 409)", request=None)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk: str) -> Response:
         return self._act(services.invocation_cancel)

@@ -15,13 +15,15 @@ from ..errors import InvalidInput
 BAD_PATH = (
     "Bad path: expected /{prefix}/{Type}/{key}/{handler}, /{prefix}/{Type}/{key}/{handler}/send, "
     "/{prefix}/restate/invocation/{id}/attach|output, "
-    "/{prefix}/restate/invocation/{Type}/{key}/{handler}/{idempotencyKey}/attach|output or /{prefix}/restate/health."
+    "/{prefix}/restate/invocation/{Type}/{key}/{handler}/{idempotencyKey}/attach|output, "
+    "/{prefix}/restate/awakeables/{id}/resolve|reject or /{prefix}/restate/health."
 )
 
 
 @dataclass(frozen=True)
 class Route:
-    """What an ingress path asks for: `kind` is call, send, attach, output or health."""
+    """What an ingress path asks for: `kind` is call, send, attach, output, health, resolve or reject (an
+    awakeable)."""
 
     kind: str
     type_name: str = ""
@@ -29,10 +31,11 @@ class Route:
     handler: str = ""
     invocation_id: str = ""
     idempotency_key: str = ""
+    awakeable_id: str = ""
 
     @property
     def method(self) -> str:
-        return "POST" if self.kind in ("call", "send") else "GET"
+        return "POST" if self.kind in ("call", "send", "resolve", "reject") else "GET"
 
 
 def raw_path(request, fallback: str) -> tuple[list[str], bool]:
@@ -73,6 +76,8 @@ def route_parse(segments: list[str]) -> Route:
     if segments and segments[0] == "restate":
         if n == 2 and segments[1] == "health":
             return Route("health")
+        if n == 4 and segments[1] in ("awakeables", "a") and segments[3] in ("resolve", "reject"):
+            return Route(segments[3], awakeable_id=segments[2])
         if n >= 4 and segments[1] == "invocation" and segments[-1] in ("attach", "output"):
             if n == 4:
                 return Route(segments[-1], invocation_id=segments[2])

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Instance, Invocation, JournalEntry
+from ..selectors import instance_timers, invocation_awaiting
 from .schemas import input_schema
 
 
@@ -57,6 +58,30 @@ class InstanceSerializer(serializers.ModelSerializer):
             "state_size",
             "inbox_depth",
         ]
+
+
+class TimerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    handler = serializers.CharField()
+    next_at = serializers.DateTimeField(help_text="When it runs next.")
+    every_seconds = serializers.FloatField(allow_null=True, help_text="A periodic timer's interval; null: once.")
+    invocation_id = serializers.CharField(help_text="The invocation of its next run.")
+
+
+class InstanceDetailSerializer(InstanceSerializer):
+    timers = serializers.SerializerMethodField(help_text="The key's armed timers (ctx.timer), by name.")
+
+    class Meta(InstanceSerializer.Meta):
+        fields = InstanceSerializer.Meta.fields + ["timers"]
+
+    @extend_schema_field(TimerSerializer(many=True))
+    def get_timers(self, instance: Instance) -> Any:
+        return TimerSerializer(instance_timers(instance=instance), many=True).data
+
+
+class AwaitingSerializer(serializers.Serializer):
+    awakeables = serializers.ListField(child=serializers.CharField(), help_text="Ids of its awakeables not completed.")
+    sleep_until = serializers.DateTimeField(allow_null=True, help_text="When its sleep ends; null: no sleep.")
 
 
 class StateSerializer(serializers.Serializer):
@@ -126,7 +151,7 @@ class InvocationSerializer(serializers.ModelSerializer):
 class JournalEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = JournalEntry
-        fields = ["index", "name", "result", "failure", "created_at"]
+        fields = ["index", "kind", "name", "result", "failure", "created_at"]
 
 
 class InvocationDetailSerializer(InvocationSerializer):
@@ -138,6 +163,7 @@ class InvocationDetailSerializer(InvocationSerializer):
         allow_null=True, read_only=True, help_text="The user it runs for, {id, username}; null when nobody signed in."
     )
     journal = JournalEntrySerializer(many=True, read_only=True)
+    awaiting = serializers.SerializerMethodField(help_text="What a suspended invocation waits for; null otherwise.")
     input = serializers.JSONField(allow_null=True)
     output = serializers.JSONField(allow_null=True)
 
@@ -153,8 +179,14 @@ class InvocationDetailSerializer(InvocationSerializer):
             "caller",
             "caller_object",
             "principal",
+            "awaiting",
             "journal",
         ]
+
+    @extend_schema_field(AwaitingSerializer(allow_null=True))
+    def get_awaiting(self, invocation: Invocation) -> dict[str, Any] | None:
+        awaiting = invocation_awaiting(invocation=invocation)
+        return None if awaiting is None else AwaitingSerializer(awaiting).data
 
     def get_caller(self, invocation: Invocation) -> str | None:
         return invocation.caller.public_id if invocation.caller is not None else None

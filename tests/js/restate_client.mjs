@@ -7,6 +7,16 @@ const rs = clients.connect({ url, headers: { Authorization: `Token ${process.env
 const Recorder = { name: "Recorder" };
 const out = {};
 
+// With AWAKEABLE_RESOLVE and AWAKEABLE_REJECT (ids of awakeables the test's handlers wait for): complete them
+// with the client's resolveAwakeable / rejectAwakeable, resolve one twice, and stop there.
+if (process.env.AWAKEABLE_RESOLVE) {
+  out.resolved = await failureOf(rs.resolveAwakeable(process.env.AWAKEABLE_RESOLVE, { approved: "js" }));
+  out.rejected = await failureOf(rs.rejectAwakeable(process.env.AWAKEABLE_REJECT, "js says no"));
+  out.resolvedTwice = await failureOf(rs.resolveAwakeable(process.env.AWAKEABLE_RESOLVE, { approved: "again" }));
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
+
 async function failureOf(promise) {
   try {
     await promise;

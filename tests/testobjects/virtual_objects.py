@@ -95,16 +95,9 @@ def crash_always(ctx: ObjectContext, arg: dict) -> None:
 
 
 # chains: more test types (calls, sends, steps, idempotency); docs_examples: types declared in docs/*.md;
-# inputs: nested inputs (tests/security/test_inputs.py); callers: who called (tests/integration/test_principal.py)
-# waiting: durable waits (tests/concurrency/test_suspension.py); BenchAwait: the bench app's waiting object
+# inputs: nested inputs (tests/security/test_inputs.py); callers: who called (tests/integration/test_principal.py);
+# history: the state history bound (tests/integration/test_state_history_bound.py); waiting: durable waits
+# (tests/concurrency/test_suspension.py), with the bench app's BenchAwait
 import bench.waiting  # noqa: E402,F401
 
-# history: the state history bound (tests/integration/test_state_history_bound.py)
-from . import (  # noqa: E402,F401
-    callers,
-    chains,
-    docs_examples,
-    history,  # noqa: E402,F401
-    inputs,
-    waiting,  # noqa: E402,F401
-)
+from . import callers, chains, docs_examples, history, inputs, waiting  # noqa: E402,F401
