@@ -60,13 +60,14 @@ def _product(sku: str) -> Any:
 
 
 def _save(ctx: ObjectContext, lines: list[dict[str, Any]]) -> dict[str, Any]:
-    """Store the lines as an open cart, bump the version and push the idle expiry back."""
+    """Store the lines as an open cart, bump the version and push the idle expiry back (one timer per cart,
+    re-armed by each change)."""
     version = int(ctx.get("version") or 0) + 1
     ctx.set("lines", lines)
     ctx.set("status", "open")
     ctx.clear("order_id")
     ctx.set("version", version)
-    ctx.send("ShoppingCart", ctx.key, "expire", {"version": version}, delay=timedelta(seconds=idle_seconds()))
+    ctx.timer("idle-expiry", "expire", {"version": version}, delay=timedelta(seconds=idle_seconds()))
     return cart_view(state=_state(ctx))
 
 
@@ -144,7 +145,7 @@ def clear(ctx: ObjectContext) -> dict[str, Any]:
 
 @cart.exclusive(input=ExpireInput)
 def expire(ctx: ObjectContext, arg: dict[str, Any]) -> dict[str, Any]:
-    """Sent with a delay by every change: clears the cart only if nothing changed since that change."""
+    """Run by the idle-expiry timer each change re-arms: clears the cart only if nothing changed since."""
     if int(ctx.get("version") or 0) == arg["version"] and ctx.get("lines"):
         ctx.set("lines", [])
         ctx.set("version", arg["version"] + 1)
