@@ -6,7 +6,8 @@ Guarantees (DESIGN.md invariants 1-3) and their preconditions:
   lock excludes every other drain, call and edit of the key, but not the foreign-key checks of invocations
   inserted for it meanwhile, which would otherwise wait for the drain's commit.)
 - All or nothing: each invocation runs in its own savepoint; a failure rolls it back and only the failure is
-  recorded. A backing-off head holds back the key's later invocations.
+  recorded. A backing-off head holds back the key's later invocations; so does a suspended one (a sleep, an
+  awakeable), whose attempt is rolled back and which runs again from the start when it wakes.
 - Doorbells carry no invocation: duplicated, reordered or lost ones cannot change order or outcome.
 """
 
@@ -193,11 +194,18 @@ class KeyRunner:
 
     def run_inbox(self, heads: list[Invocation], now: Any, deadline: float | None = None) -> bool:
         """Run the key's next invocations in order; a delayed send is passed over, a backing-off head stops
-        the key (`retry_at` says when it is due). With a `deadline` (time.monotonic()), it stops once past it,
-        after at least one invocation, and returns False (some of `heads` were left for later)."""
+        the key (`retry_at` says when it is due), a suspended one runs first when it is due and holds back the
+        rest while it is not. With a `deadline` (time.monotonic()), it stops once past it, after at least one
+        invocation, and returns False (some of `heads` were left for later)."""
+        suspended = Status.SUSPENDED.value
         try:
             for index, invocation in enumerate(heads):
-                if invocation.status == Status.SUSPENDED:  # it holds the key: it runs first, or nothing does
+                if invocation.status == suspended:  # it holds the key: it runs first, or nothing does
+                    if invocation.kill_requested:  # killed while another transaction held the key
+                        self._discard(invocation)
+                        self.finished.append(invocation)
+                        heads = [i for i in heads if i is not invocation]
+                        break
                     if invocation.not_before is None or invocation.not_before > now:
                         return True  # its own timed doorbell, or its awakeable's, wakes it
                     if index:

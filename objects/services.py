@@ -337,11 +337,13 @@ def invocation_kill(*, invocation: Invocation) -> Invocation:
             if killed:
                 invocation.status, invocation.finished_at = Status.KILLED, now
                 tally.finished(invocation)
-    if free:
-        from .tasks import ring
+    from .tasks import ring
 
+    if free:
         _signal_done(invocation)
         ring(invocation.type_name, invocation.key, partition=invocation.partition)  # the key's next ones may run
+    elif invocation.status == Status.SUSPENDED:  # a drain of its key discards it once the key is free
+        ring(invocation.type_name, invocation.key, partition=invocation.partition, force=True)
     invocation.refresh_from_db()
     return invocation
 

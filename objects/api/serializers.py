@@ -149,6 +149,8 @@ class InvocationSerializer(serializers.ModelSerializer):
 
 
 class JournalEntrySerializer(serializers.ModelSerializer):
+    kind = serializers.CharField(help_text="run (ctx.run), sleep (ctx.sleep) or awakeable (ctx.awakeable).")
+
     class Meta:
         model = JournalEntry
         fields = ["index", "kind", "name", "result", "failure", "created_at"]

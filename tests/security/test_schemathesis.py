@@ -18,11 +18,12 @@ pytestmark = pytest.mark.workers
 
 MAX_EXAMPLES = 4
 # Test-only handlers that block or kill a worker on purpose (hold, crash_once, crash_always) or fail on
-# purpose (flaky, refuse, sneaky_write), test-only call-chain types and the docs' example types (Docs*, some
-# fail on purpose);
-# sends are left out because they only queue work (the call of the same handler is fuzzed).
+# purpose (flaky, refuse, sneaky_write), test-only call-chain types, the types that wait durably (a waiting
+# invocation holds its key until resolved or cancelled: Waiter, BenchAwait) and the docs' example types (Docs*,
+# some fail on purpose); sends are left out because they only queue work (the call of the same handler is fuzzed).
 SKIP = re.compile(
-    r"^/ingress/(Recorder/\{key\}/(hold|crash_once|crash_always|flaky|refuse|sneaky_write)|Chain/|Relay/|Third/|Docs\w*/)|/send$"
+    r"^/ingress/(Recorder/\{key\}/(hold|crash_once|crash_always|flaky|refuse|sneaky_write)|Chain/|Relay/|Third/"
+    r"|Waiter/|BenchAwait/|Docs\w*/)|/send$"
 )
 
 
