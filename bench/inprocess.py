@@ -92,10 +92,13 @@ def main(argv: list[str] | None = None) -> int:
                 b"".join(response)
                 response.close()
 
-        from objects import conf
+        from objects import conf, slowkeys
         from objects.partition import drain_pass
+        from objects.registry import all_objects
 
         partitions = list(range(conf.get("OBJECTS_PARTITIONS")))
+        for obj in all_objects():  # as in a worker that has run each handler once: its passes run them all
+            slowkeys.note_quick(obj.name, list(obj.handlers))
         sent = 0
 
         def drain_all() -> None:

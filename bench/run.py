@@ -37,7 +37,7 @@ CHART = ROOT / "docs" / "images" / "bench.png"
 RESTATE_PREFIX = VAR / "restate"
 RESTATE_VENV = VAR / "restate-py"
 RESTATE_PACKAGES = ["restate-sdk==1.3.0", "hypercorn==0.18.0"]
-RESTATE_NPM = "@restatedev/restate-server"
+RESTATE_NPM = "@restatedev/restate-server@1.7.12"  # the version the published comparisons used
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
