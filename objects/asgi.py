@@ -374,21 +374,28 @@ class Postgres:
 
     async def _run(self, sql: str, params: list[Any], *, one: bool) -> Any:
         pool = await self._pool()
-        try:
-            conn = await pool.getconn()
-        except psycopg_pool.PoolTimeout as exc:
-            if pool.get_stats().get("pool_size", 0) < pool.max_size:  # it could not connect: the database is down
+        for spare in range(pool.max_size, -1, -1):
+            try:
+                conn = await pool.getconn()
+            except psycopg_pool.PoolTimeout as exc:
+                if pool.get_stats().get("pool_size", 0) < pool.max_size:  # it could not connect: the database is down
+                    raise
+                raise PoolBusy(pool.max_size, pool.timeout) from exc
+            try:
+                await conn.kept.execute(sql, params)
+                return await (conn.kept.fetchone() if one else conn.kept.fetchall())
+            except psycopg.OperationalError as exc:
+                await conn.close()
+                if exc.sqlstate not in ENDED_BY_SERVER or not spare:
+                    raise
+                # The server ended this idle connection (a restart) before the statement ran: the pool's other
+                # idle connections likely went with it, and each found so is closed; the statement goes on another.
+            except BaseException:
+                await conn.close()
                 raise
-            raise PoolBusy(pool.max_size, pool.timeout) from exc
-        try:
-            await conn.kept.execute(sql, params)
-            row = await (conn.kept.fetchone() if one else conn.kept.fetchall())
-        except BaseException:
-            await conn.close()
-            raise
-        finally:
-            await pool.putconn(conn)
-        return row
+            finally:
+                await pool.putconn(conn)
+        raise AssertionError("unreachable")
 
     async def _pool(self) -> psycopg_pool.AsyncConnectionPool[_LoopConnection]:
         loop = asyncio.get_running_loop()
@@ -414,6 +421,11 @@ class Postgres:
         pool, self.pool = self.pool, None
         if pool is not None and self.loop is asyncio.get_running_loop():
             await pool.close(timeout=1)
+
+
+# SQLSTATEs of a session the server ended while it sat idle (shutdown, crash, a terminated backend): a statement
+# sent on it afterwards never ran, so running it on another connection cannot apply it twice.
+ENDED_BY_SERVER = {"57P01", "57P02", "57P05"}
 
 
 class _LoopConnection(psycopg.AsyncConnection[Any]):

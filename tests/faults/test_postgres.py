@@ -137,7 +137,8 @@ def test_the_event_loops_connections_are_renewed_after_a_restart(live, live_web,
             )
         return [reply.status_code for reply in replies]
 
-    assert set(asyncio.run(burst(16))) == {200}
+    for _ in range(3):  # the first ones cache the token in each web process; then they run on the event loop
+        assert set(asyncio.run(burst(16))) == {200}
     postgres_server.stop()
     postgres_server.start()
     connections.close_all()  # this thread's connection died with the server
