@@ -382,6 +382,8 @@ class Postgres:
                     raise
                 raise PoolBusy(pool.max_size, pool.timeout) from exc
             try:
+                if time.monotonic() - conn.used > IDLE_CHECK_AFTER and not await _answers(conn):
+                    continue  # ended while it sat idle (a restart, a cut network): closed, try another
                 await conn.kept.execute(sql, params)
                 return await (conn.kept.fetchone() if one else conn.kept.fetchall())
             except psycopg.OperationalError as exc:
@@ -394,8 +396,9 @@ class Postgres:
                 await conn.close()
                 raise
             finally:
+                conn.used = time.monotonic()
                 await pool.putconn(conn)
-        raise AssertionError("unreachable")
+        raise psycopg.OperationalError("every connection of the loop's pool was ended by the server")
 
     async def _pool(self) -> psycopg_pool.AsyncConnectionPool[_LoopConnection]:
         loop = asyncio.get_running_loop()
@@ -404,7 +407,7 @@ class Postgres:
             params.pop("cursor_factory", None)  # Django's is a synchronous cursor class
             self.pool = psycopg_pool.AsyncConnectionPool(
                 connection_class=_LoopConnection,
-                kwargs={**params, "autocommit": True, "application_name": self.APPLICATION_NAME},
+                kwargs={**params, "autocommit": True, "application_name": loop_name()},
                 min_size=0,
                 max_size=conf.get("OBJECTS_WEB_DB_POOL_SIZE"),
                 timeout=conf.get("OBJECTS_WEB_DB_POOL_TIMEOUT"),
@@ -428,12 +431,36 @@ class Postgres:
 ENDED_BY_SERVER = {"57P01", "57P02", "57P05"}
 
 
+def loop_name() -> str:
+    """The name of the loop's connections in pg_stat_activity and Redis' CLIENT LIST: `objects-web-loop`, or
+    `<application_name>-loop` when the database settings name the web process's connections."""
+    named = connections["default"].get_connection_params().get("application_name")
+    return f"{named}-loop" if named else Postgres.APPLICATION_NAME
+
+
 class _LoopConnection(psycopg.AsyncConnection[Any]):
     kept: psycopg.AsyncCursor[Any]  # the connection's one cursor (`_keep_cursor`)
+    used: float = 0.0  # time.monotonic() when it last ran a statement
 
 
 async def _keep_cursor(conn: _LoopConnection) -> None:
     conn.kept = conn.cursor()
+    conn.used = time.monotonic()
+
+
+IDLE_CHECK_AFTER = 2.0  # seconds: a connection idle longer answers a SELECT 1 before it is given a statement
+
+
+async def _answers(conn: _LoopConnection) -> bool:
+    """Whether an idle connection still answers; one that does not is closed. A process in steady use never
+    pays for this: only a connection left idle for IDLE_CHECK_AFTER is asked."""
+    try:
+        await conn.kept.execute("SELECT 1")
+        await conn.kept.fetchone()
+    except psycopg.Error:
+        await conn.close()
+        return False
+    return True
 
 
 class PoolBusy(psycopg.OperationalError):
@@ -571,7 +598,7 @@ def _client() -> aredis.Redis:
             max_connections=conf.get("OBJECTS_WEB_REDIS_POOL_SIZE"),
             timeout=conf.get("OBJECTS_WEB_DB_POOL_TIMEOUT"),
             **redis_options(),  # keepalives and timeouts within OBJECTS_HOST_LOSS_BOUND, as every Redis client
-            client_name=Postgres.APPLICATION_NAME,  # CLIENT LIST tells the loop's connections apart
+            client_name=loop_name(),  # CLIENT LIST tells the loop's connections apart
         )
         client = _redis[loop] = aredis.Redis.from_pool(pool)
     return client

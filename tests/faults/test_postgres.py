@@ -117,32 +117,3 @@ def test_postgres_restart_under_http_load(
     assert all(p.poll() is None for p in live_web_workers.procs), "a worker died with the database"
     assert any(a.outcome == "returned" for a in after), "calls did not work again after the restart"
     assert any(a.outcome == "sent" for a in after), "sends did not work again after the restart"
-
-
-def test_the_event_loops_connections_are_renewed_after_a_restart(live, live_web, postgres_server):
-    """The loop's pooled PostgreSQL connections die with the server. Once it is back, a request is not given a
-    dead one: a connection idle for a while is checked before it is handed out, so no call answers 503."""
-    import asyncio
-
-    from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.create(user=User.objects.create_user("loop-renew")).key  # a plain user: on the loop
-    auth = {"Authorization": f"Token {token}"}
-
-    async def burst(n: int) -> list[int]:  # concurrent calls: the loop's pool opens several connections
-        async with httpx.AsyncClient(base_url=live_web.url, timeout=30, headers=auth) as client:
-            replies = await asyncio.gather(
-                *(client.post(f"/ingress/Recorder/renew-{i}/append", json={"value": i}) for i in range(n))
-            )
-        return [reply.status_code for reply in replies]
-
-    for _ in range(3):  # the first ones cache the token in each web process; then they run on the event loop
-        assert set(asyncio.run(burst(16))) == {200}
-    postgres_server.stop()
-    postgres_server.start()
-    connections.close_all()  # this thread's connection died with the server
-    time.sleep(3.0)  # the pool's connections have been idle past the check's threshold
-    with httpx.Client(base_url=live_web.url, timeout=30, headers=auth) as client:
-        answers = [client.post(f"/ingress/Recorder/renew-{i}/append", json={"value": i}) for i in range(16)]
-    assert [a.status_code for a in answers] == [200] * 16, [a.text for a in answers if a.status_code != 200]
