@@ -12,7 +12,7 @@ HTTP client each time, and prints the CPU milliseconds per request of the server
   and the URL resolver).
 
 No database is touched (the settings' SQLite default is never opened). Usage: `python bench/floor.py
-[--requests N]`; see docs/benchmarks.md for what the figures say about the comparison with Restate.
+[--requests N]`; see docs/dev/benchmark-history.md for what the figures say about the comparison with Restate.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ else:
     _db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=600))
     # Server-side binding and prepared statements: a statement run DATABASE_PREPARE_THRESHOLD times on a
     # connection is prepared, so PostgreSQL stops planning it on every call (planning was two thirds of its
-    # CPU on the hot path, docs/benchmarks.md). Set it to an empty value behind a pooler that cannot keep
+    # CPU on the hot path, docs/dev/benchmark-history.md). Set it to an empty value behind a pooler that cannot keep
     # prepared statements (PgBouncer in transaction mode before 1.21).
     _threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
     if _threshold:

@@ -2,7 +2,7 @@
 request by Django's WSGI handler on a pool of threads.
 
 Why: a token call spent most of the web process's CPU outside its own work, in a threaded server's request
-handling and in threads taking turns at the interpreter (docs/benchmarks.md, "Ninth round"; the decision:
+handling and in threads taking turns at the interpreter (docs/dev/benchmark-history.md, "Ninth round"; the decision:
 docs/decisions/0006-web-server.md). On the event loop a call costs its checks, one `INSERT` and one Redis
 round trip, and a waiting call holds no thread.
 

@@ -17,7 +17,7 @@ XFrameOptionsMiddleware, so the answer has their headers. A request with a sessi
 browser calls) takes the whole list. A token call or send is answered by `objects.api.ingress.token_ingress`
 without DRF's dispatch (the same checks and answers), the rest by the DRF view. What it saves: URL resolution
 and six middleware on every token call, a tenth of the web process's CPU per call in the benchmark profile
-(docs/benchmarks.md), and DRF's dispatch on token calls and sends.
+(docs/dev/benchmark-history.md), and DRF's dispatch on token calls and sends.
 """
 
 from __future__ import annotations

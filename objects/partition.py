@@ -314,7 +314,7 @@ def _inbox_heads(
     `floor`: the smallest of the keys' heads (`Candidate.head`). Nothing below it is runnable for these keys
     (finished, or a delayed send not due yet), so the read starts there: the inbox index keeps the entries of
     a key's finished invocations until the table's next vacuum, and reading them on every pass made a key's
-    inbox read dearer with each invocation it had run (docs/benchmarks.md, session 8)."""
+    inbox read dearer with each invocation it had run (docs/dev/benchmark-history.md, session 8)."""
     connection = db()
     if not instance_ids:
         return {}, None

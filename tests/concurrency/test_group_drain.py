@@ -657,7 +657,7 @@ def test_entries_of_a_key_that_stops_early_in_a_pass_are_written(published, sett
 def test_a_pass_reads_its_keys_inboxes_from_their_heads_not_their_history(published):
     """The inbox read starts at the oldest head of the pass's keys: the inbox index keeps the entries of a key's
     finished invocations until the next vacuum, and reading them on every pass made each pass of a busy key
-    dearer with every invocation it had run (docs/benchmarks.md, session 8)."""
+    dearer with every invocation it had run (docs/dev/benchmark-history.md, session 8)."""
     (key,) = keys_in(PARTITION, 1, "from-head")
     for value in range(5):
         objects.send("Recorder", key, "append", {"value": value})
