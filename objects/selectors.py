@@ -137,24 +137,34 @@ def invocation_caller_chain(*, invocation: Invocation, limit: int = 50) -> list[
 
 
 def type_overview(*, type_names: list[str] | None = None, probe_held: bool = True) -> list[dict[str, Any]]:
-    """Per object type: instances, pending, running, backing-off, suspended and failed invocations, oldest
-    pending age.
+    """Per object type: instances, paused keys, and invocations scheduled (a delayed send or timer not yet
+    due), waiting (due, not yet run), running, backing off, suspended and failed; the oldest waiting one's age.
 
     `running` counts committed running rows plus keys held right now that have work (see instance_held_ids).
+    `held_by_pause` counts the pending invocations of paused keys: they are neither waiting nor scheduled.
     """
     now = timezone.now()
-    instances = dict(Instance.objects.order_by().values_list("type_name").annotate(n=Count("pk")))
+    instances = {
+        row["type_name"]: row
+        for row in Instance.objects.order_by()
+        .values("type_name")
+        .annotate(n=Count("pk"), paused=Count("pk", filter=Q(paused=True)))
+    }
+    pending = Q(status=Status.PENDING, instance__paused=False)
+    due = Q(not_before__isnull=True) | Q(not_before__lte=now)
     counts = {
         row["type_name"]: row
         for row in Invocation.objects.order_by()
         .values("type_name")
         .annotate(
-            pending=Count("pk", filter=Q(status=Status.PENDING)),
+            waiting=Count("pk", filter=pending & due),
+            scheduled=Count("pk", filter=pending & ~due),
+            held_by_pause=Count("pk", filter=Q(status=Status.PENDING, instance__paused=True)),
             running=Count("pk", filter=Q(status=Status.RUNNING)),
             backing_off=Count("pk", filter=Q(status=Status.BACKING_OFF)),
             suspended=Count("pk", filter=Q(status=Status.SUSPENDED)),
             failed=Count("pk", filter=Q(status=Status.FAILED)),
-            oldest_pending=Min("created_at", filter=Q(status=Status.PENDING)),
+            oldest_waiting=Min("created_at", filter=pending & due),
         )
     }
     names = sorted(set(type_names or []) | set(instances) | set(counts))
@@ -171,18 +181,21 @@ def type_overview(*, type_names: list[str] | None = None, probe_held: bool = Tru
     rows = []
     for name in names:
         row: dict[str, Any] = dict(counts.get(name, {}))
-        oldest: datetime | None = row.get("oldest_pending")
+        oldest: datetime | None = row.get("oldest_waiting")
         held = held_by_type.get(name, 0)
         rows.append(
             {
                 "type_name": name,
-                "instances": instances.get(name, 0),
-                "pending": max(0, row.get("pending", 0) - held),
+                "instances": instances.get(name, {}).get("n", 0),
+                "paused": instances.get(name, {}).get("paused", 0),
+                "held_by_pause": row.get("held_by_pause", 0),
+                "scheduled": row.get("scheduled", 0),
+                "waiting": max(0, row.get("waiting", 0) - held),
                 "running": row.get("running", 0) + held,
                 "backing_off": row.get("backing_off", 0),
                 "suspended": row.get("suspended", 0),
                 "failed": row.get("failed", 0),
-                "oldest_pending_age": (now - oldest) if oldest else None,
+                "oldest_waiting_age": (now - oldest) if oldest else None,
             }
         )
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.contrib import admin, messages
@@ -12,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 
 from ..models import Instance
 from ..selectors import (
@@ -156,12 +158,13 @@ class InstanceAdmin(admin.ModelAdmin):
 
         rows = type_overview(type_names=[obj.name for obj in all_objects()])
         for row in rows:
-            row["oldest_pending_text"] = age_text(row["oldest_pending_age"])
+            row["oldest_waiting_text"] = age_text(row["oldest_waiting_age"])
         context = {
             **self.admin_site.each_context(request),
             "title": "Virtual objects overview",
             "opts": self.opts,
             "rows": rows,
+            "as_of": timezone.now().astimezone(UTC),
             "instances_url": reverse("admin:objects_instance_changelist"),
             "invocations_url": reverse("admin:objects_invocation_changelist"),
         }

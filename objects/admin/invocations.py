@@ -8,14 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from ..errors import Conflict
-from ..models import Invocation, JournalEntry
+from ..models import Invocation, JournalEntry, Status
 from ..selectors import invocation_awaiting, invocation_caller_chain
 from ..services import invocation_cancel, invocation_kill, invocation_retry
 from .display import json_html
@@ -45,6 +46,31 @@ class JournalEntryInline(admin.TabularInline):
         return False
 
 
+class QueueFilter(admin.SimpleListFilter):
+    """Pending invocations by why they have not run: not yet due, due and waiting, or held by a paused key."""
+
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("waiting", "waiting (due)"),
+            ("scheduled", "scheduled (not yet due)"),
+            ("paused", "blocked: key paused"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Invocation]) -> QuerySet[Invocation]:
+        pending = queryset.filter(status=Status.PENDING)
+        due = Q(not_before__isnull=True) | Q(not_before__lte=timezone.now())
+        if self.value() == "waiting":
+            return pending.filter(due, instance__paused=False)
+        if self.value() == "scheduled":
+            return pending.exclude(due).filter(instance__paused=False)
+        if self.value() == "paused":
+            return pending.filter(instance__paused=True)
+        return queryset
+
+
 @admin.register(Invocation)
 class InvocationAdmin(admin.ModelAdmin):
     list_display = (
@@ -58,7 +84,7 @@ class InvocationAdmin(admin.ModelAdmin):
         "created_at",
         "finished_at",
     )
-    list_filter = ("status", "type_name", "handler", "kind", "created_at")
+    list_filter = ("status", QueueFilter, "type_name", "handler", "kind", "created_at")
     search_fields = ("key",)
     search_help_text = "A key (contains; ^ for a prefix), an invocation id (inv_…) or a number (acceptance order)."
     date_hierarchy = "created_at"

@@ -156,7 +156,7 @@ def test_inbox_marks_the_head_running_while_the_key_is_held():
     free = client.get(reverse("admin:objects_instance_change", args=[inst.pk])).context["inbox"]
     assert [(row.invocation.pk, row.running) for row in held] == [(head.pk, True), (queued.pk, False)]
     assert [row.running for row in free] == [False, False]
-    assert (overview["Recorder"]["running"], overview["Recorder"]["pending"]) == (1, 1)
+    assert (overview["Recorder"]["running"], overview["Recorder"]["waiting"]) == (1, 1)
 
 
 # Edits ----------------------------------------------------------------------------------------------
@@ -397,11 +397,11 @@ def test_overview_counts_per_type_and_links_into_filtered_lists(admin_client_):
     response = admin_client_.get(reverse("admin:objects_overview"))
     rows = {r["type_name"]: r for r in response.context["rows"]}
     recorder = rows["Recorder"]
-    assert (recorder["instances"], recorder["pending"], recorder["running"]) == (2, 2, 0)
+    assert (recorder["instances"], recorder["waiting"], recorder["running"]) == (2, 2, 0)
     assert (recorder["backing_off"], recorder["failed"]) == (1, 1)
-    assert recorder["oldest_pending_age"] >= timedelta(minutes=5)
-    assert recorder["oldest_pending_text"] == "5m"
-    assert (rows["Other"]["instances"], rows["Other"]["pending"], rows["Other"]["oldest_pending_age"]) == (1, 0, None)
+    assert recorder["oldest_waiting_age"] >= timedelta(minutes=5)
+    assert recorder["oldest_waiting_text"] == "5m"
+    assert (rows["Other"]["instances"], rows["Other"]["waiting"], rows["Other"]["oldest_waiting_age"]) == (1, 0, None)
     assert f"{INVOCATIONS}?type_name__exact=Recorder&amp;status__exact=failed" in response.content.decode()
 
 
