@@ -1,0 +1,141 @@
+"""The docs as a reader meets them: every relative link and anchor in README.md and docs/ leads somewhere, no
+user page in docs/ (outside docs/dev/) runs over 400 lines, and no code block in README.md or under docs/ is
+left neither run nor marked why not.
+
+Anchors follow GitHub's rule: a heading's text, lower-cased, with everything but letters, digits, spaces,
+hyphens and underscores dropped and spaces made hyphens; a repeated heading gets `-1`, `-2`, ...
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from tests.docs.samples import DOCS, FENCE, ROOT, blocks
+
+PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+MAX_LINES = 400
+LINK = re.compile(r"(?<!\!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+IMAGE = re.compile(r"!\[[^\]]*\]\(\s*([^)\s]+)\s*\)")
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+HTML_ANCHOR = re.compile(r"<a\s+(?:name|id)=\"([^\"]+)\"")
+
+
+def _prose(text: str) -> list[tuple[int, str]]:
+    """The lines outside fenced code blocks, numbered, with inline code spans blanked."""
+    lines, fence = [], None
+    for number, line in enumerate(text.splitlines(), 1):
+        match = FENCE.match(line)
+        if fence is None and match:
+            fence = match.group("fence")
+            continue
+        if fence is not None:
+            if line.strip().startswith(fence) and not line.strip()[len(fence) :].strip():
+                fence = None
+            continue
+        lines.append((number, re.sub(r"(`+)(?:(?!\1).)+?\1", lambda m: " " * len(m.group()), line)))
+    return lines
+
+
+def slug(heading: str) -> str:
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link in a heading keeps its text
+    text = re.sub(r"<[^>]+>", "", text).strip().lower()
+    text = "".join(c for c in text if c.isalnum() or c in " -_")
+    return text.replace(" ", "-")
+
+
+def _anchor_set(page: Path) -> set[str]:
+    """Anchors of a page, from its headings read with their inline code (`ctx.run` is part of the anchor)."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    fence = None
+    for line in page.read_text().splitlines():
+        match = FENCE.match(line)
+        if fence is None and match:
+            fence = match.group("fence")
+            continue
+        if fence is not None:
+            if line.strip().startswith(fence) and not line.strip()[len(fence) :].strip():
+                fence = None
+            continue
+        heading = HEADING.match(line)
+        if heading:
+            base = slug(heading.group(2))
+            count = seen.get(base, 0)
+            seen[base] = count + 1
+            found.add(base if count == 0 else f"{base}-{count}")
+        found.update(HTML_ANCHOR.findall(line))
+    return found
+
+
+def broken_links(page: Path) -> list[str]:
+    broken = []
+    for number, line in _prose(page.read_text()):
+        for target in LINK.findall(line) + IMAGE.findall(line):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):  # http:, https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            where = f"{page.relative_to(ROOT)}:{number}"
+            destination = (page.parent / unquote(path)).resolve() if path else page
+            if not destination.exists():
+                broken.append(f"{where}: {target} (no such file)")
+                continue
+            if anchor and destination.suffix == ".md" and unquote(anchor) not in _anchor_set(destination):
+                broken.append(f"{where}: {target} (no heading with that anchor in {destination.name})")
+    return broken
+
+
+def test_relative_links_and_anchors_lead_somewhere():
+    broken = [entry for page in PAGES for entry in broken_links(page)]
+    assert not broken, "Broken links (GitHub-style anchors):\n" + "\n".join(broken)
+
+
+def test_user_pages_stay_short():
+    long_pages = [
+        f"{page.relative_to(ROOT)}: {lines} lines"
+        for page in sorted(DOCS.rglob("*.md"))
+        if "dev" not in page.relative_to(DOCS).parts[:-1] and (lines := len(page.read_text().splitlines())) > MAX_LINES
+    ]
+    assert not long_pages, f"Pages over {MAX_LINES} lines (split them, or move notes to docs/dev/):\n" + "\n".join(
+        long_pages
+    )
+
+
+def test_no_code_block_in_readme_or_docs_is_left_unmarked():
+    """docs/*.md is run by test_docs_samples.py; README.md and the folders under docs/ are not run, so each of
+    their code blocks is data (```text, ```json, ...) or marked `norun: <reason>`."""
+    pages = [ROOT / "README.md", *sorted(p for p in DOCS.rglob("*.md") if p.parent != DOCS)]
+    unmarked = [
+        f"{page.relative_to(ROOT)}:{block.line} (```{block.info})"
+        for page in pages
+        for block in blocks(page)
+        if block.kind not in ("data", "norun")
+    ]
+    assert not unmarked, "Code blocks neither run nor marked `norun: <reason>`:\n" + "\n".join(unmarked)
+
+
+@pytest.mark.parametrize(
+    ("heading", "anchor"),
+    [
+        ("Waiting: sleeps, awakeables and timers", "waiting-sleeps-awakeables-and-timers"),
+        ("Calls, sends and `ctx.run`", "calls-sends-and-ctxrun"),
+        ("A vanished host: timeouts and keepalives", "a-vanished-host-timeouts-and-keepalives"),
+        ("1. Start the stack", "1-start-the-stack"),
+        ("Ünïcødé keys [see](api.md)", "ünïcødé-keys-see"),
+    ],
+)
+def test_anchors_are_githubs(heading, anchor):
+    assert slug(heading) == anchor
+
+
+def test_the_checks_catch_a_broken_link_a_missing_anchor_and_a_long_page(tmp_path, monkeypatch):
+    page = tmp_path / "page.md"
+    page.write_text("# Top\n\n## Two words\n\n[ok](#two-words) [bad](#three) [gone](missing.md) [web](https://x.y)\n")
+    monkeypatch.setattr("tests.docs.test_docs_check.ROOT", tmp_path)
+    assert [entry.split(": ", 1)[1] for entry in broken_links(page)] == [
+        "#three (no heading with that anchor in page.md)",
+        "missing.md (no such file)",
+    ]
