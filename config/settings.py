@@ -154,6 +154,10 @@ OBJECTS_WEB_DB_POOL_TIMEOUT = env.float("OBJECTS_WEB_DB_POOL_TIMEOUT", default=5
 OBJECTS_WEB_REDIS_POOL_SIZE = env.int("OBJECTS_WEB_REDIS_POOL_SIZE", default=500)
 # seconds a vanished host or a cut network may hold a key (objects/timeouts.py)
 OBJECTS_HOST_LOSS_BOUND = env.float("OBJECTS_HOST_LOSS_BOUND", default=30.0)
+# live state watchers (GET /ingress/{Type}/{key}/watch, objects/watch.py): at most this many per web process (then
+# 503), and a comment line every this many seconds on each stream
+OBJECTS_WATCH_MAX = env.int("OBJECTS_WATCH_MAX", default=1000)
+OBJECTS_WATCH_HEARTBEAT = env.float("OBJECTS_WATCH_HEARTBEAT", default=15.0)
 
 # The shop's demo top-up (shop/views.py): off unless SHOP_DEMO_TOPUP=1 (`make run` turns it on); at most
 # SHOP_DEMO_TOPUP_DAILY_CENTS per user and day (UTC).
@@ -161,6 +165,8 @@ SHOP_DEMO_TOPUP = env.bool("SHOP_DEMO_TOPUP", default=False)
 SHOP_DEMO_TOPUP_DAILY_CENTS = env.int("SHOP_DEMO_TOPUP_DAILY_CENTS", default=10_000)
 # How long a shop page waits for a cart call before it says "still working" (shop/pending.py).
 SHOP_CALL_TIMEOUT = env.float("SHOP_CALL_TIMEOUT", default=5.0)
+# Checkout waits for the demo payment provider to confirm the payment (orders/payments.py); off by default.
+SHOP_PAYMENT_CONFIRMATION = env.bool("SHOP_PAYMENT_CONFIRMATION", default=False)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

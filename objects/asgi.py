@@ -34,6 +34,9 @@ made (`runtime.instance_create_statement`), and the invocation is inserted alone
 wait run in a thread too: publishing a partition's drain (Celery), reading an invocation whose done signal
 carried no outcome.
 
+A GET of `.../{Type}/{key}/watch` (a live state stream) is served on the loop too, after the threads checked it
+(objects/watch.py).
+
 Access rules and shared handlers run on the loop, so they must not block on anything but the database (which
 is detected): a network call in one would hold every request of the process meanwhile.
 """
@@ -82,6 +85,7 @@ from .state import COMMITTED_SQL, StateCache, committed_from_rows
 from .tasks import PARTITION_BELL_TTL, RING_MARK, bell_keys, publish_drain, ring_partition, ring_script
 from .timeouts import redis_options
 from .validation import validate_input
+from .watch import Watches
 
 log = logging.getLogger("objects.asgi")
 
@@ -108,6 +112,7 @@ class Application:
         self.rates = LoopCounts(pipelined)
         self.security = SecurityMiddleware(_unused)
         self.xframe = XFrameOptionsMiddleware(_unused)
+        self.watches = Watches(self, _client)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -122,6 +127,8 @@ class Application:
             if more:  # the rest of the body stays unread: closing stops uvicorn from reading it to drop it
                 response["Connection"] = "close"
             await _respond(send, response)
+        elif scope["type"] == "http" and self.watches.takes(scope):
+            await self.watches.serve(scope, receive, send)  # a live state stream (objects/watch.py)
         elif scope["type"] == "http":
             await self.to_threads(scope, receive, send)
         else:
@@ -331,6 +338,7 @@ class Application:
 
     async def close(self) -> None:
         """Close the running loop's PostgreSQL and Redis connections (the rate counts' sending stopped first)."""
+        self.watches.close()
         await self.rates.close()
         await self.postgres.close()
         client = _redis.pop(asyncio.get_running_loop(), None)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from functools import partial
 from typing import Any
 
 import redis
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from . import conf, tally
 from .errors import CallTimeout
@@ -79,7 +81,7 @@ def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None, f
     committed outcome, so the waiter needs no database read; without, it says "read the database".
     `forget` are Redis keys deleted in the same round trip (the last handlers' start counts, inbox.py), and the
     metrics counted since the last signal are added up there too (objects/tally.py)."""
-    metrics = tally.commands()
+    metrics = tally.commands() + changed_commands()
     if not public_ids and not forget and not metrics:
         return
     outcomes = outcomes or {}
@@ -96,6 +98,47 @@ def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None, f
         log.warning(
             "could not signal %d finished invocation(s); waiters will poll the database: %s", len(public_ids), exc
         )
+
+
+# -- state changes: a message per changed key after commit, for live watchers (objects/watch.py) ----------------
+_changes_lock = threading.Lock()
+_changes: dict[tuple[str, str], int] = {}  # (type, key) -> its last committed version, not published yet
+
+
+CHANGED_PREFIX = "objects:changed:"
+
+
+def changed_channel(type_name: str) -> str:
+    """The Redis pub/sub channel of a type's committed state changes; a message is `{"key", "version"}`."""
+    return CHANGED_PREFIX + type_name
+
+
+def state_changed(type_name: str, key: str, version: int) -> None:
+    """Announce a key's new state version once the current transaction commits (never when it, or the savepoint
+    around this call, rolls back). Published with the next done signal (`notify_done`), or by `publish_changes`."""
+    transaction.on_commit(partial(_changed, type_name, key, version))
+
+
+def _changed(type_name: str, key: str, version: int) -> None:
+    with _changes_lock:
+        if _changes.get((type_name, key), -1) < version:
+            _changes[(type_name, key)] = version
+
+
+def changed_commands() -> list[tuple[Any, ...]]:
+    """The committed changes not published yet, as PUBLISH commands, taken (one per key, its last version).
+    A message lost with its round trip is only a hint lost: a watcher reads the state from the database."""
+    global _changes
+    with _changes_lock:
+        taken, _changes = _changes, {}
+    return [
+        ("PUBLISH", changed_channel(t), json.dumps({"key": k, "version": v})) for (t, k), v in taken.items()
+    ]
+
+
+def publish_changes() -> None:
+    """Publish the committed changes now (an operator's edit, which sends no done signal)."""
+    notify_done([])
 
 
 def wait_done(invocation: Invocation, timeout: float, ring: bool = False) -> Invocation:

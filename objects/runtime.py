@@ -24,7 +24,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import journal, tally, waits
+from . import journal, notify, tally, waits
 from .backends import db, fetchone, rowcount
 from .context import Awaitable, Caller, ObjectContext, Principal, SharedObjectContext
 from .errors import DeadlockError, NotFound, ObjectsError, Suspended, TerminalError
@@ -151,8 +151,10 @@ class InvocationRun:
         try:
             with transaction.atomic():
                 output = run.execute()
-                state.flush(invocation_id=callee.pk)
+                version = state.flush(invocation_id=callee.pk)
                 finish(callee, Status.SUCCEEDED, output=output)
+                if version is not None:
+                    notify.state_changed(type_name, key, version)
         except TerminalError as exc:
             finish(callee, Status.FAILED, error=exc)
             raise
@@ -428,8 +430,12 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
     writes them later with `state.store()` (a group pass, once per key after its last invocation)."""
     connection = db()
     if connection.vendor != "postgresql":
-        state.flush(invocation_id=invocation.pk)
-        return finish(invocation, Status.SUCCEEDED, output=output, only_if_open=True)
+        version = state.flush(invocation_id=invocation.pk)
+        if not finish(invocation, Status.SUCCEEDED, output=output, only_if_open=True):
+            return False
+        if version is not None:
+            notify.state_changed(invocation.type_name, invocation.key, version)
+        return True
     now = timezone.now()
     fields: dict[str, Any] = {
         "status": Status.SUCCEEDED,
@@ -448,11 +454,11 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
     else:
         sql += " SELECT COUNT(*), NULL FROM f"
     row = fetchone(connection, sql, params)  # always one row: the count of opened rows
-    opened = row is not None and row[0] > 0
-    if not opened:
+    if row is None or row[0] == 0:  # not opened
         return False
     if pending is not None:
         state.flushed(entries=entries)
+        notify.state_changed(invocation.type_name, invocation.key, row[1])
     for name, value in fields.items():
         setattr(invocation, name, value)
     tally.finished(invocation)

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from . import conf, tally, waits
+from . import conf, notify, tally, waits
 from .backends import db, fetchone
 from .context import Principal
 from .errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -449,6 +449,9 @@ def state_edit(
             for name, value in (set_entries or {}).items():
                 state.set(name, value)
             version = state.flush(user_id=user_id)
+            if version is not None:  # live watchers see an operator's edit too (objects/watch.py)
+                notify.state_changed(type_name, key, version)
+                transaction.on_commit(notify.publish_changes)
     except OperationalError as exc:
         if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
             raise

@@ -272,3 +272,15 @@ COMMITTED_SQL = (
     f"SELECT k.id, e.name, e.value FROM {_INSTANCE} k LEFT JOIN {_ENTRY} e ON e.instance_id = k.id "
     'WHERE k.type_name = %s AND k."key" = %s'
 )
+# A watcher's read (objects/watch.py): the key's version and entries; no row when the key has none yet.
+WATCHED_SQL = (
+    f"SELECT k.version, e.name, e.value FROM {_INSTANCE} k LEFT JOIN {_ENTRY} e ON e.instance_id = k.id "
+    'WHERE k.type_name = %s AND k."key" = %s'
+)
+
+
+def watched_from_rows(rows: list[Any]) -> tuple[int, dict[str, Any]]:
+    """The key's version and state (name -> value) from the rows of WATCHED_SQL: (0, {}) for a key with no row."""
+    if not rows:
+        return 0, {}
+    return int(rows[0][0]), {name: _decoded(value) for _, name, value in rows if name is not None}

@@ -140,6 +140,8 @@ class IngressView(APIView):
     def ingress(self, request, rest: str = "") -> HttpResponse:
         segments, encoded = raw_path(request, rest)
         route = route_parse([decode_segment(s) for s in segments] if encoded else segments)
+        if route.kind == "call" and route.handler == "watch" and request.method == "GET":
+            return self.watch(request, route)
         allowed = {route.method, "HEAD"} if route.method == "GET" else {route.method}
         if request.method not in allowed:
             raise MethodNotAllowed(request.method, route.method)
@@ -211,6 +213,26 @@ class IngressView(APIView):
                 500, f"Handler {route.type_name}.{route.handler} raised {type(exc).__name__}.", source="invocation"
             )
         return output_response(value, ephemeral_id)
+
+    # -- watch --------------------------------------------------------------------------------------
+    def watch(self, request, route: Route) -> HttpResponse:
+        """`GET {Type}/{key}/watch`: checked here as a call of the type's (first) shared handler is, then streamed
+        on the event loop, which asks this first and streams on the 204 it gets (objects/watch.py). Served
+        without the loop (a WSGI server), the answer is 501: a stream would hold a thread for its whole life."""
+        from ..watch import WATCH_ALLOWED, WATCH_SCOPE
+
+        ingress_admit(request)
+        obj = get_object(route.type_name)
+        shared = next((name for name, h in obj.handlers.items() if h.kind == "shared"), None) if obj else None
+        self.authorize(request, route.type_name, route.key, shared or route.handler)
+        scope = request.META.get("asgi.scope")
+        if not (isinstance(scope, dict) and scope.get(WATCH_SCOPE)):
+            return error_response(
+                501, "Watching needs the ASGI web server (uvicorn serving config.asgi, as `make run` starts it)."
+            )
+        response = HttpResponse(status=204)
+        response[WATCH_ALLOWED] = "1"
+        return response
 
     # -- awakeables ---------------------------------------------------------------------------------
     def awakeable(self, request, route: Route) -> HttpResponse:
