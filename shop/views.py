@@ -176,7 +176,10 @@ def cart_remove(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def cart_json(request: HttpRequest) -> HttpResponse:
-    return JsonResponse({"cart": selectors.cart_get(key=cart_key_existing(request=request))})
+    """The priced cart and its lines' stock: what the page's script shows after a live update."""
+    cart = selectors.cart_get(key=cart_key_existing(request=request))
+    stock = selectors.stock_levels(skus=[line["sku"] for line in cart.get("lines") or []])
+    return JsonResponse({"cart": cart, "stock": stock})
 
 
 @require_POST

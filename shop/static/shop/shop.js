@@ -91,9 +91,32 @@
     });
   }
 
+  // Focus stays where the shopper was: on the button that was pressed, or, when its row went away (Remove), on
+  // the next row's same button, else the previous row's, else the cart's "empty" line.
+  function keepFocus(button, row, next, previous) {
+    var active = document.activeElement;
+    if (active && active !== document.body && active !== button) return;
+    if (button && document.contains(button)) { button.focus(); return; }
+    var label = button && button.textContent.trim();
+    [next, previous].some(function (other) {
+      if (!other || !document.contains(other)) return false;
+      var same = Array.prototype.find.call(other.querySelectorAll("button"), function (b) { return b.textContent.trim() === label; });
+      if (same) same.focus();
+      return !!same;
+    });
+    if (document.activeElement === document.body) {
+      var empty = document.querySelector("[data-cart-page] .empty");
+      if (empty && !empty.hidden) { empty.setAttribute("tabindex", "-1"); empty.focus(); }
+    }
+  }
+
   function submitCartForm(form) {
     var button = form.querySelector("button[type=submit]");
-    if (button) button.disabled = true;
+    var row = form.closest("tr");
+    var next = row && row.nextElementSibling, previous = row && row.previousElementSibling;
+    if (button) button.setAttribute("aria-disabled", "true");
+    if (form.getAttribute("data-busy")) return Promise.resolve();
+    form.setAttribute("data-busy", "1");
     var token = form.querySelector("input[name=csrfmiddlewaretoken]");
     var sent = false;
     return fetch(form.action, {
@@ -109,9 +132,57 @@
       if (sent) say("The page lost track of that change; reload it to see your cart.", true);
       else form.submit();
     }).finally(function () {
-      if (button) button.disabled = false;
+      form.removeAttribute("data-busy");
+      if (button) button.removeAttribute("aria-disabled");
+      keepFocus(button, row, next, previous);
     });
   }
+
+  // Live updates (docs/shop.md): the cart's committed changes arrive as Server-Sent Events, from this tab, another
+  // one or an operator; each one re-reads the priced cart. A line the cart page does not show yet reloads the
+  // cart's part of the page. Without EventSource the page shows the cart as it was loaded.
+  function follow() {
+    var url = document.body.getAttribute("data-cart-watch");
+    var json = document.body.getAttribute("data-cart-json");
+    if (!url || !json || !window.EventSource || !window.fetch) return;
+    var busy = false, again = false;
+    function refresh() {
+      if (busy) { again = true; return; }
+      busy = true;
+      fetch(json, { credentials: "same-origin", headers: { "Accept": "application/json" } }).then(function (response) {
+        return response.ok ? response.json() : null;
+      }).then(function (data) {
+        if (data && data.cart) return show(data.cart, data.stock);
+      }).catch(function () {}).finally(function () {
+        busy = false;
+        if (again) { again = false; refresh(); }
+      });
+    }
+    var source = new EventSource(url);
+    source.onmessage = refresh;
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+
+  function show(cart, stock) {
+    var page = document.querySelector("[data-cart-page]");
+    var missing = page && cart.lines.some(function (line) {
+      return !page.querySelector('tr[data-sku="' + CSS.escape(line.sku) + '"]');
+    });
+    if (!missing) { render(cart, stock); return; }
+    return fetch(page.getAttribute("data-cart-page") || window.location.pathname, { credentials: "same-origin" }).then(function (response) {
+      return response.ok ? response.text() : null;
+    }).then(function (html) {
+      var fresh = html && new DOMParser().parseFromString(html, "text/html").querySelector("[data-cart-page]");
+      if (!fresh) { render(cart, stock); return; }
+      var focused = document.activeElement && document.activeElement.id;
+      page.innerHTML = fresh.innerHTML;
+      render(cart, stock);
+      var again = focused && document.getElementById(focused);
+      if (again) again.focus();
+    });
+  }
+
+  follow();
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
