@@ -76,14 +76,22 @@ def instance_recent_invocations(*, instance: Instance, limit: int = 20) -> list[
     return list(Invocation.objects.filter(instance=instance).order_by("-id")[:limit])
 
 
-def instance_history(*, instance: Instance, limit: int = 50) -> list[StateChange]:
-    """Committed changes of the key's state, newest first, with who made them.
+def instance_history_versions(*, instance: Instance) -> QuerySet:
+    """The versions the key's history records, newest first (a queryset of ints, for paging)."""
+    return (
+        StateChange.objects.filter(instance=instance).order_by("-version").values_list("version", flat=True).distinct()
+    )
+
+
+def instance_history(*, instance: Instance, limit: int = 50, versions: list[int] | None = None) -> list[StateChange]:
+    """Committed changes of the key's state (of `versions` only, when given), newest first, with who made them.
 
     A handler's change is stored with its new value only; its `old_value` is filled in here from the
     previous change of the same entry (that row's new value, or nothing after a clear)."""
-    changes = list(
-        StateChange.objects.filter(instance=instance).select_related("user", "invocation").order_by("-id")[:limit]
-    )
+    queryset = StateChange.objects.filter(instance=instance)
+    if versions is not None:
+        queryset = queryset.filter(version__in=versions)
+    changes = list(queryset.select_related("user", "invocation").order_by("-id")[:limit])
     for index, change in enumerate(changes):
         if change.action != StateChange.Action.SET or change.old_value is not None or change.user_id is not None:
             continue
@@ -144,8 +152,8 @@ def type_overview(*, type_names: list[str] | None = None, probe_held: bool = Tru
     `held_by_pause` counts the pending invocations of paused keys: they are neither waiting nor scheduled.
     """
     now = timezone.now()
-    instances = {
-        row["type_name"]: row
+    instances: dict[str, dict[str, Any]] = {
+        row["type_name"]: dict(row)
         for row in Instance.objects.order_by()
         .values("type_name")
         .annotate(n=Count("pk"), paused=Count("pk", filter=Q(paused=True)))

@@ -19,6 +19,7 @@ from ..errors import Conflict, InvalidInput, ObjectsError
 from ..models import Instance, StateChange, StateEntry
 from ..services import state_edit
 from .display import json_html, json_text
+from .navigation import back, next_url
 
 if TYPE_CHECKING:
     from .instances import InstanceAdmin
@@ -192,6 +193,7 @@ def clear_all(model_admin: InstanceAdmin, request: HttpRequest, queryset: QueryS
             instances=instances,
             total_entries=sum(i.entry_count for i in instances),  # type: ignore[attr-defined]
             action="clear_all_state",
+            next=next_url(request),
         )
     cleared = entries = 0
     refused: list[str] = []
@@ -224,4 +226,4 @@ def clear_all(model_admin: InstanceAdmin, request: HttpRequest, queryset: QueryS
         )
     if refused:
         model_admin.message_user(request, f"Not cleared ({len(refused)}): " + " ".join(refused), messages.ERROR)
-    return None
+    return back(request)

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -15,10 +16,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from ..models import Instance
+from ..models import Instance, StateChange
 from ..selectors import (
     instance_entries,
     instance_history,
+    instance_history_versions,
     instance_inbox,
     instance_list_annotated,
     instance_recent_invocations,
@@ -27,7 +29,11 @@ from ..selectors import (
 )
 from ..services import instance_pause, instance_resume
 from . import editing
+from .diffing import DiffRow, value_diff
 from .display import age_text, json_html
+from .navigation import back, next_url
+
+HISTORY_PER_PAGE = 20
 
 
 @admin.register(Instance)
@@ -100,24 +106,31 @@ class InstanceAdmin(admin.ModelAdmin):
 
     def panels(self, request: HttpRequest, instance: Instance) -> dict[str, Any]:
         entries = [(entry, json_html(entry.value)) for entry in instance_entries(instance=instance)]
-        history = [
-            (
-                change,
-                json_html(change.old_value) if change.action == "clear" or change.old_value is not None else "",
-                json_html(change.new_value) if change.action == "set" else "",
-            )
-            for change in instance_history(instance=instance)
-        ]
         return {
             "entries": entries,
             "inbox": instance_inbox(instance=instance),
             "timers": instance_timers(instance=instance),
             "recent": instance_recent_invocations(instance=instance),
-            "history": history,
+            "history_page": self.history_page(request, instance),
             "can_operate": self.can_operate(request),
             "changelist_url": reverse("admin:objects_instance_changelist"),
             "invocations_url": reverse("admin:objects_invocation_changelist"),
         }
+
+    def history_page(self, request: HttpRequest, instance: Instance) -> Page:
+        """One page of the state history, HISTORY_PER_PAGE versions: (version, [(change, diff rows)])."""
+        page = Paginator(instance_history_versions(instance=instance), HISTORY_PER_PAGE).get_page(
+            request.GET.get("history")
+        )
+        versions = list(page.object_list)
+        changes = instance_history(instance=instance, versions=versions, limit=10_000) if versions else []
+        by_version: dict[int, list[tuple[Any, list[DiffRow]]]] = {version: [] for version in versions}
+        for change in sorted(changes, key=lambda c: c.name):
+            cleared = change.action == StateChange.Action.CLEAR
+            diff = value_diff(change.old_value, change.new_value, change.name, cleared=cleared)
+            by_version[change.version].append((change, diff))
+        page.object_list = [(version, by_version[version]) for version in versions]
+        return page
 
     def get_urls(self) -> list:
         def wrap(view):
@@ -184,6 +197,7 @@ class InstanceAdmin(admin.ModelAdmin):
                 "opts": self.opts,
                 "instances": list(queryset),
                 "action": "pause_keys",
+                "next": next_url(request),
             }
             return TemplateResponse(request, "admin/objects/instance/pause_confirmation.html", context)
         reason = request.POST.get("reason", "").strip()[:500]
@@ -193,10 +207,10 @@ class InstanceAdmin(admin.ModelAdmin):
             self.log_change(request, instance, f"Paused: {instance.paused_reason}")
             count += 1
         self.message_user(request, f"Paused {count} key(s): {reason or 'no reason given'}.", messages.SUCCESS)
-        return None
+        return back(request)
 
     @admin.action(description="Resume the selected keys", permissions=["change"])
-    def resume_keys(self, request: HttpRequest, queryset: QuerySet[Instance]) -> None:
+    def resume_keys(self, request: HttpRequest, queryset: QuerySet[Instance]) -> HttpResponse | None:
         count = skipped = 0
         for instance in queryset:
             if not instance.paused:
@@ -207,6 +221,7 @@ class InstanceAdmin(admin.ModelAdmin):
             count += 1
         note = f" ({skipped} were not paused)" if skipped else ""
         self.message_user(request, f"Resumed {count} key(s){note}.", messages.SUCCESS)
+        return back(request)
 
 
 def instance_admin_url(instance: Instance) -> str:

@@ -20,6 +20,7 @@ from ..models import Invocation, JournalEntry, Status
 from ..selectors import invocation_awaiting, invocation_caller_chain
 from ..services import invocation_cancel, invocation_kill, invocation_retry
 from .display import json_html
+from .navigation import back, next_url
 
 _HEX_ID = re.compile(r"^(?:inv_)?([0-9a-fA-F]{32})$")
 
@@ -73,17 +74,8 @@ class QueueFilter(admin.SimpleListFilter):
 
 @admin.register(Invocation)
 class InvocationAdmin(admin.ModelAdmin):
-    list_display = (
-        "public_id",
-        "type_name",
-        "key",
-        "handler",
-        "status",
-        "attempts",
-        "principal_name",
-        "created_at",
-        "finished_at",
-    )
+    # Fits 1280 px: a short id (the full one in its title), the status badge next to it, then what it runs.
+    list_display = ("short_id", "status_badge", "target", "attempts", "principal_name", "created_at", "finished_at")
     list_filter = ("status", QueueFilter, "type_name", "handler", "kind", "created_at")
     search_fields = ("key",)
     search_help_text = "A key (contains; ^ for a prefix), an invocation id (inv_…) or a number (acceptance order)."
@@ -94,7 +86,7 @@ class InvocationAdmin(admin.ModelAdmin):
         "instance_link",
         "handler",
         "kind",
-        "status",
+        "status_badge",
         "awaiting_html",
         "input_html",
         "output_html",
@@ -109,7 +101,6 @@ class InvocationAdmin(admin.ModelAdmin):
         "principal_text",
         "caller_object",
         "caller_chain",
-        "callees_list",
         "idempotency_key",
         "kill_requested",
         "partition",
@@ -150,11 +141,22 @@ class InvocationAdmin(admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
     ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "can_operate": super().has_change_permission(request)}
+        invocation = self.get_object(request, object_id)
+        if invocation is not None:
+            extra_context.update(made=invocation_made(invocation=invocation), refusal=is_refusal(invocation))
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="id", ordering="id")
-    def public_id(self, obj: Invocation) -> str:
-        return obj.public_id
+    def short_id(self, obj: Invocation) -> str:
+        return format_html('<span title="{}">{}…</span>', obj.public_id, obj.public_id[:12])
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Invocation) -> str:
+        return status_badge(obj)
+
+    @admin.display(description="object.handler", ordering="type_name")
+    def target(self, obj: Invocation) -> str:
+        return f"{obj.type_name}/{obj.key}.{obj.handler}"
 
     @admin.display(description="instance")
     def instance_link(self, obj: Invocation) -> str:
@@ -216,20 +218,6 @@ class InvocationAdmin(admin.ModelAdmin):
             ),
         )
 
-    @admin.display(description="calls it made")
-    def callees_list(self, obj: Invocation) -> str:
-        callees = list(obj.callees.order_by("id")[:50])
-        if not callees:
-            return "—"
-        return format_html_join(
-            ", ",
-            '<a href="{}">{}/{}.{}</a> ({})',
-            (
-                (reverse("admin:objects_invocation_change", args=[c.pk]), c.type_name, c.key, c.handler, c.status)
-                for c in callees
-            ),
-        )
-
     def _operate(
         self,
         request: HttpRequest,
@@ -249,6 +237,7 @@ class InvocationAdmin(admin.ModelAdmin):
                 "action": action,
                 "verb": verb,
                 "warning": warning,
+                "next": next_url(request),
             }
             return TemplateResponse(request, "admin/objects/invocation/action_confirmation.html", context)
         done = 0
@@ -265,7 +254,7 @@ class InvocationAdmin(admin.ModelAdmin):
             self.message_user(request, f"{verb.capitalize()}: {done} invocation(s).", messages.SUCCESS)
         if refused:
             self.message_user(request, f"Refused ({len(refused)}): " + " ".join(refused), messages.WARNING)
-        return None
+        return back(request)
 
     @admin.action(
         description="Cancel the selected invocations (pending, backing off, suspended)", permissions=["change"]
@@ -299,6 +288,52 @@ class InvocationAdmin(admin.ModelAdmin):
             queryset,
             action="retry_invocations",
             verb="retry",
-            operation=invocation_retry,
+            operation=retry_unless_refused,
             warning="The invocations go back to their keys' inboxes and run again from their journal.",
         )
+
+
+def is_refusal(invocation: Invocation) -> bool:
+    """A handler's answer rather than a fault: failed with a 4xx (a TerminalError such as "out of stock", 409).
+    Running it again gives the same answer, so the admin does not offer a retry."""
+    code = invocation.error_code
+    return invocation.status == Status.FAILED and code is not None and 400 <= code < 500
+
+
+def retry_unless_refused(*, invocation: Invocation) -> Invocation:
+    if is_refusal(invocation):
+        raise Conflict(
+            f"Invocation {invocation.public_id} was not retried: its handler refused it ({invocation.error_code}: "
+            f"{invocation.error_message[:200]}); running it again gives the same answer."
+        )
+    return invocation_retry(invocation=invocation)
+
+
+def status_badge(invocation: Invocation) -> str:
+    """The status as a coloured badge; a pending invocation says why it has not run (a paused key, not yet
+    due) and a refusal says so with its code."""
+    status, label, title = invocation.status, invocation.get_status_display(), ""
+    if status == Status.PENDING and invocation.instance.paused:
+        status, label = "blocked", "blocked: key paused"
+        title = invocation.instance.paused_reason or "paused by an operator"
+    elif status == Status.PENDING and invocation.not_before and invocation.not_before > timezone.now():
+        status, label, title = "scheduled", "scheduled", f"due at {invocation.not_before:%Y-%m-%d %H:%M:%S %Z}"
+    elif is_refusal(invocation):
+        status, label, title = "refused", f"refused ({invocation.error_code})", invocation.error_message[:200]
+    return format_html('<span class="vo-badge vo-badge-{}" title="{}">{}</span>', status, title, label)
+
+
+def invocation_made(*, invocation: Invocation, limit: int = 100) -> list[dict[str, Any]]:
+    """The calls (ctx.call) and sends (ctx.send, timers) an invocation made, oldest first: each a row whose
+    `caller` is it. A call's row is created running, as it starts (started_at <= created_at); a send's is
+    created pending and starts after its caller commits. Shared calls read without a row and are not listed."""
+    rows = list(invocation.callees.select_related("instance").order_by("id")[:limit])
+    return [
+        {
+            "invocation": row,
+            "via": "call" if row.started_at is not None and row.started_at <= row.created_at else "send",
+            "badge": status_badge(row),
+            "url": reverse("admin:objects_invocation_change", args=[row.pk]),
+        }
+        for row in rows
+    ]
