@@ -25,6 +25,7 @@ from .access import cart_access
 from .inputs import AddItemInput, CheckoutInput, ExpireInput, MergeInput, RemoveItemInput, UpdateQuantityInput
 from .limits import MAX_LINES, MAX_QUANTITY, is_anonymous_key
 from .pricing import cart_view, dollars
+from .state_schema import CartState
 
 MAX_REMEMBERED_ORDERS = 500
 
@@ -32,6 +33,7 @@ cart = VirtualObject(
     "ShoppingCart",
     access=cart_access,
     description="A shopper's cart: lines priced from the catalog, checkout into an Order paid from the Wallet.",
+    state_schema=CartState,
 )
 
 

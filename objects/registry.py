@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ImproperlyConfigured
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.errors import PydanticUserError
 from typing_extensions import is_typeddict
 
@@ -60,7 +61,9 @@ class VirtualObject:
 
     `state_ttl` (a timedelta or seconds) clears an instance's state after that long without a change;
     `access(user, key, handler) -> bool` decides who may call it over HTTP (default: staff only);
-    `state_history=False` records no history of its handlers' state changes (an operator's edits still are).
+    `state_history=False` records no history of its handlers' state changes (an operator's edits still are);
+    `state_schema` (a pydantic model whose fields are entry names, or a mapping of entry name to a type or a
+    TypeAdapter) is what the admin checks an operator's edit of an entry against; undeclared entries are free.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class VirtualObject:
         access: AccessRule | None = None,
         description: str = "",
         state_history: bool = True,
+        state_schema: Any = None,
     ) -> None:
         if not NAME_RE.match(name or ""):
             raise ImproperlyConfigured(
@@ -84,10 +88,25 @@ class VirtualObject:
         self.access: AccessRule = access or staff_only
         self.description = description
         self.handlers: dict[str, Handler] = {}
+        self.state_schema = state_schema
+        self.state_adapters = state_adapters(name, state_schema)
         register(self)
 
     def __repr__(self) -> str:
         return f"VirtualObject({self.name!r})"
+
+    def entry_errors(self, name: str, value: Any) -> list[str]:
+        """What is wrong with `value` as state entry `name` by the type's state schema, each "path: message"
+        (`lines[0].quantity: Input should be a valid integer`); [] when it fits or the entry is not declared.
+        Checked as JSON, strictly: "2" is no integer."""
+        adapter = self.state_adapters.get(name)
+        if adapter is None:
+            return []
+        try:
+            adapter.validate_json(json.dumps(value), strict=True)
+        except ValidationError as exc:
+            return [f"{name}{_path(error['loc'])}: {error['msg']}" for error in exc.errors()]
+        return []
 
     def exclusive(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None, input: Any = None) -> Any:
         """Declare an exclusive handler: it may write state and runs alone per key, in arrival order."""
@@ -155,6 +174,31 @@ def input_adapter(input_type: Any) -> TypeAdapter[Any]:
         return TypeAdapter(input_type)
     named = typing.NewType(input_type.__name__, input_type)  # type: ignore[misc]  # a name made at run time
     return TypeAdapter(named, config=ConfigDict(strict=True, extra="forbid"))
+
+
+def state_adapters(type_name: str, schema: Any) -> dict[str, TypeAdapter[Any]]:
+    """One TypeAdapter per declared entry of a state schema (see VirtualObject)."""
+    if schema is None:
+        return {}
+    if inspect.isclass(schema) and issubclass(schema, BaseModel):
+        fields: dict[str, Any] = {n: Annotated[f.annotation, f] for n, f in schema.model_fields.items()}
+    elif isinstance(schema, Mapping):
+        fields = dict(schema)
+    else:
+        raise ImproperlyConfigured(
+            f"{type_name}: state_schema must be a pydantic model or a mapping of entry name to type, got {schema!r}."
+        )
+    adapters = {}
+    for entry, annotation in fields.items():
+        try:
+            adapters[entry] = annotation if isinstance(annotation, TypeAdapter) else TypeAdapter(annotation)
+        except PydanticUserError as exc:
+            raise ImproperlyConfigured(f"{type_name}.{entry}: its state schema type cannot be checked: {exc}") from exc
+    return adapters
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
 
 
 def _is_serializer(candidate: Any) -> bool:

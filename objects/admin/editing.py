@@ -17,7 +17,9 @@ from django.urls import reverse
 from ..api.body import json_parse
 from ..errors import Conflict, InvalidInput, ObjectsError
 from ..models import Instance, StateChange, StateEntry
+from ..registry import get_object
 from ..services import state_edit
+from .diffing import value_diff
 from .display import json_html, json_text
 from .navigation import back, next_url
 
@@ -77,33 +79,47 @@ def _apply(model_admin, request, instance: Instance, *, version: int, log: str, 
 
 
 def entry_edit(model_admin: InstanceAdmin, request: HttpRequest, instance: Instance) -> HttpResponse:
-    """GET: the entry's value as pretty JSON in a form; POST: validate and set it (or add a new entry)."""
+    """GET: the entry's value as pretty JSON in a form; POST: validate and set it (or add a new entry).
+
+    When the type declares a state schema, the value is checked against it (errors name the path) and the
+    change is shown as a before/after difference to confirm; the confirmed POST is checked again."""
     name = request.GET.get("name", "")
     entry = StateEntry.objects.filter(instance=instance, name=name).first() if name else None
+    declared = get_object(instance.type_name)
+    confirming = declared is not None and bool(declared.state_adapters)
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and request.POST.get("back"):
+        form = EntryForm(initial={key: request.POST.get(key, "") for key in ("name", "value", "version")})
+    elif request.method == "POST":
         form = EntryForm(request.POST)
         if not form.is_valid():
             status = 400
         else:
-            name = form.cleaned_data["name"]
-            try:
-                new_version = _apply(
-                    model_admin,
-                    request,
-                    instance,
-                    version=form.cleaned_data["version"],
-                    log=f"Set state entry {name!r}",
-                    set_entries={name: form.cleaned_data["value"]},
-                )
-            except ObjectsError as exc:  # an invalid name or a value over the size limit
-                form.add_error(None, exc.message)
-                status = exc.status_code
+            name, value = form.cleaned_data["name"], form.cleaned_data["value"]
+            problems = declared.entry_errors(name, value) if declared is not None else []
+            if problems:
+                form.add_error("value", [f"Does not fit the {instance.type_name} state schema: {p}" for p in problems])
+                status = 400
+            elif confirming and request.POST.get("confirm") != "yes":
+                return _confirm(model_admin, request, instance, form)
             else:
-                if new_version is not None:
-                    messages.success(request, f"Set {name!r} on {instance} (version {new_version}).")
-                    return _back(instance)
-                status = 409
+                try:
+                    new_version = _apply(
+                        model_admin,
+                        request,
+                        instance,
+                        version=form.cleaned_data["version"],
+                        log=f"Set state entry {name!r}",
+                        set_entries={name: value},
+                    )
+                except ObjectsError as exc:  # an invalid name or a value over the size limit
+                    form.add_error(None, exc.message)
+                    status = exc.status_code
+                else:
+                    if new_version is not None:
+                        messages.success(request, f"Set {name!r} on {instance} (version {new_version}).")
+                        return _back(instance)
+                    status = 409
     else:
         form = EntryForm(
             initial={"name": name, "value": json_text(entry.value) if entry else "", "version": instance.version}
@@ -119,6 +135,27 @@ def entry_edit(model_admin: InstanceAdmin, request: HttpRequest, instance: Insta
         form=form,
         current_html=json_html(current.value) if current else None,
         instance_version=Instance.objects.filter(pk=instance.pk).values_list("version", flat=True).first(),
+        schema_checked=confirming,
+    )
+
+
+def _confirm(model_admin: InstanceAdmin, request: HttpRequest, instance: Instance, form: EntryForm) -> HttpResponse:
+    """The before/after page of a checked edit: the difference, both values, and the button that saves it."""
+    name, value = form.cleaned_data["name"], form.cleaned_data["value"]
+    current = StateEntry.objects.filter(instance=instance, name=name).first()
+    before = current.value if current is not None else None
+    return _page(
+        model_admin,
+        request,
+        "entry_confirm.html",
+        title=f"Confirm the change of {name!r} of {instance}",
+        original=instance,
+        name=name,
+        value_text=form.data["value"],
+        version=form.cleaned_data["version"],
+        diff=value_diff(before, value, name, created=current is None),
+        before_html=json_html(before) if current is not None else None,
+        after_html=json_html(value),
     )
 
 
