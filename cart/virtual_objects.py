@@ -12,7 +12,6 @@ expiry compares it) and "orders" (order ids of this shopper, newest last).
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from django.conf import settings
 
 from catalog.selectors import products_by_sku
 from objects import ObjectContext, SharedObjectContext, TerminalError, VirtualObject
+from orders import payments
 
 from .access import cart_access
 from .inputs import AddItemInput, CheckoutInput, ExpireInput, MergeInput, RemoveItemInput, UpdateQuantityInput
@@ -229,7 +229,13 @@ def checkout(ctx: ObjectContext, arg: CheckoutInput) -> dict[str, Any]:
             412,
         )
     _check_stock_and_funds(ctx, priced)
-    order_id = "ord_" + uuid.uuid4().hex
+    if payments.confirmation_on():  # wait for the payment provider before anything is reserved or charged
+        order_id = ctx.run("order id", payments.new_order_id)
+        payments.payment_confirm(
+            ctx, order_id=order_id, user=ctx.key, lines=priced["lines"], total_cents=priced["total_cents"]
+        )
+    else:
+        order_id = payments.new_order_id()
     for line in priced["lines"]:
         ctx.call("Inventory", line["sku"], "reserve", {"order_id": order_id, "quantity": line["quantity"]})
     tx_id = f"order-{order_id}"

@@ -39,6 +39,11 @@ class TopUpForm(forms.Form):
     token = forms.RegexField(regex=TOKEN_RE, error_messages={"invalid": "The top-up form expired; try again."})
 
 
+class PaymentAnswerForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("confirm", "Confirm payment"), ("decline", "Decline")])
+    next = forms.CharField(max_length=200, required=False)
+
+
 def form_error(form: forms.Form) -> str:
     """One readable sentence from a form's errors."""
     parts = []

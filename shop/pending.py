@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 
 import objects
+from orders import payments
 
 SESSION_PENDING = "shop_pending"
 MAX_PENDING = 10  # per session; older entries are forgotten (their invocations still run)
+WAIT_SLICE = 0.25  # seconds between two looks at whether a call waits for something outside the shop
 PENDING_FOR = 3600  # seconds a pending call is looked after (well within the idempotency retention)
 RESUME_WAIT = 2.0  # seconds the pending page waits for the result before saying "still working" again
 STILL_WORKING = "Still working on it… this page will show the result as soon as it is there."
@@ -26,6 +29,10 @@ ON_HOLD = (
     "Please try again in a few minutes."
 )
 ON_HOLD_WAITING = "Your cart is on hold for a moment; your change is kept and will be made as soon as it is released."
+PAYING = (
+    "Your order is waiting for its payment confirmation; your change is kept and will be made as soon as the "
+    "payment is answered."
+)
 FAILED = "The shop could not finish that just now; nothing was changed. Please try again in a moment."
 INVALID = "That request was not valid; reload the page and try again."
 
@@ -51,27 +58,36 @@ def cart_call(
     arg: Any,
     after: dict[str, Any],
     idempotency_key: str | None = None,
+    principal: Any = None,
+    waits_for: Callable[[], bool] | None = None,
 ) -> Any:
-    """`ShoppingCart/<key>.<handler>(arg)` for a page: its output, its error raised, or Waiting (paused key, or
-    no result within the timeout; `after` is kept for the pending page to finish the answer)."""
+    """`ShoppingCart/<key>.<handler>(arg)` for a page, run for `principal`: its output, its error raised, or
+    Waiting (paused key, or no result within the timeout; `after` is kept for the pending page to finish the
+    answer). `waits_for`: true once the call waits for something outside the shop; the page stops waiting then."""
     if objects.instance_paused("ShoppingCart", key):
         raise Waiting(ON_HOLD)
     idempotency_key = idempotency_key or f"shop-{uuid.uuid4().hex}"
-    try:
-        return objects.call("ShoppingCart", key, handler, arg, timeout=call_timeout(), idempotency_key=idempotency_key)
-    except objects.CallTimeout:
-        handle = uuid.uuid4().hex
-        entries = _live(request.session.get(SESSION_PENDING) or {})
-        entries[handle] = {
-            "key": key,
-            "handler": handler,
-            "arg": arg,
-            "idem": idempotency_key,
-            "at": time.time(),
-            **after,
-        }
-        request.session[SESSION_PENDING] = dict(list(entries.items())[-MAX_PENDING:])
-        raise Waiting(_still(key), handle) from None
+    deadline = time.monotonic() + call_timeout()
+    while True:
+        left = max(deadline - time.monotonic(), 0.01)
+        try:
+            return objects.call(
+                "ShoppingCart",
+                key,
+                handler,
+                arg,
+                timeout=left if waits_for is None else min(left, WAIT_SLICE),
+                idempotency_key=idempotency_key,
+                principal=principal,
+            )
+        except objects.CallTimeout:
+            if waits_for is None or time.monotonic() >= deadline or waits_for():
+                break
+    handle = uuid.uuid4().hex
+    entries = _live(request.session.get(SESSION_PENDING) or {})
+    entries[handle] = {"key": key, "handler": handler, "arg": arg, "idem": idempotency_key, "at": time.time(), **after}
+    request.session[SESSION_PENDING] = dict(list(entries.items())[-MAX_PENDING:])
+    raise Waiting(_still(key), handle)
 
 
 def resume(request: Any, handle: str) -> tuple[dict[str, Any], Any, objects.ObjectsError | None] | None:
@@ -89,6 +105,7 @@ def resume(request: Any, handle: str) -> tuple[dict[str, Any], Any, objects.Obje
             entry["arg"],
             timeout=RESUME_WAIT,
             idempotency_key=entry["idem"],
+            principal=request.user if entry["handler"] == "checkout" else None,
         )
         error = None
     except objects.CallTimeout:
@@ -110,8 +127,18 @@ def shopper_message(exc: objects.ObjectsError) -> str:
     return FAILED
 
 
+def pending_kind(request: Any, handle: str) -> str | None:
+    """What the pending call `handle` of this session finishes ("checkout", "cart"), None when there is none."""
+    entry = _live(request.session.get(SESSION_PENDING) or {}).get(handle)
+    return entry.get("then") if entry else None
+
+
 def _still(key: str) -> str:
-    return ON_HOLD_WAITING if objects.instance_paused("ShoppingCart", key) else STILL_WORKING
+    if objects.instance_paused("ShoppingCart", key):
+        return ON_HOLD_WAITING
+    if payments.confirmation_on() and payments.payments_pending(user=key):
+        return PAYING
+    return STILL_WORKING
 
 
 def _live(entries: dict[str, Any]) -> dict[str, Any]:

@@ -19,4 +19,6 @@ urlpatterns = [
     path("orders/<str:order_id>/", views.order_detail, name="order_detail"),
     path("wallet/", views.wallet, name="wallet"),
     path("wallet/top-up/", views.wallet_top_up, name="wallet_top_up"),
+    path("payment-provider/", views.payment_provider, name="payment_provider"),
+    path("payment-provider/<str:order_id>/", views.payment_provider_answer, name="payment_provider_answer"),
 ]

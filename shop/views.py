@@ -8,6 +8,7 @@ endpoints answer JSON when the request accepts it (the page's script updates in 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 import objects
@@ -23,10 +25,23 @@ from cart.limits import MAX_QUANTITY
 from cart.services import cart_key_existing, cart_key_for
 from catalog.selectors import products_by_sku
 from objects import ObjectsError
+from orders import payments
 
 from . import pending, selectors
-from .forms import TOP_UP_AMOUNTS, AddToCartForm, CheckoutForm, QuantityForm, SkuForm, TopUpForm, form_error, new_token
+from .forms import (
+    TOP_UP_AMOUNTS,
+    AddToCartForm,
+    CheckoutForm,
+    PaymentAnswerForm,
+    QuantityForm,
+    SkuForm,
+    TopUpForm,
+    form_error,
+    new_token,
+)
 from .templatetags.shop_tags import money
+
+PAYMENT_WAITING = "Your order is waiting for its payment confirmation; this page shows the outcome as soon as it comes."
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -193,20 +208,33 @@ def checkout(request: HttpRequest) -> HttpResponse:
         return redirect("shop:cart")
     token, expected = form.cleaned_data["token"], form.cleaned_data["expected_total"]
     after = {"then": "checkout", "seen": expected}
+    username, asked = request.user.get_username(), time.time()
     try:
         result = pending.cart_call(
             request,
-            key=request.user.get_username(),
+            key=username,
             handler="checkout",
             arg=None if expected is None else {"expected_total_cents": expected},
             idempotency_key=f"checkout-{token}",
             after=after,
+            principal=request.user,
+            waits_for=lambda: (
+                bool(payments.payments_pending(user=username, since=asked - 10)) if payments.confirmation_on() else None
+            ),
         )
     except pending.Waiting as waiting:
         return _waiting(request, waiting)
     except ObjectsError as exc:
         return _checkout_failed(request, exc, after)
     return _checked_out(request, result)
+
+
+def _payment_waited_for(request: HttpRequest, handle: str) -> dict[str, Any] | None:
+    """The payment a pending checkout of this shopper waits for (the newest one not answered), else None."""
+    if pending.pending_kind(request, handle) != "checkout" or not payments.confirmation_on():
+        return None
+    waiting = payments.payments_pending(user=request.user.get_username())
+    return waiting[-1] if waiting else None
 
 
 def _checked_out(request: HttpRequest, result: dict[str, Any]) -> HttpResponse:
@@ -228,6 +256,11 @@ def pending_call(request: HttpRequest, handle: str) -> HttpResponse:
     try:
         outcome = pending.resume(request, handle)
     except pending.Waiting as waiting:
+        payment = _payment_waited_for(request, handle)
+        if payment is not None:
+            if _wants_json(request):
+                return JsonResponse({"pending": request.path, "message": PAYMENT_WAITING}, status=202)
+            return _page(request, "shop/payment_waiting.html", {"payment": payment})
         if _wants_json(request):
             return JsonResponse({"pending": request.path, "message": waiting.message}, status=202)
         return _page(request, "shop/pending.html", {"message": waiting.message}, status=200)
@@ -319,3 +352,48 @@ def wallet_top_up(request: HttpRequest) -> HttpResponse:
         return redirect("shop:wallet")
     messages.success(request, f"Added {money(amount)}. Your balance is {money(result['balance'])}.")
     return redirect("shop:wallet")
+
+
+def _payment_on() -> None:
+    if not payments.confirmation_on():
+        raise Http404("Payment confirmation is off.")
+
+
+@login_required
+@require_GET
+def payment_provider(request: HttpRequest) -> HttpResponse:
+    """The demo payment provider (SHOP_PAYMENT_CONFIRMATION): the shopper's payments waiting for an answer, each
+    with "Confirm payment" and "Decline". It stands in for a provider's own page and webhook."""
+    _payment_on()
+    back = _local_url(request, request.GET.get("next", ""))
+    waiting = payments.payments_pending(user=request.user.get_username())
+    return _page(request, "shop/payment_provider.html", {"payments": waiting, "next": back})
+
+
+@login_required
+@require_POST
+def payment_provider_answer(request: HttpRequest, order_id: str) -> HttpResponse:
+    """Confirm or decline one of the shopper's payments (resolve or reject the waiting checkout's awakeable), then
+    back to the shop's page that follows the checkout, or to the provider's page with what happened."""
+    _payment_on()
+    form = PaymentAnswerForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form_error(form))
+        return redirect("shop:payment_provider")
+    try:
+        said = payments.payment_answer(
+            order_id=order_id, user=request.user.get_username(), confirm=form.cleaned_data["decision"] == "confirm"
+        )
+    except LookupError:
+        raise Http404("No such payment.") from None
+    back = _local_url(request, form.cleaned_data["next"])
+    if back:
+        return redirect(back)
+    messages.success(request, said)
+    return redirect("shop:payment_provider")
+
+
+def _local_url(request: HttpRequest, url: str) -> str:
+    """`url` when it is a path of this site, else "" (the provider sends the shopper back to the shop only)."""
+    allowed = url.startswith("/") and url_has_allowed_host_and_scheme(url, {request.get_host()}, request.is_secure())
+    return url if allowed else ""
