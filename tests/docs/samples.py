@@ -26,6 +26,9 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ROOT = DOCS.parent
+# pages run whole, in page order on one stack (SQLite as `make run` serves it, then PostgreSQL), by
+# tests/docs/test_build_your_own.py; the per-kind tests of test_docs_samples.py leave them out
+ORDERED = {"build-your-own.md"}
 CODE_LANGS = {"python", "py", "pycon", "console", "bash", "sh", "shell", "zsh"}
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 

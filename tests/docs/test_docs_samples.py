@@ -20,14 +20,14 @@ from django.core.management import call_command
 from django.db import connections
 
 from objects import registry
-from tests.docs.samples import ROOT, all_blocks, console_commands, excerpt_found
+from tests.docs.samples import ORDERED, ROOT, all_blocks, console_commands, excerpt_found
 from tests.testobjects import docs_examples
 
 BLOCKS = all_blocks()
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-LIVE_DOCS = sorted({b.doc for b in BLOCKS if b.kind in ("pycon", "register")})
-PLAIN_DOCS = sorted({b.doc for b in BLOCKS if b.kind == "python"} - set(LIVE_DOCS))
-CONSOLE_DOCS = sorted({b.doc for b in BLOCKS if b.kind == "console"})
+LIVE_DOCS = sorted({b.doc for b in BLOCKS if b.kind in ("pycon", "register")} - ORDERED)
+PLAIN_DOCS = sorted({b.doc for b in BLOCKS if b.kind == "python"} - set(LIVE_DOCS) - ORDERED)
+CONSOLE_DOCS = sorted({b.doc for b in BLOCKS if b.kind == "console"} - ORDERED)
 LOCAL_URL = "http://127.0.0.1:8000"
 
 
