@@ -9,6 +9,7 @@ endpoints answer JSON when the request accepts it (the page's script updates in 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -208,7 +209,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
         return redirect("shop:cart")
     token, expected = form.cleaned_data["token"], form.cleaned_data["expected_total"]
     after = {"then": "checkout", "seen": expected}
-    username, asked = request.user.get_username(), time.time()
+    username = request.user.get_username()
     try:
         result = pending.cart_call(
             request,
@@ -218,15 +219,19 @@ def checkout(request: HttpRequest) -> HttpResponse:
             idempotency_key=f"checkout-{token}",
             after=after,
             principal=request.user,
-            waits_for=lambda: (
-                bool(payments.payments_pending(user=username, since=asked - 10)) if payments.confirmation_on() else None
-            ),
+            waits_for=_payment_asked(username, since=time.time()) if payments.confirmation_on() else None,
         )
     except pending.Waiting as waiting:
         return _waiting(request, waiting)
     except ObjectsError as exc:
         return _checkout_failed(request, exc, after)
     return _checked_out(request, result)
+
+
+def _payment_asked(username: str, *, since: float) -> Callable[[], bool]:
+    """Whether the checkout asked the payment provider (at `since` or later; clocks may differ a little): it
+    waits for the answer, so the page need not wait for it any longer."""
+    return lambda: bool(payments.payments_pending(user=username, since=since - 10))
 
 
 def _payment_waited_for(request: HttpRequest, handle: str) -> dict[str, Any] | None:
