@@ -8,6 +8,7 @@ app_name = "shop"
 
 urlpatterns = [
     path("", views.catalog, name="catalog"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("cart/", views.cart_page, name="cart"),
     path("cart/add/", views.cart_add, name="cart_add"),
     path("cart/update/", views.cart_update, name="cart_update"),

@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -56,6 +57,12 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any], status: 
         except ObjectsError:
             context["cart"] = dict(selectors.EMPTY_CART)
     return render(request, template, context, status=status)
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for on pages without an icon link (the admin's, the API's): the shop's."""
+    return redirect(static("shop/favicon.svg"), permanent=True)
 
 
 @require_GET
