@@ -100,6 +100,13 @@ def test_a_confirmed_payment_places_the_order_and_charges_the_wallet_once(shop, 
     other.goto("/wallet/")
     expect(other.locator("#balance")).to_have_text("$50.00")
     assert balance("alice") == 5_000 and stock("MUG") == {"available": 10, "reserved": 0}
+    other.goto("/")  # a change waits behind the checkout, and says why
+    other.get_by_role("button", name="Add Mug to cart").click()
+    expect(other.get_by_role("status")).to_have_text(
+        "Your order is waiting for its payment confirmation; your change is kept and will be made as soon as the "
+        "payment is answered.",
+        timeout=15_000,
+    )
 
     page.get_by_role("link", name="confirm or decline the payment at the payment provider").click()
     expect(page.get_by_role("heading", name="Payment of $12.99")).to_be_visible()
@@ -113,7 +120,9 @@ def test_a_confirmed_payment_places_the_order_and_charges_the_wallet_once(shop, 
     assert stock("MUG") == {"available": 9, "reserved": 0}
     payments = [e for e in objects.call("Wallet", "alice", "history")["entries"] if e["kind"] == "withdraw"]
     assert [e["tx_id"] for e in payments] == [f"order-{order_id}"]  # charged once
-    assert cart("alice")["status"] == "checked_out"
+    expect(other.get_by_role("status")).to_have_text("Added Mug to your cart.", timeout=15_000)
+    assert [(line["sku"], line["quantity"]) for line in cart("alice")["lines"]] == [("MUG", 1)]  # a fresh cart
+    assert objects.call("ShoppingCart", "alice", "orders") == [order_id]
     history = objects.call("Order", order_id, "status")["history"]
     assert {step["by"] for step in history} == {"alice"}
 
