@@ -41,15 +41,49 @@ def idle_seconds() -> float:
     return float(getattr(settings, "CART_IDLE_SECONDS", 3600))
 
 
+DAMAGED = (
+    "This cart's stored contents are not in a shape the shop can read (its {entry!r} entry was changed by hand), "
+    "so it cannot be shown or changed. Support can repair or clear it; the rest of the shop works as usual."
+)
+
+
+def _stored_lines(ctx: SharedObjectContext) -> list[dict[str, Any]]:
+    """The stored lines, checked: a value of another shape (an operator's edit) is this cart's clear error (409),
+    never a TypeError in every handler and page that reads it."""
+    lines = ctx.get("lines") or []
+    if not isinstance(lines, list) or not all(_line_ok(line) for line in lines):
+        raise TerminalError(DAMAGED.format(entry="lines"), 409)
+    return lines
+
+
+def _line_ok(line: Any) -> bool:
+    return (
+        isinstance(line, dict)
+        and isinstance(line.get("sku"), str)
+        and type(line.get("quantity")) is int
+        and line["quantity"] > 0
+        and isinstance(line.get("name", ""), str)
+        and type(line.get("unit_price_cents", 0)) is int
+    )
+
+
+def _version(ctx: SharedObjectContext) -> int:
+    version = ctx.get("version") or 0
+    if type(version) is not int:
+        raise TerminalError(DAMAGED.format(entry="version"), 409)
+    return version
+
+
 def _state(ctx: SharedObjectContext) -> dict[str, Any]:
-    return {name: ctx.get(name) for name in ("lines", "status", "order_id")}
+    state = {name: ctx.get(name) for name in ("status", "order_id")}
+    return {**state, "lines": [] if state["status"] == "checked_out" else _stored_lines(ctx)}
 
 
 def _lines(ctx: ObjectContext) -> list[dict[str, Any]]:
     """The open cart's lines; a checked-out cart starts fresh."""
     if ctx.get("status") == "checked_out":
         return []
-    return [dict(line) for line in ctx.get("lines") or []]
+    return [dict(line) for line in _stored_lines(ctx)]
 
 
 def _product(sku: str) -> Any:
@@ -64,7 +98,7 @@ def _product(sku: str) -> Any:
 def _save(ctx: ObjectContext, lines: list[dict[str, Any]]) -> dict[str, Any]:
     """Store the lines as an open cart, bump the version and push the idle expiry back (one timer per cart,
     re-armed by each change)."""
-    version = int(ctx.get("version") or 0) + 1
+    version = _version(ctx) + 1
     ctx.set("lines", lines)
     ctx.set("status", "open")
     ctx.clear("order_id")
@@ -136,7 +170,14 @@ def get_cart(ctx: SharedObjectContext) -> dict[str, Any]:
 @cart.shared
 def orders(ctx: SharedObjectContext) -> list[str]:
     """Ids of the orders checked out from this cart, newest first."""
-    return list(reversed(ctx.get("orders") or []))
+    return list(reversed(_orders(ctx)))
+
+
+def _orders(ctx: SharedObjectContext) -> list[str]:
+    orders = ctx.get("orders") or []
+    if not isinstance(orders, list) or not all(isinstance(order, str) for order in orders):
+        raise TerminalError(DAMAGED.format(entry="orders"), 409)
+    return orders
 
 
 @cart.exclusive
@@ -148,7 +189,7 @@ def clear(ctx: ObjectContext) -> dict[str, Any]:
 @cart.exclusive(input=ExpireInput)
 def expire(ctx: ObjectContext, arg: dict[str, Any]) -> dict[str, Any]:
     """Run by the idle-expiry timer each change re-arms: clears the cart only if nothing changed since."""
-    if int(ctx.get("version") or 0) == arg["version"] and ctx.get("lines"):
+    if _version(ctx) == arg["version"] and _stored_lines(ctx):
         ctx.set("lines", [])
         ctx.set("version", arg["version"] + 1)
     return cart_view(state=_state(ctx))
@@ -252,6 +293,6 @@ def checkout(ctx: ObjectContext, arg: CheckoutInput) -> dict[str, Any]:
     ctx.set("lines", [])
     ctx.set("status", "checked_out")
     ctx.set("order_id", order_id)
-    ctx.set("version", int(ctx.get("version") or 0) + 1)
-    ctx.set("orders", [*(ctx.get("orders") or []), order_id][-MAX_REMEMBERED_ORDERS:])
+    ctx.set("version", _version(ctx) + 1)
+    ctx.set("orders", [*_orders(ctx), order_id][-MAX_REMEMBERED_ORDERS:])
     return {**cart_view(state=_state(ctx)), "order_total_cents": priced["total_cents"]}

@@ -84,8 +84,8 @@ def _cart_context(request: HttpRequest) -> dict[str, Any]:
             context["balance"] = None
     try:
         context["cart"] = selectors.cart_get(key=cart_key_existing(request=request))
-    except ObjectsError:
-        context["cart"] = dict(selectors.EMPTY_CART)
+    except ObjectsError as exc:  # the page says why (a cart whose stored state cannot be read, a paused key...)
+        context["cart"], context["cart_error"] = dict(selectors.EMPTY_CART), pending.shopper_message(exc)
     context.update(_cart_lines(context["cart"]))
     return context
 
@@ -200,7 +200,10 @@ def cart_remove(request: HttpRequest) -> HttpResponse:
 @require_GET
 def cart_json(request: HttpRequest) -> HttpResponse:
     """The priced cart and its lines' stock: what the page's script shows after a live update."""
-    cart = selectors.cart_get(key=cart_key_existing(request=request))
+    try:
+        cart = selectors.cart_get(key=cart_key_existing(request=request))
+    except ObjectsError as exc:
+        return JsonResponse({"message": pending.shopper_message(exc)}, status=exc.status_code)
     stock = selectors.stock_levels(skus=[line["sku"] for line in cart.get("lines") or []])
     return JsonResponse({"cart": cart, "stock": stock})
 
