@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-hosts check lint lint-imports format types migrations-check install bench bench-compare bench-cliff soak screenshots clean
+.PHONY: run test exercise test-hosts check lint lint-imports format types migrations-check install bench bench-compare bench-cliff soak screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "==> creating the virtualenv and installing requirements (first run takes a minute)"
@@ -21,6 +21,16 @@ test: $(STAMP)
 	@$(BIN)/python scripts/ensure_browser.py
 	@$(BIN)/python scripts/ensure_js.py
 	@$(BIN)/python scripts/test.py $(ARGS)
+
+# `make exercise N`: your code of exercise N (exercises/NN_name/starter.py) against its checks (docs/exercises.md)
+exercise: $(STAMP)
+	@$(BIN)/python scripts/exercise.py $(or $(N),$(word 2,$(MAKECMDGOALS)),none)
+ifeq (exercise,$(firstword $(MAKECMDGOALS)))
+ifneq (,$(word 2,$(MAKECMDGOALS)))
+$(word 2,$(MAKECMDGOALS)):
+	@:
+endif
+endif
 
 # the multi-host suite alone (network namespaces; needs root, skips without): also part of `make test`
 test-hosts: $(STAMP)
