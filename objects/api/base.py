@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.openapi import AutoSchema
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.views import APIView
 
 from .errors import exception_handler
+from .openapi import ObjectsAutoSchema
 from .permissions import AUTHENTICATION_CLASSES, IsStaff
 
 
@@ -25,7 +25,7 @@ class AppAPIView(APIView):
     versioning_class = None
     content_negotiation_class = DefaultContentNegotiation
     metadata_class = SimpleMetadata
-    schema: Any = AutoSchema()
+    schema: Any = ObjectsAutoSchema()
 
     def get_exception_handler(self) -> Any:
         return exception_handler

@@ -8,6 +8,7 @@ of the TypeAdapter that validates it), and the attach, output and health paths.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from drf_spectacular.generators import SchemaGenerator
@@ -39,6 +40,17 @@ ACCEPTED = inline_serializer(
 KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="The key, percent-encoded as one segment.")
 IDEMPOTENCY = OpenApiParameter("idempotency-key", str, OpenApiParameter.HEADER, description="Execute at most once.")
 ERRORS = {code: OpenApiResponse(ERROR) for code in (400, 401, 403, 404, 405, 409, 413)}
+
+
+class ObjectsAutoSchema(AutoSchema):
+    """drf-spectacular's inspector, describing an operation by its own view's docstring only: a view without one
+    does not inherit a base class's (StaffAPI's "Shared settings of every management view" is no description)."""
+
+    def get_description(self) -> str:  # type: ignore[override]  # drf-spectacular's own annotation
+        action = getattr(self.view, getattr(self.view, "action", self.method.lower()), None)
+        action_doc = inspect.getdoc(action) if action is not None and getattr(action, "__doc__", None) else ""
+        own = self.view.__class__.__dict__.get("__doc__")
+        return (action_doc or (inspect.cleandoc(own) if own else "")).strip()
 
 
 def _request_body(handler: Handler) -> Any:

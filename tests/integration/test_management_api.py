@@ -218,13 +218,13 @@ def test_schema_describes_management_and_ingress_with_handler_inputs(api):
 
 def test_swagger_ui_is_served_from_local_static_files(api):
     page = api.get("/api/docs/").content.decode()
-    assert "swagger-ui" in page and "/static/drf_spectacular_sidecar/" in page
+    assert "swagger-ui" in page and "/static/objects/apidocs/" in page
     assert "cdn" not in page.lower()
     import re
 
     from django.test import Client
 
-    asset = re.search(r'/static/drf_spectacular_sidecar/[^"]+\.js', page).group(0)
+    asset = re.search(r'/static/objects/apidocs/[^"]+\.js', page).group(0)
     served = Client().get(asset)
     assert served.status_code == 200 and b"".join(served.streaming_content)
 
