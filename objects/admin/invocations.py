@@ -109,6 +109,7 @@ class InvocationAdmin(admin.ModelAdmin):
     inlines = [JournalEntryInline]
     actions = ["cancel_invocations", "kill_invocations", "retry_invocations"]
     change_form_template = "admin/objects/invocation/change_form.html"
+    change_list_template = "admin/objects/invocation/change_list.html"
     list_per_page = 50
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -76,3 +76,5 @@ def test_the_invocation_list_shows_status_badges_at_1280(operator_page):
     for index in range(3):
         box = badges.nth(index).bounding_box()
         assert box is not None and box["x"] + box["width"] <= WIDTH
+        colour = badges.nth(index).evaluate("e => getComputedStyle(e).backgroundColor")
+        assert colour not in ("rgba(0, 0, 0, 0)", "transparent"), colour  # the app's stylesheet is on the page
