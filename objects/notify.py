@@ -131,9 +131,7 @@ def changed_commands() -> list[tuple[Any, ...]]:
     global _changes
     with _changes_lock:
         taken, _changes = _changes, {}
-    return [
-        ("PUBLISH", changed_channel(t), json.dumps({"key": k, "version": v})) for (t, k), v in taken.items()
-    ]
+    return [("PUBLISH", changed_channel(t), json.dumps({"key": k, "version": v})) for (t, k), v in taken.items()]
 
 
 def publish_changes() -> None:

@@ -170,6 +170,27 @@ def test_watching_needs_the_access_of_a_shared_handler(live_web, streams):
     assert own.response.status_code == 200 and own.next_event()["state"] == {}
 
 
+def test_a_visitor_watches_their_own_anonymous_cart_by_session_cookie(live_web, streams):
+    from tests.integration.shop_fixtures import make_product
+
+    make_product("MUG", name="Mug", price=1299, stock=10)
+    visitor = httpx.Client(base_url=live_web.url, timeout=30)
+    visitor.get("/")
+    added = visitor.post(
+        "/cart/add/",
+        data={"sku": "MUG", "quantity": 2, "csrfmiddlewaretoken": visitor.cookies["csrftoken"]},
+        headers={"Accept": "application/json"},
+    )
+    assert added.status_code == 200
+    path = f"ShoppingCart/anon%3A{visitor.cookies['sessionid']}/watch"
+    cookie = {"Cookie": f"sessionid={visitor.cookies['sessionid']}"}
+    own = streams(live_web.url, path, cookie)
+    assert own.response.status_code == 200 and own.next_event()["state"]["lines"][0]["quantity"] == 2
+    stranger = httpx.get(f"{live_web.url}/ingress/{path}", timeout=10)
+    assert stranger.status_code == 401
+    visitor.close()
+
+
 @pytest.mark.django_db
 def test_without_the_event_loop_a_watch_is_501():
     response = Client().get("/ingress/Recorder/k/watch")
@@ -178,6 +199,8 @@ def test_without_the_event_loop_a_watch_is_501():
     auth = f"Token {Token.objects.create(user=user).key}"
     response = Client().get("/ingress/Recorder/k/watch", HTTP_AUTHORIZATION=auth)
     assert response.status_code == 501 and "ASGI" in response.json()["message"]
+    denied = Client().get("/ingress/ShoppingCart/someone/watch", HTTP_AUTHORIZATION=auth)  # the same rules
+    assert denied.status_code == 403 and "may not call ShoppingCart.get_cart" in denied.json()["message"]
 
 
 @pytest.fixture
