@@ -139,3 +139,23 @@ def test_the_checks_catch_a_broken_link_a_missing_anchor_and_a_long_page(tmp_pat
         "#three (no heading with that anchor in page.md)",
         "missing.md (no such file)",
     ]
+
+
+def test_the_deployment_page_gives_the_commands_and_counts_make_run_starts():
+    """docs/deployment.md's process table: the web command of scripts/stack.py (one per host, its process count),
+    one worker per host with objects.celery's default pool, one beat."""
+    from stack import services
+
+    from objects.celery import DEFAULT_CONCURRENCY
+
+    commands = services("127.0.0.1", 8000, Path("schedule"))
+    web = " ".join(["python", *commands["web"][1:]])
+    page = (DOCS / "deployment.md").read_text().splitlines()
+    rows = {line.split("|")[1].strip(): line for line in page if line.startswith("| ")}
+    assert f"`{web}`" in rows["web"], f"the web command is now: {web}"
+    workers = web.split("--workers ")[1].split()[0]
+    assert f"of {workers} processes (`--workers {workers}`)" in rows["web"]
+    assert commands["worker"][1:3] == [str(ROOT / "manage.py"), "objects_worker"]
+    assert "`python manage.py objects_worker`" in rows["worker"] and "one per host" in rows["worker"]
+    assert f"threads pool of {DEFAULT_CONCURRENCY}" in rows["worker"]
+    assert commands["sweeper"][2] == "objects_beat" and "`python manage.py objects_beat`" in rows["sweeper schedule"]
