@@ -159,3 +159,15 @@ def test_the_deployment_page_gives_the_commands_and_counts_make_run_starts():
     assert "`python manage.py objects_worker`" in rows["worker"] and "one per host" in rows["worker"]
     assert f"threads pool of {DEFAULT_CONCURRENCY}" in rows["worker"]
     assert commands["sweeper"][2] == "objects_beat" and "`python manage.py objects_beat`" in rows["sweeper schedule"]
+
+
+def test_the_readme_layout_names_every_module_of_objects():
+    """README's layout section names each module and folder of objects/ (as a word: `state`, `api/`)."""
+    text = (ROOT / "README.md").read_text()
+    layout = text[text.index("## Layout") :]
+    layout = layout[: layout.index("\n## ")] if "\n## " in layout else layout
+    package = ROOT / "objects"
+    names = [p.stem for p in package.glob("*.py")]
+    names += [f"{p.name}/" for p in package.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
+    missing = sorted(n for n in names if not re.search(rf"(?<![\w/]){re.escape(n)}(?![\w])", layout))
+    assert not missing, f"README.md's layout does not name these parts of objects/: {missing}"
