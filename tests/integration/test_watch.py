@@ -5,8 +5,11 @@ streams, and a server without the event loop says it cannot stream."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import queue
+import socket
 import threading
 import time
 from typing import Any
@@ -17,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
+import tests.conftest
 from objects.services import state_edit
 from tests.conftest import WebServer, _test_database_url
 
@@ -75,6 +79,14 @@ class Stream:
         return found
 
     def close(self) -> None:
+        """Go away as a browser tab does: the connection is shut down (the reading thread sees its end)."""
+        stream = self.response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self.response.status_code == 200:
+            self.ended.wait(2)
         self._cm.__exit__(None, None, None)
         self.client.close()
 
@@ -205,9 +217,10 @@ def test_without_the_event_loop_a_watch_is_501():
 
 @pytest.fixture
 def capped_server(live, django_db_blocker, monkeypatch):
-    """A web server of its own (two processes) allowing one watcher per process, with a short heartbeat."""
+    """A web server of its own, one process, allowing one watcher, with a heartbeat every half second."""
     monkeypatch.setenv("OBJECTS_WATCH_MAX", "1")
     monkeypatch.setenv("OBJECTS_WATCH_HEARTBEAT", "0.5")
+    monkeypatch.setattr(tests.conftest, "web_command", functools.partial(tests.conftest.web_command, workers=1))
     with django_db_blocker.unblock():
         server = WebServer(_test_database_url())
     server.start()
@@ -217,18 +230,22 @@ def capped_server(live, django_db_blocker, monkeypatch):
 
 def test_watchers_are_capped_per_process_and_end_cleanly_on_shutdown(capped_server, streams):
     auth = token_for("wanda")
-    opened = [streams(capped_server.url, "Recorder/cap/watch", auth) for _ in range(3)]  # 2 processes, 1 each
-    answers = sorted(s.response.status_code for s in opened)
-    assert answers.count(503) >= 1 and answers.count(200) >= 1 and set(answers) <= {200, 503}
-    refused = next(s for s in opened if s.response.status_code == 503)
+    first = streams(capped_server.url, "Recorder/cap/watch", auth)
+    assert first.response.status_code == 200 and first.next_event()["version"] == 0
+    refused = streams(capped_server.url, "Recorder/cap/watch", auth)
+    assert refused.response.status_code == 503 and refused.response.headers["Retry-After"] == "5"
     refused.response.read()
-    assert "limit" in refused.response.json()["message"] and refused.response.headers["Retry-After"] == "5"
-    live_ones = [s for s in opened if s.response.status_code == 200]
-    for stream in live_ones:
-        stream.next_event()
-        assert stream.items.get(timeout=3) == {"comment": "keep-alive"}  # the heartbeat
+    assert refused.response.json() == {
+        "code": 503,
+        "message": "This server process has 1 watchers open, its limit; retry shortly.",
+        "source": "ingress",
+    }
+    assert first.items.get(timeout=3) == {"comment": "keep-alive"}  # the heartbeat
+    first.close()  # a client that goes away frees its place
+    time.sleep(0.3)
+    second = streams(capped_server.url, "Recorder/cap/watch", auth)
+    assert second.response.status_code == 200 and second.next_event()["version"] == 0
     started = time.monotonic()
-    capped_server.stop()  # SIGTERM: the streams end, the server exits
+    capped_server.stop()  # SIGTERM: the stream ends, the server exits
     assert capped_server.proc.poll() is not None and time.monotonic() - started < 5
-    for stream in live_ones:
-        assert stream.ended.wait(2)
+    assert second.ended.wait(2)
