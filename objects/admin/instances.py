@@ -31,6 +31,7 @@ from ..services import instance_pause, instance_resume
 from . import editing
 from .diffing import DiffRow, value_diff
 from .display import age_text, json_html
+from .invocations import status_badge
 from .navigation import back, next_url
 
 HISTORY_PER_PAGE = 20
@@ -106,11 +107,16 @@ class InstanceAdmin(admin.ModelAdmin):
 
     def panels(self, request: HttpRequest, instance: Instance) -> dict[str, Any]:
         entries = [(entry, json_html(entry.value)) for entry in instance_entries(instance=instance)]
+        inbox = instance_inbox(instance=instance)
+        recent = instance_recent_invocations(instance=instance)
+        for invocation in [row.invocation for row in inbox] + recent:
+            invocation.instance = instance  # the badge reads the pause from it: no query per row
+            invocation.badge = status_badge(invocation)  # type: ignore[attr-defined]  # for the template
         return {
             "entries": entries,
-            "inbox": instance_inbox(instance=instance),
+            "inbox": inbox,
             "timers": instance_timers(instance=instance),
-            "recent": instance_recent_invocations(instance=instance),
+            "recent": recent,
             "history_page": self.history_page(request, instance),
             "can_operate": self.can_operate(request),
             "changelist_url": reverse("admin:objects_instance_changelist"),

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from objects.inbox import drain_key
 from objects.models import Instance, Invocation, Status
+from objects.notify import wait_done
 from objects.services import invocation_submit
 from tests.integration.admin_fixtures import invocation, messages_of, operator, put  # noqa: F401  # a fixture
 
@@ -18,11 +19,11 @@ INVOCATIONS = "/admin/objects/invocation/"
 
 
 def run(type_name: str, key: str, handler: str, arg) -> Invocation:
-    """Accept an invocation and run its key's inbox here (no worker)."""
+    """Accept an invocation and run its key's inbox here; a worker started by an earlier test (the session's
+    `workers`) may take the key first, so wait for the result either way."""
     inv, _ = invocation_submit(type_name=type_name, key=key, handler=handler, arg=arg)
     drain_key(type_name, key)
-    inv.refresh_from_db()
-    return inv
+    return wait_done(inv, 30)
 
 
 def detail(client, inv: Invocation) -> str:
@@ -77,3 +78,13 @@ def test_retry_is_not_offered_for_a_handlers_refusal(operator):  # noqa: F811
     statuses = dict(Invocation.objects.values_list("pk", "status"))
     assert (statuses[refused.pk], statuses[crashed.pk]) == (Status.FAILED, Status.PENDING)
     assert any("its handler refused it (409: no stock)" in m for m in messages_of(response))
+
+
+@pytest.mark.django_db
+def test_the_instance_pages_inbox_says_a_paused_keys_invocation_is_blocked(operator):  # noqa: F811
+    inst = put("k", n=1)
+    Instance.objects.filter(pk=inst.pk).update(paused=True, paused_reason="investigating")
+    invocation(inst)
+    body = operator.get(reverse("admin:objects_instance_change", args=[inst.pk])).content.decode()
+    inbox = body.split('id="inbox"')[1].split('id="timers"')[0]
+    assert "vo-badge-blocked" in inbox and "blocked: key paused" in inbox
