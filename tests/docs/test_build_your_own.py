@@ -82,7 +82,7 @@ def test_the_page_is_run_in_order_here_only():
 
 @pytest.mark.workers
 def test_the_page_shows_what_a_reader_sees_on_sqlite(tmp_path):
-    with _redis_database(13) as redis_url:
+    with _redis_database(15) as redis_url:
         report = _follow_the_page(f"sqlite:///{tmp_path / 'db.sqlite3'}", redis_url, tmp_path)
     assert not report, report
 
