@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from . import conf
+from . import conf, notify
 from .models import DONE_STATUSES, Instance, Invocation, StateChange, StateEntry, Status
 from .registry import all_objects
 from .state import StateCache
@@ -133,6 +133,9 @@ def expire_state(now: object, limit: int) -> int:
                     continue
                 state = StateCache.for_instance(instance.pk, type_name=obj.name)
                 state.clear_all()
-                state.flush()
+                version = state.flush()
+                if version is not None:  # live watchers see the expiry too (objects/watch.py)
+                    notify.state_changed(obj.name, instance.key, version)
+                    transaction.on_commit(notify.publish_changes)
                 cleared += 1
     return cleared

@@ -140,6 +140,25 @@ def test_an_operators_edit_is_an_event_too(live_web, streams):
     assert edited["state"] == {"items": "oops"} and edited["version"] == seen["version"] + 1
 
 
+def test_a_state_expired_by_the_sweeper_is_an_event_too(live_web, streams):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from objects.models import Instance
+    from objects.sweeper import sweep
+
+    staff = token_for("operator", is_staff=True, is_superuser=True)
+    call(live_web.url, "Ephemeral/old/put", {"value": "a"}, staff)
+    stream = streams(live_web.url, "Ephemeral/old/watch", staff)
+    assert stream.response.status_code == 200
+    before = stream.next_event()
+    assert before["state"] == {"value": "a"}
+    Instance.objects.filter(type_name="Ephemeral", key="old").update(changed_at=timezone.now() - timedelta(minutes=2))
+    assert sweep()["state_expired"] == 1
+    assert stream.next_event(timeout=2) == {"id": before["version"] + 1, "version": before["version"] + 1, "state": {}}
+
+
 def test_last_event_id_resumes_where_the_client_was(live_web, streams):
     auth = token_for("wanda")
     for value in (1, 2):
