@@ -269,6 +269,10 @@ class Application:
             invocation = await wait_done(invocation, conf.get("OBJECTS_CALL_TIMEOUT"))
         except CallTimeout as exc:
             timeout = exc
+            try:  # the id is given out now: make the call's unflushed insert durable first (a flushed commit)
+                await self.postgres.fetchone(FLUSH_SQL, [invocation.pk])
+            except psycopg.Error as error:
+                return database_unavailable(error)
 
         def output() -> Any:
             if timeout is not None:
@@ -374,13 +378,17 @@ class Postgres:
         self.pool: psycopg_pool.AsyncConnectionPool[_LoopConnection] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
-    async def fetchone(self, sql: str, params: list[Any]) -> Any:
-        return await self._run(sql, params, one=True)
+    async def fetchone(self, sql: str, params: list[Any], *, flush: bool = True) -> Any:
+        return await self._run(sql, params, one=True, flush=flush)
 
-    async def fetchall(self, sql: str, params: list[Any]) -> list[Any]:
-        return await self._run(sql, params, one=False)
+    async def fetchall(self, sql: str, params: list[Any], *, flush: bool = True) -> list[Any]:
+        return await self._run(sql, params, one=False, flush=flush)
 
-    async def _run(self, sql: str, params: list[Any], *, one: bool) -> Any:
+    async def _run(self, sql: str, params: list[Any], *, one: bool, flush: bool = True) -> Any:
+        """Run one statement on a pooled connection. Without `flush`, its commit does not wait for the WAL to
+        reach the disk (`synchronous_commit` off for the connection until a flushed statement needs it on):
+        only for a call's invocation, whose answer waits for a worker's later commit, which is flushed and so
+        makes everything before it in the WAL durable too (docs/decisions/0007)."""
         pool = await self._pool()
         for spare in range(pool.max_size, -1, -1):
             try:
@@ -392,6 +400,9 @@ class Postgres:
             try:
                 if time.monotonic() - conn.used > IDLE_CHECK_AFTER and not await _answers(conn):
                     continue  # ended while it sat idle (a restart, a cut network): closed, try another
+                if conn.flush is not flush:
+                    await conn.kept.execute("SET synchronous_commit TO " + ("DEFAULT" if flush else "OFF"))
+                    conn.flush = flush
                 await conn.kept.execute(sql, params)
                 return await (conn.kept.fetchone() if one else conn.kept.fetchall())
             except psycopg.OperationalError as exc:
@@ -434,6 +445,11 @@ class Postgres:
             await pool.close(timeout=1)
 
 
+# A statement that writes WAL (a row lock) and so, with synchronous_commit on, commits only once the WAL up to
+# it is on disk: every earlier commit is durable when it returns. FOR KEY SHARE never waits for a worker that
+# runs the invocation (its update takes a weaker lock).
+FLUSH_SQL = 'SELECT 1 FROM "objects_invocation" WHERE id = %s FOR KEY SHARE'
+
 # SQLSTATEs of a session the server ended while it sat idle (shutdown, crash, a terminated backend): a statement
 # sent on it afterwards never ran, so running it on another connection cannot apply it twice.
 ENDED_BY_SERVER = {"57P01", "57P02", "57P05"}
@@ -449,6 +465,7 @@ def loop_name() -> str:
 class _LoopConnection(psycopg.AsyncConnection[Any]):
     kept: psycopg.AsyncCursor[Any]  # the connection's one cursor (`_keep_cursor`)
     used: float = 0.0  # time.monotonic() when it last ran a statement
+    flush: bool = True  # whether its commits wait for the WAL flush (synchronous_commit as configured)
 
 
 async def _keep_cursor(conn: _LoopConnection) -> None:
@@ -546,14 +563,15 @@ class GroupInsert:
                     raise
 
     async def _group(self, group: list[_Entry]) -> None:
+        flush = any(entry.send_partition is not None for entry in group)  # only calls: see Postgres._run
         if len(group) == 1:
             (entry,) = group
-            row = await self.postgres.fetchone(entry.sql, entry.params)
+            row = await self.postgres.fetchone(entry.sql, entry.params, flush=flush)
             rows = {entry.uid: row} if row is not None else {}
         else:
             columns = [list(column) for column in zip(*(entry.params[:-2] for entry in group), strict=True)]
             try:
-                found = await self.postgres.fetchall(fresh_group_sql(), columns)
+                found = await self.postgres.fetchall(fresh_group_sql(), columns, flush=flush)
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:  # refused as a whole, nothing written: each again, alone

@@ -321,6 +321,35 @@ def test_a_call_waits_for_its_outcome_on_the_loop(app, token, live):
     assert invocation.status == Status.SUCCEEDED and invocation.output == 2
 
 
+@pytest.mark.workers
+def test_a_calls_insert_does_not_wait_for_the_flush_and_a_sends_does(app, token, live, monkeypatch):
+    """docs/decisions/0007: a call's insert commits with synchronous_commit off (the worker's flushed commit
+    covers it before the caller is answered); a send, answered at once, keeps a flushed commit."""
+    warm(app, token, key="flushes")
+    with connections["default"].cursor() as cursor:  # the test server runs with it off, for speed
+        cursor.execute("ALTER SYSTEM SET synchronous_commit = on")
+        cursor.execute("SELECT pg_reload_conf()")
+    request_reset = connections["default"].cursor()
+    settings_seen: list[str] = []
+    run = app.postgres._run
+
+    async def spied(sql: str, params: list[Any], *, one: bool, flush: bool = True) -> Any:
+        row = await run(sql, params, one=one, flush=flush)
+        if sql.startswith("INSERT"):
+            settings_seen.append((await run("SHOW synchronous_commit", [], one=True, flush=flush))[0])
+        return row
+
+    monkeypatch.setattr(app.postgres, "_run", spied)
+    try:
+        call = post(app, "/ingress/Recorder/flushes/append", b'{"value": 1}', auth(token))
+        send = post(app, "/ingress/Recorder/flushes/append/send", b'{"value": 2}', auth(token))
+    finally:
+        request_reset.execute("ALTER SYSTEM RESET synchronous_commit")
+        request_reset.execute("SELECT pg_reload_conf()")
+    assert (call.status_code, send.status_code) == (200, 202)
+    assert settings_seen == ["off", "on"]
+
+
 def test_a_shared_call_reads_the_committed_state_on_the_loop(app, token, reader):
     warm(app, token)
     instance = Instance.objects.create(type_name="LoopReader", key="a/b")
@@ -382,13 +411,13 @@ def statements(app, monkeypatch):
     seen: list[tuple[str, Any]] = []
     fetchone, fetchall = app.postgres.fetchone, app.postgres.fetchall
 
-    async def one(sql: str, params: list[Any]) -> Any:
+    async def one(sql: str, params: list[Any], **flush: bool) -> Any:
         seen.append(("one", sql))
-        return await fetchone(sql, params)
+        return await fetchone(sql, params, **flush)
 
-    async def many(sql: str, params: list[Any]) -> Any:
+    async def many(sql: str, params: list[Any], **flush: bool) -> Any:
         seen.append(("group", len(params[0])) if "unnest" in sql else ("all", sql))
-        return await fetchall(sql, params)
+        return await fetchall(sql, params, **flush)
 
     monkeypatch.setattr(app.postgres, "fetchone", one)
     monkeypatch.setattr(app.postgres, "fetchall", many)
@@ -465,7 +494,7 @@ def test_a_group_whose_connection_is_lost_answers_503(app, token, monkeypatch):
     warm(app, token, key="lost")
     fetchall = app.postgres.fetchall
 
-    async def lost(sql: str, params: list[Any]) -> Any:
+    async def lost(sql: str, params: list[Any], **flush: bool) -> Any:
         if "unnest" in sql:
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return await fetchall(sql, params)
