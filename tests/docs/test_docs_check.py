@@ -171,3 +171,14 @@ def test_the_readme_layout_names_every_module_of_objects():
     names += [f"{p.name}/" for p in package.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
     missing = sorted(n for n in names if not re.search(rf"(?<![\w/]){re.escape(n)}(?![\w])", layout))
     assert not missing, f"README.md's layout does not name these parts of objects/: {missing}"
+
+
+def test_no_page_cites_a_design_file_or_an_issue_number():
+    """The docs say what is needed in their own words: no issue numbers, no design file outside the repository."""
+    cited = [
+        f"{page.relative_to(ROOT)}:{number}: {match.group()}"
+        for page in PAGES
+        for number, line in enumerate(page.read_text().splitlines(), 1)
+        for match in re.finditer(r"\bDESIGN\.md\b|\bissues? #?\d+\b", line, re.I)
+    ]
+    assert not cited, "Pages cite what is not in the repository:\n" + "\n".join(cited)
