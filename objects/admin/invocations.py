@@ -15,10 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from ..api.refusals import is_refusal, retry_unless_refused
 from ..errors import Conflict
 from ..models import Invocation, JournalEntry, Status
 from ..selectors import invocation_awaiting, invocation_caller_chain
-from ..services import invocation_cancel, invocation_kill, invocation_retry
+from ..services import invocation_cancel, invocation_kill
 from .display import json_html
 from .navigation import back, next_url
 
@@ -292,22 +293,6 @@ class InvocationAdmin(admin.ModelAdmin):
             operation=retry_unless_refused,
             warning="The invocations go back to their keys' inboxes and run again from their journal.",
         )
-
-
-def is_refusal(invocation: Invocation) -> bool:
-    """A handler's answer rather than a fault: failed with a 4xx (a TerminalError such as "out of stock", 409).
-    Running it again gives the same answer, so the admin does not offer a retry."""
-    code = invocation.error_code
-    return invocation.status == Status.FAILED and code is not None and 400 <= code < 500
-
-
-def retry_unless_refused(*, invocation: Invocation) -> Invocation:
-    if is_refusal(invocation):
-        raise Conflict(
-            f"Invocation {invocation.public_id} was not retried: its handler refused it ({invocation.error_code}: "
-            f"{invocation.error_message[:200]}); running it again gives the same answer."
-        )
-    return invocation_retry(invocation=invocation)
 
 
 def status_badge(invocation: Invocation) -> str:

@@ -26,6 +26,7 @@ from ..selectors import instance_list_annotated
 from .base import AppAPIView
 from .body import StrictJSONParser
 from .pagination import BoundedLimitOffsetPagination
+from .refusals import retry_unless_refused
 from .serializers import (
     InstanceDetailSerializer,
     InstanceSerializer,
@@ -329,7 +330,10 @@ class InvocationViewSet(StaffAPI, viewsets.ReadOnlyModelViewSet):
     def kill(self, request, pk: str) -> Response:
         return self._act(services.invocation_kill)
 
-    @extend_schema(summary="Run a failed or backing-off invocation again (else 409)", request=None)
+    @extend_schema(
+        summary="Run a failed or backing-off invocation again (else 409; a handler's refusal, a 4xx, is 409 too)",
+        request=None,
+    )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk: str) -> Response:
-        return self._act(services.invocation_retry)
+        return self._act(retry_unless_refused)

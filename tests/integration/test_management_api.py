@@ -205,6 +205,22 @@ def test_cancel_kill_and_retry_actions(api):
     assert api.post(f"/api/invocations/{failed.public_id}/retry/").status_code == 409
 
 
+def test_retry_refuses_a_handlers_refusal_with_409_like_the_admin(api):
+    """A 4xx TerminalError is the handler's answer ("out of stock"); running it again gives the same answer."""
+    refused, _ = invocation_submit(type_name="Recorder", key="r", handler="append", arg={"value": 1})
+    Invocation.objects.filter(pk=refused.pk).update(
+        status=Status.FAILED, error_code=409, error_type="TerminalError", error_message="Only 0 Poster left"
+    )
+    response = api.post(f"/api/invocations/{refused.public_id}/retry/")
+    assert response.status_code == 409
+    body = response.json()
+    assert "its handler refused it (409: Only 0 Poster left)" in body["message"] and body["code"] == 409
+    assert Invocation.objects.get(pk=refused.pk).status == Status.FAILED
+    crashed, _ = invocation_submit(type_name="Recorder", key="s", handler="append", arg={"value": 1})
+    Invocation.objects.filter(pk=crashed.pk).update(status=Status.FAILED, error_code=500, error_message="boom")
+    assert api.post(f"/api/invocations/{crashed.public_id}/retry/").json()["status"] == "pending"
+
+
 def test_schema_describes_management_and_ingress_with_handler_inputs(api):
     schema = api.get("/api/schema/?format=json").json()
     append = schema["paths"]["/ingress/Recorder/{key}/append"]["post"]
