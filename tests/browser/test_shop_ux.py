@@ -3,6 +3,8 @@ JavaScript: stock shown and enforced."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
@@ -14,6 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.workers]
 PASSWORD = "pw-for-tests-123"
 DESKTOP_JS = pytest.param(1280, 800, True, id="1280-js")
 PHONE_NO_JS = pytest.param(390, 844, False, id="390-nojs")
+WATCH = re.compile(r"/watch(\?.*)?$")  # a cart's live event stream
 
 
 @pytest.fixture
@@ -70,8 +73,12 @@ def test_stock_is_shown_enforced_and_warned_about(shop, new_page, width, height,
 
 @pytest.mark.parametrize(("width", "height", "javascript"), [DESKTOP_JS, PHONE_NO_JS])
 def test_checkout_asks_to_confirm_a_total_that_changed_in_another_tab(shop, new_page, width, height, javascript):
+    """The click lands before the page learns of the change: without JavaScript, or with it before the live update
+    arrives (here its event stream is held back). Checkout sends the total shown; the server refuses another."""
     fund("alice", 10_000)
     page = new_page(javascript=javascript, width=width, height=height)
+    if javascript:
+        page.route(WATCH, lambda route: route.abort())
     sign_in(page)
     page.goto("/")
     page.locator("li.product[data-sku=MUG]").get_by_role("button", name="Add Mug to cart").click()
@@ -90,6 +97,37 @@ def test_checkout_asks_to_confirm_a_total_that_changed_in_another_tab(shop, new_
     assert balance("alice") == 10_000
     expect(page.locator("tr[data-sku=TEE]")).to_be_visible()
     page.get_by_role("button", name="Confirm and pay $50.98").click()
+    expect(page.locator("#order-total")).to_have_text("$50.98")
+    assert balance("alice") == 10_000 - 5098
+
+
+def test_a_live_update_of_the_total_asks_to_confirm_it_and_holds_the_button_a_moment(shop, new_page):
+    """With JavaScript the open cart follows another tab's change: the page says the total changed, the checkout
+    button asks to confirm the new amount and takes no click at once (one aimed at the old amount is not
+    taken as a confirmation), and a confirmed checkout charges exactly the total shown."""
+    fund("alice", 10_000)
+    page = new_page(javascript=True, width=1280, height=800)
+    sign_in(page)
+    objects.call("ShoppingCart", "alice", "add_item", {"sku": "MUG", "quantity": 2})
+    page.goto("/cart/")
+    expect(page.get_by_role("button", name="Check out and pay $25.98")).to_be_enabled()
+    page.wait_for_timeout(300)  # the event stream is open
+    page.evaluate(
+        """() => { window.heldWhenSaid = null; new MutationObserver(() => {
+            if (window.heldWhenSaid === null && document.querySelector('#messages [role=alert]'))
+                window.heldWhenSaid = document.querySelector('.checkout button[type=submit]').disabled;
+        }).observe(document.getElementById('messages'), {childList: true, subtree: true}); }"""
+    )
+    objects.call("ShoppingCart", "alice", "add_item", {"sku": "TEE", "quantity": 1})  # another tab
+    expect(page.get_by_role("alert")).to_have_text(
+        "Your cart changed elsewhere: the total is now $50.98, not $25.98. Check it, then confirm to pay.",
+        timeout=2000,
+    )
+    expect(page.locator("tr[data-sku=TEE]")).to_be_visible()
+    assert page.evaluate("window.heldWhenSaid") is True
+    assert page.locator("input[name=expected_total]").input_value() == "5098"
+    assert balance("alice") == 10_000
+    page.get_by_role("button", name="Confirm and pay $50.98").click()  # waits for the hold to end
     expect(page.locator("#order-total")).to_have_text("$50.98")
     assert balance("alice") == 10_000 - 5098
 

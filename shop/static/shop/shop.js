@@ -110,6 +110,10 @@
     }
   }
 
+  // This tab's own changes: a live refresh that overlaps one shows the cart but does not announce a change made
+  // elsewhere (the change is the shopper's own, answered by its own message).
+  var own = { inFlight: 0, generation: 0 };
+
   function submitCartForm(form) {
     var button = form.querySelector("button[type=submit]");
     var row = form.closest("tr");
@@ -117,6 +121,8 @@
     if (button) button.setAttribute("aria-disabled", "true");
     if (form.getAttribute("data-busy")) return Promise.resolve();
     form.setAttribute("data-busy", "1");
+    own.inFlight += 1;
+    own.generation += 1;
     var token = form.querySelector("input[name=csrfmiddlewaretoken]");
     var sent = false;
     return fetch(form.action, {
@@ -132,6 +138,8 @@
       if (sent) say("The page lost track of that change; reload it to see your cart.", true);
       else form.submit();
     }).finally(function () {
+      own.inFlight -= 1;
+      own.generation += 1;
       form.removeAttribute("data-busy");
       if (button) button.removeAttribute("aria-disabled");
       keepFocus(button, row, next, previous);
@@ -149,10 +157,12 @@
     function refresh() {
       if (busy) { again = true; return; }
       busy = true;
+      var generation = own.generation, quiet = own.inFlight > 0;
       fetch(json, { credentials: "same-origin", headers: { "Accept": "application/json" } }).then(function (response) {
         return response.ok ? response.json() : null;
       }).then(function (data) {
-        if (data && data.cart) return show(data.cart, data.stock);
+        if (generation !== own.generation) { again = true; return; }  // read before this tab's own change: read again
+        if (data && data.cart) return show(data.cart, data.stock, !quiet);
       }).catch(function () {}).finally(function () {
         busy = false;
         if (again) { again = false; refresh(); }
@@ -163,20 +173,47 @@
     window.addEventListener("pagehide", function () { source.close(); });
   }
 
-  function show(cart, stock) {
+  // A live update that changes the total under the checkout button: the page says so, the button asks to confirm
+  // the new amount and takes no click for a moment, so a click aimed at the old amount never pays the new one.
+  var HOLD_MS = 1500;
+
+  function totalChanged(seen, cart) {
+    var button = document.querySelector("[data-cart-page] .checkout button[type=submit]");
+    if (!button || !cart.lines.length) return;
+    var total = document.getElementById("checkout-total");
+    button.textContent = "Confirm and pay ";
+    if (total) button.appendChild(total);
+    var focused = document.activeElement === button;
+    button.disabled = true;
+    say("Your cart changed elsewhere: the total is now " + money(cart.total_cents) + ", not " + money(seen) +
+        ". Check it, then confirm to pay.", true);
+    clearTimeout(totalChanged.timer);
+    totalChanged.timer = setTimeout(function () {
+      button.disabled = false;
+      if (focused && document.activeElement === document.body) button.focus();
+    }, HOLD_MS);
+  }
+
+  function show(cart, stock, announce) {
     var page = document.querySelector("[data-cart-page]");
+    var expected = page && page.querySelector("input[name=expected_total]");
+    var seen = expected ? parseInt(expected.value, 10) : NaN;
+    var shown = function () {
+      if (announce && !isNaN(seen) && seen !== cart.total_cents) totalChanged(seen, cart);
+    };
     var missing = page && cart.lines.some(function (line) {
       return !page.querySelector('tr[data-sku="' + CSS.escape(line.sku) + '"]');
     });
-    if (!missing) { render(cart, stock); return; }
+    if (!missing) { render(cart, stock); shown(); return; }
     return fetch(page.getAttribute("data-cart-page") || window.location.pathname, { credentials: "same-origin" }).then(function (response) {
       return response.ok ? response.text() : null;
     }).then(function (html) {
       var fresh = html && new DOMParser().parseFromString(html, "text/html").querySelector("[data-cart-page]");
-      if (!fresh) { render(cart, stock); return; }
+      if (!fresh) { render(cart, stock); shown(); return; }
       var focused = document.activeElement && document.activeElement.id;
       page.innerHTML = fresh.innerHTML;
       render(cart, stock);
+      shown();
       var again = focused && document.getElementById(focused);
       if (again) again.focus();
     });
