@@ -73,7 +73,6 @@ from .api.paths import decode_segment, raw_path, route_parse
 from .api.responses import error_response, send_response
 from .client import output_of
 from .context import Principal
-from .errors import CallTimeout
 from .middleware import host_refused
 from .models import DONE_STATUSES, Invocation
 from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
@@ -252,31 +251,27 @@ class Application:
         }
         sql, params, chosen = fresh_statement(connection, fields, timezone.now())
         rung = chosen["partition"] if kind == "send" else None  # a send's partition is rung once it is inserted
-        try:
-            row = await self.group.insert(sql, params, chosen["uid"], rung)
-            if row is None:  # a new key: the statement wrote nothing
-                row = await self.first_of_key(sql, params, type_name, key, rung)
-        except psycopg.Error as exc:
-            return database_unavailable(exc)
+        row = await self.group.insert(sql, params, chosen["uid"], rung)
+        if row is None:  # a new key: the statement wrote nothing
+            row = await self.first_of_key(sql, params, type_name, key, rung)
         if row is None:  # the new key's row was deleted again meanwhile: the threads make it
             raise Threaded
         chosen["id"], chosen["instance_id"] = row
         invocation = Invocation.built(connection.alias, chosen)
         if kind == "send":
             return send_response(invocation.public_id, created=True, execution_time=None)
-        timeout: CallTimeout | None = None
+        failure: Exception | None = None  # a timeout, or the database or Redis lost: answered with the id
         try:
             invocation = await wait_done(invocation, conf.get("OBJECTS_CALL_TIMEOUT"))
-        except CallTimeout as exc:
-            timeout = exc
-            try:  # the id is given out now: make the call's unflushed insert durable first (a flushed commit)
-                await self.postgres.fetchone(FLUSH_SQL, [invocation.pk])
-            except psycopg.Error as error:
-                return database_unavailable(error)
+        except Exception as exc:  # noqa: BLE001 - outcome_response answers it
+            failure = exc
+            # the id is given out now: make the call's unflushed insert durable first (a flushed commit); a
+            # failure here is the ingress's answer without the id (objects/api/errors.py)
+            await self.postgres.fetchone(FLUSH_SQL, [invocation.pk])
 
         def output() -> Any:
-            if timeout is not None:
-                raise timeout
+            if failure is not None:
+                raise failure
             return output_of(invocation)
 
         return outcome_response(invocation.public_id, output)
@@ -297,10 +292,7 @@ class Application:
         `state.committed_state`), the handler run on the loop (`IngressView.shared_response`). A handler that
         reads the database itself (or calls another object) raises SynchronousOnlyOperation here and the
         request goes to the threads; a shared handler writes nothing, so running it again there is safe."""
-        try:
-            rows = await self.postgres.fetchall(COMMITTED_SQL, [route.type_name, route.key])
-        except psycopg.Error as exc:
-            return database_unavailable(exc)
+        rows = await self.postgres.fetchall(COMMITTED_SQL, [route.type_name, route.key])
         state = StateCache(*committed_from_rows(rows))
         return view.shared_response(
             route,
@@ -313,19 +305,19 @@ class Application:
         holding no thread (`wait_done`, without a ring: the invocation's own doorbell rang when it was accepted).
         At most LOOP_WAITS attaches wait at once; beyond them 503."""
         invocation = await asyncio.to_thread(_threaded, view.find, request, route)
-        timeout: CallTimeout | None = None
+        failure: Exception | None = None  # a timeout, or the database or Redis lost: answered with the id
         if not invocation.is_done:
             if route.kind == "output":
                 return not_ready(invocation)
             with self.waits.place():
                 try:
                     invocation = await wait_done(invocation, conf.get("OBJECTS_CALL_TIMEOUT"), ring=False)
-                except CallTimeout as exc:
-                    timeout = exc
+                except Exception as exc:  # noqa: BLE001 - outcome_response answers it
+                    failure = exc
 
         def output() -> Any:
-            if timeout is not None:
-                raise timeout
+            if failure is not None:
+                raise failure
             return output_of(invocation)
 
         return outcome_response(invocation.public_id, output)
@@ -491,22 +483,12 @@ async def _answers(conn: _LoopConnection) -> bool:
 class PoolBusy(psycopg.OperationalError):
     """No connection of the loop's pool came free within its timeout: nothing was sent to the database."""
 
-    RETRY_AFTER = "1"
+    wait = 1  # seconds: the Retry-After of its 503 (objects/api/errors.py)
 
     def __init__(self, size: int, timeout: float) -> None:
         super().__init__(
             f"All {size} of this web process's database connections stayed busy for {timeout:g} s; retry shortly."
         )
-
-
-def database_unavailable(exc: psycopg.Error) -> HttpResponse:
-    """The loop's answer to a database error: the ingress's 503; with Retry-After when its pool stayed busy."""
-    log.warning("ingress: database error: %s", exc)
-    if isinstance(exc, PoolBusy):
-        response = error_response(503, str(exc))
-        response["Retry-After"] = PoolBusy.RETRY_AFTER
-        return response
-    return error_response(503, "The database is unavailable; retry shortly.")
 
 
 class GroupInsert:

@@ -1,9 +1,8 @@
 """The project's middleware.
 
-DatabaseUnavailableMiddleware: a view that loses the database answers 503 with a clear message, not a 500.
-DRF views get the same mapping from objects/api/errors.py; this covers plain Django views (the shop, the
-admin). Only connection-level errors (OperationalError, InterfaceError: server down, restarting, a lock
-timeout) are mapped; an IntegrityError or a ProgrammingError is a bug and stays a 500.
+DatabaseUnavailableMiddleware: a plain Django view (the shop, the admin) that loses the database or Redis
+answers 503 with a clear message, not a 500: the policy of objects/api/errors.py (`unavailable`), which the
+ingress and the management API answer by. An IntegrityError or a ProgrammingError is a bug and stays a 500.
 
 IngressShortcutMiddleware: an ingress request (`/{OBJECTS_INGRESS_PREFIX}/...`) without a session cookie
 goes from here straight to the ingress view, as the URL resolver would send it, without the middleware
@@ -28,18 +27,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from . import conf
+from .api.errors import unavailable
 from .api.responses import error_response
 
 log = logging.getLogger("objects.middleware")
-MESSAGE = "The database is unavailable; retry shortly."
 RETRY_AFTER = "5"
 PAGE = (
     "<!doctype html><html lang=en><head><meta charset=utf-8><title>Service unavailable</title></head>"
-    f"<body><h1>Service unavailable</h1><p>{MESSAGE}</p></body></html>"
+    "<body><h1>Service unavailable</h1><p>{message}</p></body></html>"
 )
 
 
@@ -79,13 +77,14 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, (OperationalError, InterfaceError)):
+        message = unavailable(exception)
+        if message is None:
             return None
-        log.warning("%s %s: database unavailable: %s", request.method, request.path, exception)
+        log.warning("%s %s: unavailable: %s", request.method, request.path, exception)
         if wants_json(request):
-            response: HttpResponse = JsonResponse({"code": 503, "message": MESSAGE, "source": "server"}, status=503)
+            response: HttpResponse = JsonResponse({"code": 503, "message": message, "source": "server"}, status=503)
         else:
-            response = HttpResponse(PAGE, status=503, content_type="text/html; charset=utf-8")
+            response = HttpResponse(PAGE.format(message=message), status=503, content_type="text/html; charset=utf-8")
         response["Retry-After"] = RETRY_AFTER
         return response
 

@@ -8,14 +8,12 @@ rule (403) -> delay and input (400/413) -> the invocation.
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import SynchronousOnlyOperation
-from django.db import DatabaseError
 from django.http import HttpResponse
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
@@ -32,6 +30,7 @@ from ..validation import validate_input, validate_key
 from .authentication import CachedTokenAuthentication
 from .body import body_read, json_parse
 from .delay import delay_parse
+from .errors import error_answer, unavailable
 from .limits import ingress_admit, ingress_count, thread_wait
 from .paths import Route, decode_segment, raw_path, route_parse
 from .permissions import INGRESS_AUTHENTICATION_CLASSES, access_check, anonymous_refused
@@ -79,6 +78,10 @@ def outcome_response(public_id: str, output: Callable[[], Any]) -> HttpResponse:
         return error_response(http_status(exc.status_code), exc.message, source="invocation", invocation_id=public_id)
     except Conflict as exc:  # cancelled or killed by an operator
         return error_response(409, exc.message, source="invocation", invocation_id=public_id)
+    except SynchronousOnlyOperation:  # on the event loop: the threads answer (asgi.py)
+        raise
+    except Exception as exc:  # noqa: BLE001 - the database or Redis lost during the wait, or a bug
+        return error_answer(exc, invocation_id=public_id)
     return output_response(value, public_id)
 
 
@@ -205,9 +208,11 @@ class IngressView(APIView):
         ephemeral_id = f"inv_{uuid.uuid4().hex}"
         try:
             value = output()
-        except (ObjectsError, DatabaseError, SynchronousOnlyOperation):  # the last: on the event loop (asgi.py)
+        except (ObjectsError, SynchronousOnlyOperation):  # the last: on the event loop (asgi.py)
             raise
         except Exception as exc:  # noqa: BLE001 - a handler bug is the invocation's failure, not the ingress'
+            if unavailable(exc) is not None:  # the database or Redis lost: the ingress's 503
+                raise
             log.exception("shared handler %s.%s failed", route.type_name, route.handler)
             return error_response(
                 500, f"Handler {route.type_name}.{route.handler} raised {type(exc).__name__}.", source="invocation"
@@ -332,23 +337,4 @@ class IngressView(APIView):
 
     # -- errors -------------------------------------------------------------------------------------
     def handle_exception(self, exc: Exception) -> Any:
-        if isinstance(exc, ObjectsError):
-            status = http_status(exc.status_code) if exc.source == "invocation" else exc.status_code
-            return error_response(status, exc.message, source=exc.source)
-        if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
-            response = error_response(401, str(exc.detail))
-            response["WWW-Authenticate"] = 'Token realm="api"'
-            return response
-        if isinstance(exc, exceptions.APIException):
-            response = error_response(exc.status_code, str(exc.detail), source=getattr(exc, "source", "ingress"))
-            wait = getattr(exc, "wait", None)  # RateLimited (429), WaitsBusy (503)
-            if wait is not None:
-                response["Retry-After"] = str(max(1, math.ceil(wait)))
-            if isinstance(exc, MethodNotAllowed):
-                response["Allow"] = exc.allowed
-            return response
-        if isinstance(exc, DatabaseError):
-            log.warning("ingress: database error: %s", exc)
-            return error_response(503, "The database is unavailable; retry shortly.")
-        log.exception("ingress: unexpected error")
-        return error_response(500, f"Internal error ({type(exc).__name__}); see the server log.")
+        return error_answer(exc)
