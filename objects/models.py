@@ -151,6 +151,13 @@ class Invocation(Built, models.Model):
                 name="objects_inv_partition_idx",
                 condition=Q(status__in=["pending", "backing_off", "suspended"]),
             ),
+            # the claim's test for a key held back by a backing-off or suspended invocation: a probe of this small
+            # index per candidate, whatever the planner believes of the (often just grown) pending rows
+            models.Index(
+                fields=["instance"],
+                name="objects_inv_blocker_idx",
+                condition=Q(status__in=["backing_off", "suspended"]),
+            ),
             models.Index(fields=["status", "created_at"], name="objects_inv_status_idx"),
             models.Index(fields=["type_name", "handler", "created_at"], name="objects_inv_type_idx"),
             models.Index(fields=["caller"], name="objects_inv_caller_idx", condition=Q(caller__isnull=False)),

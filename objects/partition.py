@@ -169,12 +169,16 @@ def _ring_keys(candidates: list[Candidate], countdown: float | None) -> None:
 
 
 # Raw SQL: these run on every pass; the ORM's query building would cost more than PostgreSQL's work.
+# The NOT EXISTS names the statuses of objects_inv_blocker_idx, a small index that the held-back test reads
+# whatever plan PostgreSQL picks: planned from statistics taken while few invocations were pending, as an
+# anti-join over the pending rows' index it scanned every pending row for each once a burst had arrived.
 _RUNNABLE_SQL = (
     'SELECT i.instance_id, k.type_name, k."key", i.partition, MIN(i.id) AS head FROM {invocation} i '
     "JOIN {instance} k ON k.id = i.instance_id "
     "WHERE i.partition IN ({partitions}) AND i.status IN ('pending', 'backing_off', 'suspended') "
     "AND (i.not_before <= %s OR (i.not_before IS NULL AND i.status <> 'suspended')) AND k.paused = %s "
     "AND NOT EXISTS (SELECT 1 FROM {invocation} b WHERE b.instance_id = i.instance_id "
+    "AND b.status IN ('backing_off', 'suspended') "
     "AND ((b.status = 'backing_off' AND b.not_before > %s AND b.id < i.id) "
     "OR (b.status = 'suspended' AND b.id <> i.id))) "
     'GROUP BY i.instance_id, k.type_name, k."key", i.partition ORDER BY head LIMIT %s'

@@ -4,6 +4,9 @@ psycopg prepares a statement on its fifth run on a connection, and PostgreSQL th
 it until the next ANALYZE of its tables. A plan made in a worker's first passes on a fresh database (a nested
 loop over every key row for each pending invocation) read hundreds of thousands of blocks per pass once the
 tables had grown. The claim is planned again as the worker's work grows, so its plan fits the tables.
+
+Nor does a burst of pending invocations that the statistics have not seen yet make every plan of it scan the
+pending rows once per pending row: its test for held-back keys reads an index of the held-back rows only.
 """
 
 from __future__ import annotations
@@ -116,3 +119,27 @@ def test_the_claim_is_planned_again_as_the_work_doubles_and_seldom_after():
     assert generations[2] == 0 and generations[3] == 1  # 64 invocations run
     assert plan.generation == 8  # 16,000 invocations: planned again at 64, 128, ... 8,192, 16,384 not yet
     assert len(partition.claim_sql("postgresql", 8)) > 0
+
+
+def test_a_burst_of_pending_invocations_after_a_quiet_analyze_keeps_the_claim_cheap():
+    """Statistics taken while nothing was pending (a quiet moment's autoanalyze, after a few thousand calls),
+    then a burst of sends to 200 keys: the claim's test for held-back keys must not scan every pending row
+    for each pending row."""
+    fill(per_key=4)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE objects_invocation SET status = 'succeeded'")
+        cursor.execute("ANALYZE objects_instance, objects_invocation")
+        cursor.execute(  # ten pending invocations for each of 200 keys, none of them in the statistics
+            'INSERT INTO objects_invocation (uid, instance_id, type_name, "key", handler, kind, partition, input, '
+            "status, attempts, created_at, kill_requested, error_message, error_type, error_traceback, "
+            "caller_type, caller_key, input_hash, timer_name) "
+            "SELECT md5('burst-' || k.id || '-' || r)::uuid, k.id, k.type_name, k.\"key\", 'append', 'exclusive', "
+            "k.id % 8, '{\"value\": 1}'::jsonb, 'pending', 0, now(), false, '', '', '', '', '', '', '' "
+            "FROM (SELECT * FROM objects_instance ORDER BY id DESC LIMIT 200) k, generate_series(1, 10) r"
+        )
+    partition.plan_grown(ran=20_000)  # a fresh plan, made from those statistics
+    for _ in range(8):
+        partition._claim_keys(PARTITIONS, timezone.now(), 16)
+    blocks = claim_blocks()
+    print(f"\nclaim after a burst: {blocks} blocks")
+    assert blocks < 40_000  # as an anti-join scanning the pending rows for each: about 4,000,000

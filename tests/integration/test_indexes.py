@@ -26,6 +26,7 @@ EXPECTED = {
         "objects_inv_type_idx",
         "objects_inv_idempotency_uniq",
         "objects_inv_caller_idx",
+        "objects_inv_blocker_idx",  # partial: a pending, running or finished row never enters it
     },
     "objects_statechange": {
         "objects_statechange_pkey",
@@ -51,6 +52,8 @@ def test_the_hot_tables_have_only_the_indexes_a_query_needs(table):
 
 def test_caller_and_user_indexes_hold_only_rows_that_have_one():
     assert indexes("objects_invocation")["objects_inv_caller_idx"].endswith("WHERE (caller_id IS NOT NULL)")
+    blocker = indexes("objects_invocation")["objects_inv_blocker_idx"]
+    assert "backing_off" in blocker and "suspended" in blocker and "pending" not in blocker
     assert indexes("objects_statechange")["objects_change_user_idx"].endswith("WHERE (user_id IS NOT NULL)")
 
 
