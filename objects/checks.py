@@ -1,6 +1,6 @@
 """System checks (`manage.py check`) for what the app needs from its host: a Redis URL, SQLite's immediate
-transactions, a Celery app set up by objects.celery.configure, its admin templates within reach, and the
-schema class drf-spectacular needs for the API's schema page."""
+transactions, a Celery app set up by objects.celery.configure, its admin templates and URLs within reach, and
+the schema class drf-spectacular needs for the API's schema page."""
 
 from __future__ import annotations
 
@@ -81,6 +81,25 @@ def check_templates(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
     return []
 
 
+def check_urls(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
+    from django.urls import NoReverseMatch, reverse
+
+    if not _ours(app_configs):
+        return []
+    try:
+        reverse("objects:healthz")
+    except (NoReverseMatch, ImproperlyConfigured):
+        return [
+            Error(
+                "The virtual objects URLs are not included in ROOT_URLCONF: the ingress, the management API and "
+                "/healthz answer 404.",
+                hint='Add path("", include("objects.urls")) to your project\'s urlpatterns (docs/install.md).',
+                id="objects.E005",
+            )
+        ]
+    return []
+
+
 def check_schema_class(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
     from drf_spectacular.openapi import AutoSchema
     from rest_framework.settings import api_settings
@@ -98,4 +117,4 @@ def check_schema_class(app_configs: Any = None, **_: Any) -> list[CheckMessage]:
     ]
 
 
-ALL = (check_redis_url, check_sqlite_immediate, check_celery_app, check_templates, check_schema_class)
+ALL = (check_redis_url, check_sqlite_immediate, check_celery_app, check_templates, check_urls, check_schema_class)

@@ -78,3 +78,9 @@ def test_templates_out_of_reach_are_e004():
     loaders = ["django.template.loaders.app_directories.Loader"]
     with override_settings(TEMPLATES=[{**engine, "OPTIONS": {**engine["OPTIONS"], "loaders": loaders}}]):
         assert ids() == []
+
+
+def test_urls_not_included_are_e005():
+    with override_settings(ROOT_URLCONF="tests.unit.urls_without_objects"):
+        assert ids() == ["objects.E005"]
+    assert ids() == []

@@ -1,0 +1,3 @@
+"""A host's URL configuration that forgot `path("", include("objects.urls"))` (tests/unit/test_checks.py)."""
+
+urlpatterns: list = []
