@@ -73,15 +73,15 @@ from .api.paths import decode_segment, raw_path, route_parse
 from .api.responses import error_response, send_response
 from .client import output_of
 from .context import Principal
+from .doorbell import PARTITION_BELL_TTL, RING_MARK, bell_keys, publish_drain, ring_partition, ring_script
 from .middleware import host_refused
 from .models import DONE_STATUSES, Invocation
 from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
 from .ratelimit import LoopCounts
 from .routing import partition_of
-from .runtime import instance_create_statement, run_shared
-from .services import fresh_group_sql, fresh_statement, principal_json
+from .runtime import run_shared
 from .state import COMMITTED_SQL, StateCache, committed_from_rows
-from .tasks import PARTITION_BELL_TTL, RING_MARK, bell_keys, publish_drain, ring_partition, ring_script
+from .submit import fresh_group_sql, fresh_statement, instance_create_statement, principal_json
 from .timeouts import redis_options
 from .validation import validate_input
 from .watch import Watches
@@ -590,7 +590,7 @@ def _settle(entry: _Entry, result: Any) -> None:
         entry.future.set_result(result)
 
 
-# -- Redis: the commands of notify.wait_done and tasks.ring_partition, on the loop --------------------------
+# -- Redis: the commands of doorbell.wait_done and doorbell.ring_partition, on the loop --------------------------
 _redis: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = weakref.WeakKeyDictionary()
 
 
@@ -645,7 +645,7 @@ async def _round_trip(commands: list[tuple[Any, ...]]) -> list[Any]:
 
 
 async def ring(partitions: list[int]) -> None:
-    """`tasks.ring_partition` on the loop, for each partition, in one round trip: count the ring; the first
+    """`doorbell.ring_partition` on the loop, for each partition, in one round trip: count the ring; the first
     since the partition's last drain publishes one (Celery, in a thread). Never raises: the sweeper covers a
     lost doorbell."""
     sha = ring_script().sha
@@ -663,7 +663,7 @@ async def ring(partitions: list[int]) -> None:
 
 
 async def ring_and_wait(partition: int, key: str, timeout: float) -> Any:
-    """`tasks.ring_and_wait` on the loop: ring the partition and BLPOP the call's done list in one round trip."""
+    """`doorbell.ring_and_wait` on the loop: ring the partition and BLPOP the call's done list in one round trip."""
     bell = ("EVALSHA", ring_script().sha, 4, *bell_keys(partition), key, PARTITION_BELL_TTL, RING_MARK, SIGNAL_TTL)
     try:
         return (await pipelined([bell, ("BLPOP", key, timeout)]))[1]

@@ -18,9 +18,16 @@ from kombu import Exchange, Queue
 
 from objects import conf
 from objects.broker import harden_redis_transport
-from objects.routing import all_queues, partition_of, queue_name
+from objects.routing import (
+    DRAIN_PARTITION_TASK,
+    DRAIN_TASK,
+    SWEEP_QUEUE,
+    SWEEP_TASK,
+    all_queues,
+    partition_of,
+    queue_name,
+)
 
-SWEEP_QUEUE = "objects.sweeper"
 SWEEP_ENTRY = "objects-sweep"
 # One direct exchange for the app's queues (its binding table lives in Redis; workers declare it again when
 # they reconnect, and a doorbell lost to a FLUSHALL or a restart meanwhile is re-rung by the sweeper).
@@ -83,11 +90,11 @@ def configured_app() -> Celery | None:
 def route(name: str, args: Any = (), kwargs: Any = None, options: Any = None, task: Any = None, **_: Any) -> Any:
     """Celery router for the app's tasks only (None for every other task: the host's routes decide). A queue
     given to apply_async wins over this, as it does over any route."""
-    if name == "objects.sweep":
+    if name == SWEEP_TASK:
         return {"queue": SWEEP_QUEUE}
-    if name == "objects.drain_partition" and args:
+    if name == DRAIN_PARTITION_TASK and args:
         return {"queue": queue_name(int(args[0]))}
-    if name == "objects.drain" and args and len(args) >= 2:
+    if name == DRAIN_TASK and args and len(args) >= 2:
         return {"queue": queue_name(partition_of(args[0], args[1]))}
     return None
 
@@ -135,7 +142,7 @@ def _apply(app: Celery) -> None:
     c.beat_schedule = {
         **(c.beat_schedule or {}),
         SWEEP_ENTRY: {
-            "task": "objects.sweep",
+            "task": SWEEP_TASK,
             "schedule": float(conf.get("OBJECTS_SWEEP_INTERVAL")),
             "options": {"queue": SWEEP_QUEUE, "expires": 30},
         },

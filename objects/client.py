@@ -9,11 +9,12 @@ from django.db import connection
 
 from . import conf
 from .context import Principal
+from .doorbell import wait_done
 from .errors import Conflict, DeadlockError, TerminalError
 from .models import Status
-from .notify import wait_done
-from .runtime import current_chain, resolve, run_shared
+from .runtime import current_chain, run_shared
 from .services import invocation_submit
+from .submit import resolve
 from .validation import validate_input, validate_key
 
 

@@ -5,7 +5,6 @@ sleeps, waits for awakeables and arms timers. Both tell who called: `ctx.caller`
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -217,7 +216,3 @@ class Awaitable:
 
     def __repr__(self) -> str:
         return f"Awaitable({self.id!r})"
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)

@@ -9,6 +9,9 @@ from typing import Any
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from . import notify
+from .heartbeat import live_workers
+
 log = logging.getLogger("objects.health")
 
 
@@ -22,18 +25,14 @@ def _database() -> dict[str, Any]:
 
 
 def _redis() -> dict[str, Any]:
-    from .notify import client
-
     try:
-        client().ping()
+        notify.client().ping()
         return {"ok": True}
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": str(exc)[:300]}
 
 
 def _workers() -> dict[str, Any]:
-    from .heartbeat import live_workers
-
     try:
         names = live_workers()
     except Exception as exc:  # noqa: BLE001

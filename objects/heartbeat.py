@@ -10,7 +10,10 @@ import time
 
 from celery.signals import worker_ready, worker_shutdown
 
-from . import timeouts  # noqa: F401 - registers the worker's session timeouts (worker_init)
+from . import (
+    notify,
+    timeouts,  # noqa: F401 - registers the worker's session timeouts (worker_init)
+)
 
 INTERVAL = 2.0
 TTL = 6
@@ -19,11 +22,9 @@ _stop = threading.Event()
 
 
 def _beat(name: str) -> None:
-    from .notify import client
-
     while not _stop.is_set():
         try:
-            client().set(PREFIX + name, str(time.time()), ex=TTL)
+            notify.client().set(PREFIX + name, str(time.time()), ex=TTL)
         except Exception:  # noqa: BLE001 - Redis may be down; keep trying
             pass
         _stop.wait(INTERVAL)
@@ -41,6 +42,4 @@ def _shutdown(**kwargs: object) -> None:
 
 
 def live_workers() -> list[str]:
-    from .notify import client
-
-    return sorted(k.decode().removeprefix(PREFIX) for k in client().scan_iter(match=PREFIX + "*", count=1000))
+    return sorted(k.decode().removeprefix(PREFIX) for k in notify.client().scan_iter(match=PREFIX + "*", count=1000))

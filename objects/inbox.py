@@ -20,16 +20,21 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
-from django.db.backends.signals import connection_created
-from django.dispatch import receiver
 from django.utils import timezone
 
 from . import conf, notify, slowkeys, tally
-from .backends import db, fetchall, fetchone
+from .backends import set_lock_timeout
+from .crashes import StartCounts, start_key
+from .doorbell import ring
 from .errors import InvocationKilled, NotFound, ObjectsError, Suspended, TerminalError
 from .models import Instance, Invocation, Status
-from .runtime import Frame, InvocationRun, finish, finish_succeeded, resolve, timer_rearm
+from .outcome import finish, finish_succeeded
+from .rows import inbox_heads, key_lock
+from .runtime import Frame, InvocationRun
+from .savepoints import LazySavepoint
 from .state import StateCache
+from .submit import resolve
+from .timers import timer_rearm
 
 log = logging.getLogger("objects.inbox")
 
@@ -40,87 +45,6 @@ WAKE_RING_LIMIT = 3600  # seconds: a sleep that ends later is woken by the sweep
 def backoff_delay(attempts: int) -> float:
     delay = conf.get("OBJECTS_RETRY_INITIAL_DELAY") * conf.get("OBJECTS_RETRY_FACTOR") ** max(attempts - 1, 0)
     return float(min(delay, conf.get("OBJECTS_RETRY_MAX_DELAY")))
-
-
-START_PREFIX = "objects:starts:"
-START_TTL = 24 * 3600
-
-
-def start_key(public_id: str) -> str:
-    return f"{START_PREFIX}{public_id}"
-
-
-class StartCounts:
-    """The crash limit's start counts of one drain's invocations (a group pass, or a key's batch), without a
-    Redis round trip per start.
-
-    The counts they already have are read with one `MGET` once the drain has read its inboxes. Each start is
-    then counted by writing `INCR` and `EXPIRE` (and the `DEL` of the previous handler's count) to a Redis
-    connection of the drain's own without waiting for the replies, which are read when the drain has run its
-    keys (`close`). The command is in the socket before the handler runs, so a process that dies in the
-    handler leaves the start counted: the kernel delivers what was written. Redis unreachable: no counts, no
-    crash protection for the drain.
-    """
-
-    def __init__(self, public_ids: list[str]) -> None:
-        self.known: dict[str, int] = {}
-        self.connection: Any = None
-        self.unread = 0
-        if not public_ids:
-            return
-        try:
-            (values,) = notify.pipelined([("MGET", *[start_key(public_id) for public_id in public_ids])])
-            self.known = {p: int(v) for p, v in zip(public_ids, values, strict=True) if v is not None}
-            self.pool = notify.client().connection_pool
-            self.connection = self.pool.get_connection()
-        except Exception:  # noqa: BLE001 - Redis down: run unprotected rather than not at all
-            self.connection = None
-
-    def count(self, public_id: str, previous: str | None) -> int:
-        """Count a start of `public_id` (and forget `previous`, the last handler's count); the starts so far."""
-        if self.connection is None:
-            return 0
-        key = start_key(public_id)
-        commands: list[tuple[Any, ...]] = [("DEL", previous)] if previous else []
-        commands += [("INCR", key), ("EXPIRE", key, START_TTL)]
-        if not self._send(commands):
-            return 0
-        self.known[public_id] = self.known.get(public_id, 0) + 1
-        return self.known[public_id]
-
-    def forget(self, key: str) -> None:
-        self._send([("DEL", key)])
-
-    def _send(self, commands: list[tuple[Any, ...]]) -> bool:
-        """Write the commands in one packet (one system call for a start's two or three commands)."""
-        try:
-            self.connection.send_packed_command(self.connection.pack_commands(commands))
-            self.unread += len(commands)
-        except Exception:  # noqa: BLE001 - the connection broke: the pass goes on unprotected
-            self._drop()
-            return False
-        return True
-
-    def close(self) -> None:
-        """Read the replies of what was written, and hand the connection back."""
-        if self.connection is None:
-            return
-        try:
-            for _ in range(self.unread):
-                self.connection.read_response()
-        except Exception:  # noqa: BLE001 - a count that was not confirmed only matters if it reaches the limit
-            self._drop()
-            return
-        self.pool.release(self.connection)
-        self.connection = None
-
-    def _drop(self) -> None:
-        try:
-            self.connection.disconnect()
-            self.pool.release(self.connection)
-        except Exception:  # noqa: BLE001,S110 - nothing more to do with a broken connection
-            pass
-        self.connection = None
 
 
 class KeyRunner:
@@ -346,60 +270,6 @@ class KeyRunner:
         return False
 
 
-class LazySavepoint:
-    """A handler's savepoint, made just before the first SQL statement the handler runs (a ctx.send, a
-    ctx.call, a journaled step, its own ORM use), or never. Without one, a handler that raises has written
-    nothing, and its success is written by one statement that either applies whole or fails the whole pass
-    (whose keys then go to per-key drains, which always make savepoints). Leaving it: released on success,
-    rolled back (and released, as Django's atomic does) on an exception."""
-
-    def __init__(self) -> None:
-        self.sid: str | None = None
-        self._watching = True
-
-    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if self._watching and self.sid is None:
-            self._watching = False  # connection.savepoint() runs a statement through this wrapper too
-            self.sid = connection.savepoint()
-            self._watching = True
-        return execute(sql, params, many, context)
-
-    def handler_done(self) -> None:
-        """The handler returned: what follows is the runner's own finishing statement, which runs unwatched
-        (an execute wrapper on the connection would also send it through Django's cursor)."""
-        self._unwatch()
-        if connection.needs_rollback:  # the handler caught a database error inside an atomic block
-            raise DatabaseError(
-                "The handler caught a database error inside transaction.atomic() and went on; its writes "
-                "were rolled back. Let the error propagate, or catch it outside the atomic block."
-            )
-
-    def __enter__(self) -> LazySavepoint:
-        connection.execute_wrappers.append(self)
-        return self
-
-    def _unwatch(self) -> None:
-        wrappers = db().execute_wrappers
-        if self in wrappers:
-            wrappers.remove(self)
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        connection = db()
-        self._unwatch()
-        if exc_type is None:
-            if self.sid is not None:
-                connection.savepoint_commit(self.sid)
-            return
-        if self.sid is not None:
-            connection.needs_rollback = False
-            try:
-                connection.savepoint_rollback(self.sid)
-                connection.savepoint_commit(self.sid)
-            except Exception:
-                connection.needs_rollback = True  # the pass cannot go on: it rolls back whole
-                raise
-
-
 class DrainResult:
     DONE = "done"  # the inbox is empty, blocked by a backing-off head, or the key is paused
     BUSY = "busy"  # another transaction holds the key's row (a drain, a ctx.call callee lock, an edit)
@@ -420,8 +290,6 @@ def drain_key(type_name: str, key: str) -> tuple[int, str]:
         if busy:
             return total, DrainResult.BUSY
         if retry_in is not None:
-            from .tasks import ring
-
             ring(type_name, key, countdown=retry_in)
             return total, DrainResult.BLOCKED
         if ran == 0 or not full:
@@ -433,7 +301,7 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
     set_lock_timeout()
     try:
         with transaction.atomic():
-            locked = _lock_key(type_name, key)
+            locked = key_lock(type_name, key)
             if locked is None:
                 busy = Instance.objects.filter(type_name=type_name, key=key).exists()
                 return 0, False, None, busy
@@ -441,7 +309,7 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
             if paused:
                 return 0, False, None, False
             now = timezone.now()
-            heads = _inbox_heads(instance_id, now, batch)
+            heads = inbox_heads(instance_id, now, batch)
             starts = StartCounts([i.public_id for i in heads])
             runner = KeyRunner(Instance(pk=instance_id, type_name=type_name, key=key, paused=False), starts=starts)
             try:
@@ -464,93 +332,3 @@ def _drain_batch(type_name: str, key: str) -> tuple[int, bool, float | None, boo
         time.sleep(0.05)
         return 0, False, 0.2, False
     return len(runner.finished), len(heads) == batch, runner.retry_at, False
-
-
-# The drain's two reads in raw SQL: the ORM's query building cost more worker CPU than PostgreSQL's work.
-_LOCK_SQL = 'SELECT id, paused FROM {instance} WHERE type_name = %s AND "key" = %s'
-_HEADS_SQL = (
-    "SELECT {columns} FROM {invocation} WHERE instance_id = %s AND status IN ('pending', 'backing_off', 'suspended') "
-    "AND (not_before IS NULL OR not_before <= %s OR status <> 'pending') ORDER BY id LIMIT %s"
-)
-
-
-def _lock_key(type_name: str, key: str) -> tuple[int, bool] | None:
-    """Lock the key's row without waiting (SKIP LOCKED); None when it is held elsewhere or does not exist."""
-    connection = db()
-    sql = _LOCK_SQL.format(instance=connection.ops.quote_name(Instance._meta.db_table))
-    if connection.features.has_select_for_update_skip_locked:
-        sql += " FOR NO KEY UPDATE SKIP LOCKED"  # SQLite has no row locks: immediate transactions serialize writers
-    row = fetchone(connection, sql, [type_name, key])
-    return None if row is None else (int(row[0]), bool(row[1]))
-
-
-def _inbox_heads(instance_id: int, now: Any, batch: int) -> list[Invocation]:
-    """The key's next invocations, as model instances built from one cursor read with the fields' own
-    converters (what a queryset does, without its per-call query compilation)."""
-    connection = db()
-    sql = _HEADS_SQL.format(
-        columns=invocation_columns(),
-        invocation=connection.ops.quote_name(Invocation._meta.db_table),
-    )
-    rows = fetchall(connection, sql, [instance_id, connection.ops.adapt_datetimefield_value(now), batch])
-    return invocations_from_rows(rows)
-
-
-def invocation_columns() -> str:
-    connection = db()
-    return ", ".join(connection.ops.quote_name(str(f.column)) for f in Invocation._meta.concrete_fields)
-
-
-def invocations_from_rows(rows: list[tuple[Any, ...]]) -> list[Invocation]:
-    """Model instances from rows of `invocation_columns()`, converted by the fields' own converters."""
-    connection = db()
-    fields = Invocation._meta.concrete_fields
-    converters = _converters(connection)
-    names = [f.attname for f in fields]
-    heads = []
-    for row in rows:
-        values = list(row)
-        for index, column, functions in converters:
-            for function in functions:
-                values[index] = function(values[index], column, connection)
-        heads.append(Invocation.from_db(connection.alias, names, values))
-    return heads
-
-
-_converter_cache: dict[str, list[tuple[int, Any, list[Any]]]] = {}
-
-
-def _converters(conn: Any) -> list[tuple[int, Any, list[Any]]]:
-    if conn.alias not in _converter_cache:
-        found = []
-        for index, field in enumerate(Invocation._meta.concrete_fields):
-            column = field.get_col(Invocation._meta.db_table)
-            functions = conn.ops.get_db_converters(column) + column.get_db_converters(conn)
-            if functions:
-                found.append((index, column, functions))
-        _converter_cache[conn.alias] = found
-    return _converter_cache[conn.alias]
-
-
-def set_lock_timeout() -> None:
-    """Bound every lock wait of this (worker) session, once per database connection, outside a transaction
-    (a SET inside one would be undone by its rollback). Inside a caller's transaction: local to it, as before."""
-    connection = db()
-    if connection.vendor != "postgresql":
-        return
-    value = f"{conf.get('OBJECTS_LOCK_TIMEOUT_MS')}ms"
-    if connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [value])  # SET LOCAL takes no parameter
-        return
-    connection.ensure_connection()  # a new session resets the marker (below) before it is read
-    if getattr(connection, "_objects_lock_timeout", None) == value:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [value])
-    connection._objects_lock_timeout = value  # type: ignore[attr-defined]
-
-
-@receiver(connection_created)
-def _forget_lock_timeout(sender: Any, connection: Any, **kwargs: Any) -> None:
-    connection._objects_lock_timeout = None  # a new session starts with the server's default

@@ -11,38 +11,18 @@ from typing import Any
 
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from . import conf, tally
+from . import conf, notify, tally
 from .models import OPEN_STATUSES, Invocation
 from .selectors import inbox_depth_by_type
+from .sweeper import SWEEPER_ACTIONS, SWEEPER_KEY
 
 log = logging.getLogger("objects.metrics")
 
-# Not in the default registry: the exposed value is the cross-process one kept in Redis.
-SWEEPER_ACTIONS = Counter("objects_sweeper_actions", "Actions taken by the sweeper.", ["action"], registry=None)
-SWEEPER_KEY = "objects:metrics:sweeper"
 BUCKETS = tally.BUCKETS
-
-
-def record_sweep(counts: dict[str, int]) -> None:
-    """Count a sweep's actions here and in Redis (so that the web process's /metrics sees every worker's), with
-    the invocation metrics this process has counted and not sent yet."""
-    for action, count in counts.items():
-        if count:
-            SWEEPER_ACTIONS.labels(action=action).inc(count)
-    commands = [("HINCRBY", SWEEPER_KEY, action, count) for action, count in counts.items() if count]
-    commands += tally.commands()
-    if not commands:
-        return
-    try:
-        from .notify import pipelined
-
-        pipelined(commands)
-    except Exception as exc:  # noqa: BLE001 - metrics never break the sweeper
-        log.warning("sweeper metrics not recorded in Redis: %s", exc)
 
 
 def _seconds(value: timedelta | None) -> float:
@@ -51,10 +31,8 @@ def _seconds(value: timedelta | None) -> float:
 
 def _hashes(keys: list[str]) -> dict[str, dict[str, int]] | None:
     """The Redis hashes `keys` (field -> count), read in one round trip; None when Redis is unreachable."""
-    from .notify import pipelined
-
     try:
-        replies = pipelined([("HGETALL", key) for key in keys])
+        replies = notify.pipelined([("HGETALL", key) for key in keys])
     except Exception as exc:  # noqa: BLE001 - Redis down: the counters are left out, not reported as zero
         log.warning("metrics not read from Redis: %s", exc)
         return None

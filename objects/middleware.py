@@ -31,6 +31,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from . import conf
 from .api.errors import unavailable
+from .api.ingress import token_ingress
+from .api.ingress_urls import ingress_view
 from .api.responses import error_response
 
 log = logging.getLogger("objects.middleware")
@@ -91,9 +93,6 @@ class DatabaseUnavailableMiddleware:
 
 class IngressShortcutMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        from .api.ingress import token_ingress
-        from .api.ingress_urls import ingress_view
-
         self.get_response = get_response
         self.head = "/" + conf.get("OBJECTS_INGRESS_PREFIX").strip("/") + "/"
         self.view = ingress_view

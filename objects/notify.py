@@ -1,10 +1,9 @@
-"""Completion signals through Redis: the worker pushes after commit, a waiter blocks on a per-invocation list.
+"""Redis for the app: the client and `pipelined` (several commands in one round trip), and the done signal.
 
-The list outlives the push (a TTL), so a signal that arrives before the waiter starts waiting is not lost.
-Redis only carries the signal: the waiter always reads the outcome from the database, and polls the
-database when Redis is unreachable. While the database itself is unreachable the waiter keeps trying until
-its deadline, so a caller gets the result or a CallTimeout carrying the invocation id, never a raw
-connection error for an invocation that was accepted.
+A finished invocation's signal is pushed after commit to a per-invocation list that outlives the push (a TTL),
+so a signal that arrives before the waiter starts waiting is not lost. Redis only carries the signal: the
+waiter (objects/doorbell.py, `wait_done`) reads the outcome from the signal or the database, and polls the
+database when Redis is unreachable.
 """
 
 from __future__ import annotations
@@ -12,16 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from functools import partial
 from typing import Any
 
 import redis
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import connection, transaction
 
 from . import conf, tally
 from .errors import CallTimeout
 from .models import DONE_STATUSES, Invocation
+from .timeouts import redis_options
 
 log = logging.getLogger("objects.notify")
 _client: redis.Redis | None = None
@@ -31,8 +30,6 @@ SIGNAL_TTL = 300
 def client() -> redis.Redis:
     global _client
     if _client is None:
-        from .timeouts import redis_options
-
         _client = redis.Redis.from_url(conf.redis_url(), **redis_options())
     return _client
 
@@ -137,47 +134,6 @@ def changed_commands() -> list[tuple[Any, ...]]:
 def publish_changes() -> None:
     """Publish the committed changes now (an operator's edit, which sends no done signal)."""
     notify_done([])
-
-
-def wait_done(invocation: Invocation, timeout: float, ring: bool = False) -> Invocation:
-    """Block until `invocation` is finished and return it fresh from the database. With `ring`, the
-    invocation's doorbell has not rung yet: it rings in the same round trip as the first wait
-    (`tasks.ring_and_wait`)."""
-    from .tasks import RING_MARK, publish_drain, ring_and_wait, ring_partition
-
-    deadline = time.monotonic() + timeout
-    key = done_key(invocation.public_id)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            if ring:  # never waited: ring before giving up, the invocation goes on
-                ring_partition(invocation.partition)
-            raise call_timeout(invocation.public_id, timeout)
-        try:
-            if ring:
-                ring = False
-                signal = ring_and_wait(invocation.partition, key, min(remaining, 1.0), SIGNAL_TTL)
-            else:
-                signal = client().blpop([key], timeout=min(remaining, 1.0))
-        except redis.RedisError:
-            signal = None
-            time.sleep(min(remaining, 0.25))
-        if signal is not None and signal[1] in (RING_MARK, RING_MARK.encode()):
-            publish_drain(invocation.partition)  # the ring found no drain of the partition: start one
-            continue
-        if signal is not None and apply_outcome(invocation, signal[1]):
-            return invocation
-        try:
-            fresh = fresh_invocation(invocation.pk)
-        except (OperationalError, InterfaceError) as exc:
-            # The database is restarting or unreachable: the invocation is committed and goes on, so keep
-            # waiting (on a new connection) until the deadline, then CallTimeout carries its id.
-            log.warning("waiting for %s: database unavailable, retrying: %s", invocation.public_id, exc)
-            connection.close_if_unusable_or_obsolete()
-            time.sleep(min(max(deadline - time.monotonic(), 0), 0.5))
-            continue
-        if fresh is None or fresh.status in DONE_STATUSES:
-            return fresh or invocation
 
 
 def call_timeout(public_id: str, timeout: float) -> CallTimeout:

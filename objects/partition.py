@@ -1,6 +1,6 @@
 """The drain of partitions: the inboxes of many keys in one transaction (group commit).
 
-The ingress rings a partition, not a key (objects/tasks.py): one Celery message per burst of calls to the
+The ingress rings a partition, not a key (objects/doorbell.py): one Celery message per burst of calls to the
 partition, whose drain covers every partition its worker consumes. One pass here runs every runnable key it
 finds in those partitions, up to OBJECTS_GROUP_KEYS keys, each key's
 next OBJECTS_BATCH_SIZE invocations, under one BEGIN/COMMIT. The per-key guarantees are those of
@@ -28,9 +28,12 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from . import conf, notify, slowkeys
-from .backends import db, fetchall
-from .inbox import KeyRunner, StartCounts, invocation_columns, invocations_from_rows, set_lock_timeout
+from .backends import db, fetchall, set_lock_timeout
+from .crashes import StartCounts
+from .doorbell import ring
+from .inbox import KeyRunner
 from .models import Instance, Invocation, StateEntry
+from .rows import invocation_columns, invocations_from_rows
 from .state import entries_from_json, written
 
 log = logging.getLogger("objects.partition")
@@ -132,8 +135,6 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
         _ring_keys(group, countdown=0.2)
         return PassResult()
     _hand_off_slow(slow)  # after the commit, which let go of their rows
-    from .tasks import ring
-
     for runner in runners:
         if runner.retry_at is not None:  # its head is backing off: a timed doorbell runs it when due
             ring(runner.instance.type_name, runner.instance.key, countdown=runner.retry_at)
@@ -162,8 +163,6 @@ def _hand_off_slow(candidates: list[Candidate]) -> None:
 
 
 def _ring_keys(candidates: list[Candidate], countdown: float | None) -> None:
-    from .tasks import ring
-
     for candidate in candidates:
         ring(candidate.type_name, candidate.key, countdown=countdown, partition=candidate.partition, force=True)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import conf
+from .api.responses import error_response
 from .conf import Rate
 from .notify import pipelined
 
@@ -220,7 +221,6 @@ def login_limited(view: Callable[..., Any]) -> Callable[..., Any]:
     """A sign-in view under OBJECTS_RATE_LIMIT_LOGIN: each POST counts as a failed sign-in of its client address
     and of the username it names before the view runs (429 over either limit, and the password is not
     checked), and is taken back when the view signs the user in (it answers with a redirect)."""
-    from .api.responses import error_response
 
     @functools.wraps(view)
     def limited(request: Any, *args: Any, **kwargs: Any) -> Any:

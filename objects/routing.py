@@ -1,4 +1,4 @@
-"""Routing: which partition (and so which Celery queue) owns a (type, key)."""
+"""Routing: which partition (and so which Celery queue) owns a (type, key); the queues' and tasks' names."""
 
 from __future__ import annotations
 
@@ -19,3 +19,11 @@ def queue_name(partition: int) -> str:
 
 def all_queues() -> list[str]:
     return [queue_name(p) for p in range(conf.get("OBJECTS_PARTITIONS"))]
+
+
+# The Celery queues and task names of the app: objects/celery.py routes them, objects/tasks.py defines the
+# tasks, objects/doorbell.py publishes them by name.
+SWEEP_QUEUE = "objects.sweeper"
+DRAIN_TASK = "objects.drain"
+DRAIN_PARTITION_TASK = "objects.drain_partition"
+SWEEP_TASK = "objects.sweep"

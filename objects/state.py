@@ -11,6 +11,7 @@ from django.utils import timezone
 from . import conf, jsoncodec
 from .backends import db, fetchall
 from .models import Instance, StateChange, StateEntry
+from .registry import get_object
 
 
 def _dumps(value: Any) -> str:
@@ -217,7 +218,6 @@ class StateCache:
 
 def history_kept(type_name: str | None) -> bool:
     """Whether the handlers' state changes of `type_name` are recorded (an unknown or unnamed type's are)."""
-    from .registry import get_object
 
     found = get_object(type_name) if type_name else None
     return found is None or found.state_history

@@ -10,14 +10,34 @@ from datetime import timedelta
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from prometheus_client import Counter
 
-from . import conf, notify
+from . import conf, notify, tally
+from .doorbell import ring
 from .models import DONE_STATUSES, Instance, Invocation, StateChange, StateEntry, Status
 from .registry import all_objects
 from .state import StateCache
-from .tasks import ring
 
 log = logging.getLogger("objects.sweeper")
+# Not in the default registry: the exposed value is the cross-process one kept in Redis.
+SWEEPER_ACTIONS = Counter("objects_sweeper_actions", "Actions taken by the sweeper.", ["action"], registry=None)
+SWEEPER_KEY = "objects:metrics:sweeper"
+
+
+def record_sweep(counts: dict[str, int]) -> None:
+    """Count a sweep's actions here and in Redis (so that the web process's /metrics sees every worker's), with
+    the invocation metrics this process has counted and not sent yet."""
+    for action, count in counts.items():
+        if count:
+            SWEEPER_ACTIONS.labels(action=action).inc(count)
+    commands = [("HINCRBY", SWEEPER_KEY, action, count) for action, count in counts.items() if count]
+    commands += tally.commands()
+    if not commands:
+        return
+    try:
+        notify.pipelined(commands)
+    except Exception as exc:  # noqa: BLE001 - metrics never break the sweeper
+        log.warning("sweeper metrics not recorded in Redis: %s", exc)
 
 
 def sweep(limit: int = 1000) -> dict[str, int]:
@@ -34,8 +54,6 @@ def sweep(limit: int = 1000) -> dict[str, int]:
     }
     if any(counts.values()):
         log.info("sweep: %s", counts)
-    from .metrics import record_sweep
-
     record_sweep(counts)
     return counts
 

@@ -47,9 +47,9 @@ class Workers:
         self.logdir.mkdir(parents=True, exist_ok=True)
 
     def command(self, index: int, name: str) -> list[str]:
-        from objects.routing import all_queues
+        from objects.routing import SWEEP_QUEUE, all_queues
 
-        queues = ",".join([*all_queues(), "objects.sweeper"])
+        queues = ",".join([*all_queues(), SWEEP_QUEUE])
         return [
             sys.executable,
             "-m",

@@ -13,7 +13,6 @@ from .. import conf
 from ..errors import InvalidInput, PayloadTooLarge
 
 MAX_DEPTH = 64
-_EMPTY = object()
 
 
 def _reject_constant(name: str) -> Any:

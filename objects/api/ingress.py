@@ -24,8 +24,9 @@ from ..context import Principal
 from ..errors import CallTimeout, Conflict, InvalidInput, NotFound, ObjectsError, TerminalError
 from ..models import Invocation
 from ..registry import get_object
-from ..runtime import resolve, run_shared
+from ..runtime import run_shared
 from ..services import awakeable_complete, awakeable_find, invocation_get, invocation_submit
+from ..submit import resolve
 from ..validation import validate_input, validate_key
 from .authentication import CachedTokenAuthentication
 from .body import body_read, json_parse

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+from .. import conf
 from ..errors import InvalidInput
 
 BAD_PATH = (
@@ -40,7 +41,6 @@ class Route:
 
 def raw_path(request, fallback: str) -> tuple[list[str], bool]:
     """The request path below the ingress prefix, as raw segments; True when they are still percent-encoded."""
-    from .. import conf
 
     meta = request.META
     raw = meta.get("RAW_URI") or meta.get("REQUEST_URI")

@@ -21,6 +21,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+from .. import conf
+
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout fired
 
 
 def db() -> Any:
@@ -53,3 +59,27 @@ def _run(connection: Any, sql: str, params: Sequence[Any], read: Callable[[Any],
     with connection.wrap_database_errors:
         cursor.execute(sql, params)
         return read(cursor)
+
+
+def set_lock_timeout() -> None:
+    """Bound every lock wait of this (worker) session, once per database connection, outside a transaction
+    (a SET inside one would be undone by its rollback). Inside a caller's transaction: local to it, as before."""
+    connection = db()
+    if connection.vendor != "postgresql":
+        return
+    value = f"{conf.get('OBJECTS_LOCK_TIMEOUT_MS')}ms"
+    if connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [value])  # SET LOCAL takes no parameter
+        return
+    connection.ensure_connection()  # a new session resets the marker (below) before it is read
+    if getattr(connection, "_objects_lock_timeout", None) == value:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [value])
+    connection._objects_lock_timeout = value  # type: ignore[attr-defined]
+
+
+@receiver(connection_created)
+def _forget_lock_timeout(sender: Any, connection: Any, **kwargs: Any) -> None:
+    connection._objects_lock_timeout = None  # a new session starts with the server's default

@@ -14,10 +14,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import objects
-from objects import slowkeys, tasks
+from objects import doorbell, slowkeys, tasks, worker
 from objects.models import Instance, Invocation, Status
 from objects.partition import drain_pass
-from objects.routing import partition_of
+from objects.routing import DRAIN_PARTITION_TASK, partition_of
 from objects.slowkeys import clear as slow_clear
 from tests.conftest import key_row_held
 
@@ -41,12 +41,16 @@ def published(monkeypatch, redis_client):
 
     settle(redis_client)  # no worker's drain left from an earlier test may take these tests' invocations
     sent: list[tuple] = []
-    monkeypatch.setattr(tasks.drain_partition, "apply_async", lambda args, **options: sent.append(("p", *args)))
-    monkeypatch.setattr(
-        tasks.drain, "apply_async", lambda args, **options: sent.append(("k", *args[:2], options.get("countdown")))
-    )
-    bells = [key(p) for p in range(8) for key in (tasks.partition_bell_key, tasks.partition_wake_key)]
-    bells += [tasks.partition_published_key(p) for p in range(8)]
+
+    def send_task(name: str, args: list, **options: object) -> None:
+        if name == DRAIN_PARTITION_TASK:
+            sent.append(("p", *args))
+        else:
+            sent.append(("k", *args[:2], options.get("countdown")))
+
+    monkeypatch.setattr(doorbell, "send_task", send_task)
+    bells = [key(p) for p in range(8) for key in (doorbell.partition_bell_key, doorbell.partition_wake_key)]
+    bells += [doorbell.partition_published_key(p) for p in range(8)]
     redis_client.delete(*bells)
     slow_clear()
     all_quick()  # as in a worker that has run each handler once: the group runs them
@@ -212,7 +216,7 @@ def test_a_busy_key_of_quick_handlers_stays_in_the_group(published, settings):
     assert published == []  # never handed to a per-key drain: no handler was slow
 
 
-# The drain's linger (objects/tasks.py): calls that follow one another run without a Celery message each.
+# The drain's linger (objects/worker.py): calls that follow one another run without a Celery message each.
 
 
 @pytest.fixture
@@ -255,7 +259,7 @@ def test_a_lingering_drain_runs_the_next_call_without_a_celery_message(
     published, settings, monkeypatch, drain_in_thread, redis_client
 ):
     settings.OBJECTS_DRAIN_LINGER_MS = 1500
-    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 10.0)
+    monkeypatch.setattr(worker, "DRAIN_TASK_LIMIT", 10.0)
     (key,) = keys_in(PARTITION, 1, "linger")
     objects.send("Recorder", key, "append", {"value": 1})
     assert published == [("p", PARTITION)]
@@ -268,7 +272,7 @@ def test_a_lingering_drain_runs_the_next_call_without_a_celery_message(
     assert drain.is_alive()
     drain.join(5)  # after a quiet linger it lets go, and the next call publishes again
     assert not drain.is_alive()
-    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None
+    assert redis_client.get(doorbell.partition_bell_key(PARTITION)) is None
     objects.send("Recorder", key, "append", {"value": 3})
     assert published == [("p", PARTITION), ("p", PARTITION)]
 
@@ -279,10 +283,10 @@ def test_a_drain_woken_by_rings_runs_them_without_reading_the_counters_again(
     """One Redis round trip fewer per woken pass: the counters are read when the drain starts and when it lets
     go; a ring that woke it is found then (the counters changed) and the drain goes round once more."""
     settings.OBJECTS_DRAIN_LINGER_MS = 300
-    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 10.0)
+    monkeypatch.setattr(worker, "DRAIN_TASK_LIMIT", 10.0)
     holds = []
-    hold = tasks._bells_hold
-    monkeypatch.setattr(tasks, "_bells_hold", lambda *a, **k: holds.append(1) or hold(*a, **k))
+    hold = doorbell.bells_hold
+    monkeypatch.setattr(worker, "bells_hold", lambda *a, **k: holds.append(1) or hold(*a, **k))
     (key,) = keys_in(PARTITION, 1, "woken")
     objects.send("Recorder", key, "append", {"value": 0})
     drain = drain_in_thread(PARTITION)
@@ -292,7 +296,7 @@ def test_a_drain_woken_by_rings_runs_them_without_reading_the_counters_again(
     assert wait_until(lambda: statuses(key) == [Status.SUCCEEDED] * 4)
     drain.join(5)
     assert not drain.is_alive() and holds == [1]  # read once, at the start
-    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None  # let go, and nothing left behind
+    assert redis_client.get(doorbell.partition_bell_key(PARTITION)) is None  # let go, and nothing left behind
     assert published == [("p", PARTITION)]
     assert objects.call("Recorder", key, "items") == [0, 1, 2, 3]
 
@@ -301,10 +305,10 @@ def lingering_drain_of_a_two_partition_worker(settings, monkeypatch, drain_in_th
     """A worker consuming PARTITION and the next one; a call to a key of PARTITION has run and its drain
     lingers. Returns (other partition, a key of PARTITION, a key of the other, the drain's thread)."""
     settings.OBJECTS_DRAIN_LINGER_MS = 1500
-    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 10.0)
+    monkeypatch.setattr(worker, "DRAIN_TASK_LIMIT", 10.0)
     other = PARTITION + 1
-    monkeypatch.setattr(tasks, "_consumed", [other, PARTITION])
-    monkeypatch.setattr(tasks, "_one_loop", one_loop)
+    monkeypatch.setattr(worker, "_consumed", [other, PARTITION])
+    monkeypatch.setattr(worker, "_one_loop", one_loop)
     prefix = f"worker-{one_loop}"
     (mine,), (theirs,) = keys_in(PARTITION, 1, prefix), keys_in(other, 1, prefix)
     objects.send("Recorder", mine, "append", {"value": 1})
@@ -325,8 +329,8 @@ def test_a_drain_runs_every_partition_its_worker_consumes_without_a_message_each
     assert published == [("p", PARTITION)]  # one Celery message for both partitions
     drain.join(5)
     assert not drain.is_alive()
-    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is None  # both let go together
-    assert redis_client.get(tasks.partition_bell_key(other)) is None
+    assert redis_client.get(doorbell.partition_bell_key(PARTITION)) is None  # both let go together
+    assert redis_client.get(doorbell.partition_bell_key(other)) is None
 
 
 def test_a_drain_that_does_not_know_its_worker_s_partitions_covers_only_its_own(
@@ -340,7 +344,7 @@ def test_a_drain_that_does_not_know_its_worker_s_partitions_covers_only_its_own(
     assert published[-1] == ("p", other)
     assert statuses(theirs) == [Status.PENDING]
     drain.join(5)
-    assert redis_client.get(tasks.partition_bell_key(other)) is not None  # counted for its own drain
+    assert redis_client.get(doorbell.partition_bell_key(other)) is not None  # counted for its own drain
 
 
 def test_a_message_for_the_worker_ends_the_linger(published, settings, monkeypatch, drain_in_thread):
@@ -348,12 +352,12 @@ def test_a_message_for_the_worker_ends_the_linger(published, settings, monkeypat
 
     settings.OBJECTS_DRAIN_LINGER_MS = 3000
     other = PARTITION + 1
-    monkeypatch.setattr(tasks, "_consumed", [PARTITION, other])
-    tasks.ring_partition(PARTITION)
+    monkeypatch.setattr(worker, "_consumed", [PARTITION, other])
+    doorbell.ring_partition(PARTITION)
     drain = drain_in_thread(PARTITION)
     time.sleep(0.3)
     assert drain.is_alive()  # lingering
-    tasks.ring("Recorder", keys_in(other, 1, "other")[0], force=True)  # a per-key drain for its worker
+    doorbell.ring("Recorder", keys_in(other, 1, "other")[0], force=True)  # a per-key drain for its worker
     drain.join(1.0)  # well before its 3 s linger: the worker can take that message now
     assert not drain.is_alive()
     assert published == [("p", PARTITION), ("k", "Recorder", keys_in(other, 1, "other")[0], None)]
@@ -366,12 +370,12 @@ def test_with_spare_threads_a_message_for_the_worker_does_not_end_the_linger(
 
     settings.OBJECTS_DRAIN_LINGER_MS = 1000
     other = PARTITION + 1
-    monkeypatch.setattr(tasks, "_consumed", [PARTITION, other])
-    monkeypatch.setattr(tasks, "_spare", True)  # a thread pool: another thread takes that message
-    tasks.ring_partition(PARTITION)
+    monkeypatch.setattr(worker, "_consumed", [PARTITION, other])
+    monkeypatch.setattr(worker, "_spare", True)  # a thread pool: another thread takes that message
+    doorbell.ring_partition(PARTITION)
     drain = drain_in_thread(PARTITION)
     time.sleep(0.3)
-    tasks.ring("Recorder", keys_in(other, 1, "spare")[0], force=True)
+    doorbell.ring("Recorder", keys_in(other, 1, "spare")[0], force=True)
     time.sleep(0.3)
     assert drain.is_alive()  # still lingering: a call to its partitions runs without a Celery message
     drain.join(5)
@@ -381,7 +385,7 @@ def test_with_spare_threads_a_message_for_the_worker_does_not_end_the_linger(
 def test_a_drain_rung_past_its_time_limit_queues_its_partition_again(
     published, monkeypatch, drain_in_thread, redis_client
 ):
-    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 0.0)
+    monkeypatch.setattr(worker, "DRAIN_TASK_LIMIT", 0.0)
     (key,) = keys_in(PARTITION, 1, "overdue")
     objects.send("Recorder", key, "hold", {"sleep": 0.5})
     drain = drain_in_thread(PARTITION)
@@ -390,7 +394,7 @@ def test_a_drain_rung_past_its_time_limit_queues_its_partition_again(
     drain.join(5)
     assert not drain.is_alive()
     assert published == [("p", PARTITION), ("p", PARTITION)]  # the drain queued the partition again
-    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is not None  # and kept its counter
+    assert redis_client.get(doorbell.partition_bell_key(PARTITION)) is not None  # and kept its counter
     assert statuses(key) == [Status.SUCCEEDED, Status.PENDING]
 
 
@@ -398,14 +402,14 @@ def test_a_drain_with_a_backlog_queues_its_partition_again_after_its_time_limit(
     published, settings, monkeypatch, drain_in_thread, redis_client
 ):
     settings.OBJECTS_BATCH_SIZE = 1
-    monkeypatch.setattr(tasks, "DRAIN_TASK_LIMIT", 0.0)
+    monkeypatch.setattr(worker, "DRAIN_TASK_LIMIT", 0.0)
     (key,) = keys_in(PARTITION, 1, "backlog")
     for n in range(3):
         objects.send("Recorder", key, "append", {"value": n})
     drain_in_thread(PARTITION).join(5)
     assert statuses(key) == [Status.SUCCEEDED, Status.PENDING, Status.PENDING]  # one pass, then it made way
     assert published == [("p", PARTITION), ("p", PARTITION)]
-    assert redis_client.get(tasks.partition_bell_key(PARTITION)) is not None
+    assert redis_client.get(doorbell.partition_bell_key(PARTITION)) is not None
 
 
 # How a pass writes (objects/inbox.py LazySavepoint, objects/runtime.py finish_succeeded): on PostgreSQL each
@@ -577,9 +581,9 @@ def test_a_pass_reads_the_state_of_its_keys_with_their_inboxes(published):
 def test_a_pass_counts_its_starts_without_a_round_trip_each_and_still_fails_a_crasher(
     published, redis_client, monkeypatch, settings
 ):
-    """The crash limit's counts are read once per pass and written without waiting (inbox.StartCounts)."""
+    """The crash limit's counts are read once per pass and written without waiting (crashes.StartCounts)."""
     from objects import notify
-    from objects.inbox import start_key
+    from objects.crashes import start_key
 
     settings.OBJECTS_CRASH_LIMIT = 3
     keys = keys_in(PARTITION, 2, "starts")

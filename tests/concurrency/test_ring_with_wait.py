@@ -1,4 +1,4 @@
-"""A call rings its partition's doorbell in the same Redis round trip as its first wait (tasks.ring_and_wait).
+"""A call rings its partition's doorbell in the same Redis round trip as its first wait (doorbell.ring_and_wait).
 
 The ring script also pushes RING_MARK in front of the caller's completion list when the ring must publish a
 drain (no drain holds the partition): the caller, blocked on that list, publishes and waits again. These
@@ -14,9 +14,9 @@ import redis
 from django.db import connections
 
 import objects
+from objects.doorbell import RING_MARK, partition_bell_key
 from objects.notify import done_key
 from objects.routing import partition_of
-from objects.tasks import RING_MARK, partition_bell_key
 from tests.concurrency.test_core import _threaded_call as _call
 from tests.concurrency.test_core import wait_for
 

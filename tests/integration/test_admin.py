@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 import objects
+from objects.doorbell import wait_done
 from objects.models import Instance, Invocation, JournalEntry, StateChange, StateEntry, Status
-from objects.notify import wait_done
 from objects.services import state_edit
 from tests.conftest import key_row_held
 

@@ -59,18 +59,17 @@ def no_drains(request, monkeypatch, redis_client):
     """Outside the worker test, no drain is published: the session's workers would otherwise run these
     tests' invocations while the test database is emptied after the test (a deadlock with its TRUNCATE).
     Drains already running are waited for before and after; the rings' counters are deleted after."""
-    from objects import tasks
+    from objects import doorbell
     from tests.conftest import settle
 
     settle(redis_client)
     stubbed = request.node.get_closest_marker("workers") is None
     if stubbed:
-        monkeypatch.setattr(tasks.drain_partition, "apply_async", lambda *args, **options: None)
-        monkeypatch.setattr(tasks.drain, "apply_async", lambda *args, **options: None)
-        monkeypatch.setattr(tasks, "_hint_published", lambda partition: None)
+        monkeypatch.setattr(doorbell, "send_task", lambda *args, **options: None)
+        monkeypatch.setattr(doorbell, "hint_published", lambda partition: None)
     yield
     if stubbed:  # the rings' counters, which no drain will release
-        redis_client.delete(*[key for p in range(8) for key in tasks.bell_keys(p)])
+        redis_client.delete(*[key for p in range(8) for key in doorbell.bell_keys(p)])
     settle(redis_client)
 
 

@@ -13,9 +13,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from objects import tally
-from objects.metrics import SWEEPER_KEY, record_sweep
 from objects.models import Instance, Invocation, Status
 from objects.notify import notify_done
+from objects.sweeper import SWEEPER_KEY, record_sweep
 
 pytestmark = pytest.mark.django_db
 

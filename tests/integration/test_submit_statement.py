@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 
 from objects.models import Invocation, Status
-from objects.services import _FRESH, invocation_submit
+from objects.services import invocation_submit
+from objects.submit import _FRESH
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers]
 
@@ -108,7 +109,7 @@ def test_a_new_key_gets_its_row_from_one_statement_with_the_orms_defaults():
 
 def test_a_row_created_meanwhile_is_found_not_duplicated():
     from objects.models import Instance
-    from objects.runtime import instance_id_ensure
+    from objects.submit import instance_id_ensure
 
     existing = Instance.objects.create(type_name="Recorder", key="raced")
     assert instance_id_ensure("Recorder", "raced", missing=True) == existing.pk  # the conflict: looked up

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from objects import notify
+from objects import doorbell, notify
 from objects.models import Instance, Invocation, Status
 
 pytestmark = pytest.mark.django_db
@@ -30,14 +30,14 @@ def test_the_outcome_travels_with_the_signal(pending, django_assert_num_queries)
     done = _finished(pending, status=Status.SUCCEEDED, output={"items": 3})
     notify.notify_done([done.public_id], {done.public_id: notify.outcome_text(done)})
     with django_assert_num_queries(0):
-        got = notify.wait_done(pending, timeout=5)
+        got = doorbell.wait_done(pending, timeout=5)
     assert (got.status, got.output) == (Status.SUCCEEDED, {"items": 3})
 
 
 def test_a_failure_travels_with_its_message_and_code(pending):
     done = _finished(pending, status=Status.FAILED, error_message="Out of stock", error_code=409, error_type="X")
     notify.notify_done([done.public_id], {done.public_id: notify.outcome_text(done)})
-    got = notify.wait_done(pending, timeout=5)
+    got = doorbell.wait_done(pending, timeout=5)
     assert (got.status, got.error_message, got.error_code, got.error_type) == ("failed", "Out of stock", 409, "X")
 
 
@@ -45,7 +45,7 @@ def test_a_bare_signal_reads_the_database(pending, django_assert_num_queries):
     _finished(pending, status=Status.CANCELLED, error_message="Cancelled by an operator.")
     notify.notify_done([pending.public_id])
     with django_assert_num_queries(1):
-        got = notify.wait_done(pending, timeout=5)
+        got = doorbell.wait_done(pending, timeout=5)
     assert got.status == Status.CANCELLED
 
 
@@ -60,6 +60,6 @@ def test_an_output_from_the_signal_reads_like_one_from_the_row(pending):
     in_memory = Invocation.objects.get(pk=pending.pk)
     in_memory.output = output  # as the worker holds it: the handler's own key order
     notify.notify_done([pending.public_id], {pending.public_id: notify.outcome_text(in_memory)})
-    from_signal = notify.wait_done(pending, timeout=5)
+    from_signal = doorbell.wait_done(pending, timeout=5)
     assert list(from_signal.output) == list(from_row.output)
     assert list(from_signal.output["lines"][0]) == list(from_row.output["lines"][0])

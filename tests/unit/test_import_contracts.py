@@ -4,9 +4,11 @@ imports nothing of this repository's project. `make check` runs the same `lint-i
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +35,22 @@ def test_the_repository_keeps_its_import_contracts():
     assert "0 broken" in done.stdout
 
 
+def _layered_modules() -> set[str]:
+    """The modules of objects/ that the layers contracts name (each must exist for lint-imports to run)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = [layer for c in config["contracts"] if c["type"] == "layers" for layer in c["layers"]]
+    return {name.split(".", 1)[1] for layer in layers for name in re.split(r"[|:]", layer) if "." in name.strip()}
+
+
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
-    """A project laid out like this one (the repository's pyproject.toml, one module per package) plus `files`."""
+    """A project laid out like this one (the repository's pyproject.toml, one module per package and each module
+    the layers name) plus `files`."""
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     for package in ("objects", "config", *DEMO_APPS):
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
-    for name in ("models", "celery", "asgi", "timeouts", "ratelimit", "errors"):
-        (tmp_path / "objects" / f"{name}.py").write_text("")
+    for name in {"models", "celery", "asgi", "timeouts", "ratelimit", "errors"} | _layered_modules():
+        (tmp_path / "objects" / f"{name.strip()}.py").write_text("")
     (tmp_path / "objects" / "__init__.py").write_text("from .errors import *\n")
     for path, text in {**HOST_IMPORTS, **files}.items():
         (tmp_path / path).write_text(text)
@@ -67,3 +77,10 @@ def test_the_framework_may_not_import_a_demo_app(tmp_path):
     done = lint_imports(_tree(tmp_path, {"objects/models.py": "from cart import services\n"}))
     assert done.returncode == 1
     assert "objects.models -> cart" in done.stdout
+
+
+def test_a_lower_layer_importing_a_higher_one_breaks_the_layers(tmp_path):
+    """The engine's layers (docs/architecture.md): the store may not import the services."""
+    done = lint_imports(_tree(tmp_path, {"objects/models.py": "from objects import services\n"}))
+    assert done.returncode == 1
+    assert "objects.models -> objects.services" in done.stdout
