@@ -1,6 +1,6 @@
 """The inbox of a key: run its pending invocations in acceptance order under the key's row lock.
 
-Guarantees (DESIGN.md invariants 1-3) and their preconditions:
+Guarantees (docs/architecture.md) and their preconditions:
 - Exclusive per key: the worker holds the key's Instance row lock (SELECT ... FOR NO KEY UPDATE SKIP LOCKED) for
   the whole transaction in which it runs the key's inbox, from the head, in acceptance (id) order. (NO KEY: the
   lock excludes every other drain, call and edit of the key, but not the foreign-key checks of invocations

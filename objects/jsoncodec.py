@@ -1,7 +1,7 @@
 """JSON texts of state values: orjson where it writes and reads exactly what the standard library would.
 
 State entries are decoded and encoded on every call (a handler's `get` and `set`, the entries read from
-PostgreSQL); with the standard library that was most of a worker's CPU for a large entry. `dumps` writes
+PostgreSQL), so their codec is on the hot path. `dumps` writes
 what `json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)` writes (a number with
 an exponent may be spelled 1e16 rather than 1e+16), and `loads` reads what `json.loads` reads. orjson is
 used where the two agree; the standard library takes the rest:

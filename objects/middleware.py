@@ -14,9 +14,8 @@ Content-Length header CommonMiddleware would have added, and refuses a Host head
 CommonMiddleware would have (`host_refused`: a 400 in the ingress's shape). It sits after SecurityMiddleware and
 XFrameOptionsMiddleware, so the answer has their headers. A request with a session cookie (the shop's
 browser calls) takes the whole list. A token call or send is answered by `objects.api.ingress.token_ingress`
-without DRF's dispatch (the same checks and answers), the rest by the DRF view. What it saves: URL resolution
-and six middleware on every token call, a tenth of the web process's CPU per call in the benchmark profile
-(docs/dev/benchmark-history.md), and DRF's dispatch on token calls and sends.
+without DRF's dispatch (the same checks and answers), the rest by the DRF view. What it saves on every token
+call: URL resolution, six middleware and DRF's dispatch.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The inbox of a key (which invocations run, in which order, under which lock) is objects/inbox.py.
 
-Guarantees (DESIGN.md invariants 2-6) and their preconditions:
+Guarantees (docs/architecture.md) and their preconditions:
 - Exclusive per key: the worker holds the key's Instance row lock (SELECT ... FOR NO KEY UPDATE) for the whole
   transaction in which it runs the key's inbox, from the head, in acceptance (id) order.
 - All or nothing: a handler's state writes, its sends, nested calls and its result are written inside one

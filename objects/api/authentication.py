@@ -1,7 +1,7 @@
 """Token authentication with a short per-process cache: the ingress's hot path reads no token row per call.
 
-DRF's `TokenAuthentication` runs one `SELECT` of the token and its user on every request (about a sixth of
-the web process's CPU per call in the benchmark profile). `CachedTokenAuthentication` keeps the answer
+DRF's `TokenAuthentication` runs one `SELECT` of the token and its user on every request.
+`CachedTokenAuthentication` keeps the answer
 for `OBJECTS_TOKEN_CACHE_SECONDS` (default 5; 0 turns the cache off) in the process that looked it up.
 
 What that changes: a token deleted, or a user deactivated, in this process stops working at once (the

@@ -2,7 +2,7 @@
 
 With `CONN_HEALTH_CHECKS` (on in config/settings.py) Django checks a persistent connection before the
 first query of every request and of every Celery task, with `SELECT 1`: one more statement per call on the
-ingress's hot path (4 % of the web process's CPU in the benchmark profile, and PostgreSQL's work for it).
+ingress's hot path.
 
 A connection whose server went away (a restart, an administrator's `pg_terminate_backend`, an idle
 timeout) is readable: the server sent its FATAL message and closed the socket. A healthy idle connection has
