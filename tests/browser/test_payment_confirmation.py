@@ -15,8 +15,8 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 import objects
-from tests.conftest import WebServer, _test_database_url
 from tests.integration.shop_fixtures import balance, cart, fund, make_product, stock
+from tests.support import WebServer, _test_database_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.workers]
 PASSWORD = "pw-for-tests-123"

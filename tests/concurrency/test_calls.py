@@ -7,22 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 
 import objects
 from objects.models import Invocation, JournalEntry, Status
 from objects.services import invocation_cancel, invocation_get
 from objects.sweeper import sweep
-from tests.concurrency.test_core import wait_for
+from tests.support import threaded_call as _call
+from tests.support import wait_for
 
 pytestmark = pytest.mark.workers
-
-
-def _call(*args, **kwargs):
-    try:
-        return objects.call(*args, **kwargs)
-    finally:
-        connections.close_all()
 
 
 def test_self_call_fails_fast_with_deadlock_error_naming_the_chain(live):

@@ -7,29 +7,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections
 
 import objects
 from objects.models import Invocation, StateEntry, Status
+from tests.support import threaded_call as _threaded_call
+from tests.support import wait_for
 from tests.testobjects.models import Event
 
 pytestmark = pytest.mark.workers
-
-
-def _threaded_call(*args, **kwargs):
-    try:
-        return objects.call(*args, **kwargs)
-    finally:
-        connections.close_all()
-
-
-def wait_for(predicate, timeout=30.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def test_hot_key_keeps_every_update(live):

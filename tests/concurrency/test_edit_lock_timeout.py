@@ -8,7 +8,7 @@ import pytest
 from objects.errors import Conflict
 from objects.models import Instance, StateEntry
 from objects.services import state_edit
-from tests.conftest import key_row_held
+from tests.support import key_row_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

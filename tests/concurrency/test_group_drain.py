@@ -19,7 +19,7 @@ from objects.models import Instance, Invocation, Status
 from objects.partition import drain_pass
 from objects.routing import DRAIN_PARTITION_TASK, partition_of
 from objects.slowkeys import clear as slow_clear
-from tests.conftest import key_row_held
+from tests.support import key_row_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PARTITION = 5
@@ -37,7 +37,7 @@ def keys_in(partition: int, count: int, prefix: str) -> list[str]:
 
 @pytest.fixture
 def published(monkeypatch, redis_client):
-    from tests.conftest import settle
+    from tests.support import settle
 
     settle(redis_client)  # no worker's drain left from an earlier test may take these tests' invocations
     sent: list[tuple] = []

@@ -17,8 +17,8 @@ import objects
 from objects.doorbell import RING_MARK, partition_bell_key
 from objects.notify import done_key
 from objects.routing import partition_of
-from tests.concurrency.test_core import _threaded_call as _call
-from tests.concurrency.test_core import wait_for
+from tests.support import threaded_call as _call
+from tests.support import wait_for
 
 pytestmark = pytest.mark.workers
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Workers
+from tests.support import Workers
 
 ROOT = Path(__file__).resolve().parents[2]
 

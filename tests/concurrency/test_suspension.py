@@ -13,13 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 import objects
 from objects.models import JournalEntry, Status
 from objects.services import invocation_cancel, invocation_get, invocation_kill
-from tests.conftest import Workers
 from tests.faults.model import Sweeper
+from tests.support import Workers, wait_for
+from tests.support import threaded_call as _call
 
 pytestmark = pytest.mark.workers
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,22 +30,6 @@ def fast_redispatch(settings):
     """The sweeper re-rings a lost doorbell after 1 s instead of 5 s."""
     settings.OBJECTS_REDISPATCH_AFTER = 1.0
     return settings
-
-
-def _call(*args, **kwargs):
-    try:
-        return objects.call(*args, **kwargs)
-    finally:
-        connections.close_all()
-
-
-def wait_for(predicate, timeout=30.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def _status(invocation_id: str) -> str:

@@ -1,7 +1,7 @@
 """Hosts on one machine: Linux network namespaces on a bridge of their own, with the project's processes in them.
 
 One host holds PostgreSQL, Redis and `celery beat`; one the web server (scripts/stack.py `web_command`); two
-hold a Celery worker each (tests/conftest.py `Workers.command`). The bridge and every address are in
+hold a Celery worker each (tests/support.py `Workers.command`). The bridge and every address are in
 198.18.0.0/15 (the range set aside for network tests) and nothing routes out of it: no namespace has a default
 route, so the traffic stays in this machine's own namespaces. The test process reaches the hosts through the
 bridge's own address. Needs root, `ip` and `nft`.
@@ -258,7 +258,7 @@ class Cluster:
         return f"w{n}@{self.net.tag}"
 
     def start_worker(self, n: int) -> None:
-        from tests.conftest import Workers
+        from tests.support import Workers
 
         argv = Workers(self.database_url, concurrency=4).command(n, self.worker_name(n))
         self.spawn(self.worker(n), "worker", argv)

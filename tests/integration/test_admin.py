@@ -15,7 +15,7 @@ import objects
 from objects.doorbell import wait_done
 from objects.models import Instance, Invocation, JournalEntry, StateChange, StateEntry, Status
 from objects.services import state_edit
-from tests.conftest import key_row_held
+from tests.support import key_row_held
 
 CHANGELIST = "/admin/objects/instance/"
 INVOCATIONS = "/admin/objects/invocation/"

@@ -17,17 +17,9 @@ import objects
 from objects.models import Status
 from objects.services import invocation_get
 from tests.integration.test_restate_client import JS, _ensure_client
+from tests.support import wait_for
 
 pytestmark = pytest.mark.workers
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 @pytest.fixture

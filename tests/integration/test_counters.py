@@ -64,7 +64,7 @@ def test_a_member_of_tenant_a_gets_403_on_tenant_b_counter_over_http(live_web):
 
 
 def test_a_thousand_concurrent_increments_over_ten_counters_sum_exactly(live):
-    from tests.concurrency.test_core import wait_for
+    from tests.support import wait_for
 
     def bump(i: int) -> None:
         try:

@@ -21,7 +21,7 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 from stack import free_port, wait_port, web_command
 
-from tests.conftest import ROOT, _test_database_url, reap
+from tests.support import ROOT, _test_database_url, reap
 
 pytestmark = pytest.mark.workers
 WEB_NAME = "objects-test-web"  # the server's other sessions: its threads' Django connections

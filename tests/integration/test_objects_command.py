@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from objects.models import Instance, Invocation, StateChange, StateEntry, Status
 from objects.services import state_edit
-from tests.conftest import key_row_held
+from tests.support import key_row_held
 
 
 def run(*args: str) -> tuple[str, str]:

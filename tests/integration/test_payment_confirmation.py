@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 
 import objects
 from orders import payments
-from tests.conftest import Workers
+from tests.support import Workers
 
 from .shop_fixtures import fund, make_product
 

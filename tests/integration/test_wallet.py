@@ -7,24 +7,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import objects
 from objects.errors import ObjectsError
 from objects.models import Invocation
+from tests.support import threaded_call as _call
 from wallet.ledger import PAGE_SIZE
 from wallet.virtual_objects import wallet_access
 
 pytestmark = pytest.mark.workers
-
-
-def _call(*args, **kwargs):
-    try:
-        return objects.call(*args, **kwargs)
-    finally:
-        connections.close_all()
 
 
 def _user(name: str) -> str:
@@ -65,7 +58,7 @@ def test_withdraw_never_goes_below_zero_and_names_the_shortfall(live):
 
 
 def test_a_refused_withdraw_does_not_erase_the_balance_for_the_next_movement(live):
-    from tests.concurrency.test_core import wait_for
+    from tests.support import wait_for
 
     objects.call("Wallet", "cy", "deposit", {"amount": 300, "tx_id": "d"})
     for round_ in range(5):  # refusal and deposit back to back, so they usually run in one batch
@@ -144,7 +137,7 @@ def test_history_pages_newest_first_with_a_cursor(live):
     total = PAGE_SIZE + 5
     for i in range(total):
         objects.send("Wallet", "jay", "deposit", {"amount": i + 1, "tx_id": f"d{i}"})
-    from tests.concurrency.test_core import wait_for
+    from tests.support import wait_for
 
     wait_for(lambda: _balance("jay") == total * (total + 1) // 2)
     seen, cursor = [], None

@@ -20,9 +20,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-import tests.conftest
+import tests.support
 from objects.services import state_edit
-from tests.conftest import WebServer, _test_database_url
+from tests.support import WebServer, _test_database_url
 
 pytestmark = pytest.mark.workers
 
@@ -239,7 +239,7 @@ def capped_server(live, django_db_blocker, monkeypatch):
     """A web server of its own, one process, allowing one watcher, with a heartbeat every half second."""
     monkeypatch.setenv("OBJECTS_WATCH_MAX", "1")
     monkeypatch.setenv("OBJECTS_WATCH_HEARTBEAT", "0.5")
-    monkeypatch.setattr(tests.conftest, "web_command", functools.partial(tests.conftest.web_command, workers=1))
+    monkeypatch.setattr(tests.support, "web_command", functools.partial(tests.support.web_command, workers=1))
     with django_db_blocker.unblock():
         server = WebServer(_test_database_url())
     server.start()

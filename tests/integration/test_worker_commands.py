@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from objects.routing import partition_of
-from tests.conftest import ROOT, _test_database_url, reap
+from tests.support import ROOT, _test_database_url, reap
 
 REDIS_DB = 11
 

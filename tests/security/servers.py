@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from tests.conftest import WebServer, _test_database_url
+from tests.support import WebServer, _test_database_url
 
 
 @contextlib.contextmanager

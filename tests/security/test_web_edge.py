@@ -18,10 +18,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from stack import free_port, wait_port, web_command  # scripts/ is on the path (tests/conftest.py)
+from stack import free_port, wait_port, web_command  # scripts/ is on the path (tests/support.py)
 
 from objects.models import Instance, StateEntry
-from tests.conftest import ROOT, _test_database_url, reap
+from tests.support import ROOT, _test_database_url, reap
 
 from .conftest import RawHTTP, RawResponse
 

@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from stack import Stack  # noqa: E402
 
-from tests.concurrency.test_core import wait_for  # noqa: E402
+from tests.support import wait_for  # noqa: E402
 
 # A client that, when told to stop, takes a moment (as a worker finishing its task does) and then needs Redis
 CLIENT = """
