@@ -161,16 +161,33 @@ def bell_keys(partition: int) -> list[str]:
     return [partition_bell_key(partition), partition_wake_key(partition), partition_published_key(partition)]
 
 
+# The commands of a ring, and of a ring with a caller's first wait, sent by this module and on the event loop
+# (objects/loop/signals.py). EVALSHA, not the script object, which would first ask Redis whether it has the script.
+def ring_command(partition: int) -> tuple[Any, ...]:
+    """Count a ring of the partition (the reply: the count; 1 means publish a drain)."""
+    return ("EVALSHA", ring_script().sha, 3, *bell_keys(partition), PARTITION_BELL_TTL)
+
+
+def ring_and_wait_commands(partition: int, done_key: str, timeout: float, signal_ttl: int) -> list[tuple[Any, ...]]:
+    """Ring the partition and block on `done_key` (a caller's completion list) for up to `timeout` seconds: the
+    second reply is BLPOP's, RING_MARK when the caller must publish the drain (`is_ring_mark`)."""
+    bell = ("EVALSHA", ring_script().sha, 4, *bell_keys(partition), done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
+    return [bell, ("BLPOP", done_key, timeout)]
+
+
+def is_ring_mark(signal: Any) -> bool:
+    """Whether a BLPOP reply on a completion list is RING_MARK (publish the drain), not an outcome."""
+    return signal is not None and signal[1] in (RING_MARK, RING_MARK.encode())
+
+
 def _partition_bell_count(partition: int) -> bool:
     """Count a ring of the partition (one round trip); True when it is the first since its last drain
     finished, so it must publish."""
-    keys = bell_keys(partition)
-    script = ring_script()
     try:
         try:
-            (count,) = notify.pipelined([("EVALSHA", script.sha, 3, *keys, PARTITION_BELL_TTL)])
+            (count,) = notify.pipelined([ring_command(partition)])
         except redis.exceptions.NoScriptError:  # Redis restarted: the script object loads it again
-            count = script(keys=keys, args=[PARTITION_BELL_TTL])
+            count = ring_script()(keys=bell_keys(partition), args=[PARTITION_BELL_TTL])
     except Exception:  # noqa: BLE001 - Redis down: ring anyway (a duplicate drain is harmless)
         return True
     return int(count) == 1
@@ -195,11 +212,8 @@ def ring_and_wait(partition: int, done_key: str, timeout: float, signal_ttl: int
     waits again). When the round trip fails the partition is rung the usual way (`ring_partition`, which
     never raises) and the RedisError raised; when Redis has forgotten the script (a restart), the ring is
     sent alone, which loads it again (None: no signal yet)."""
-    script = ring_script()
     try:
-        # EVALSHA, not the script object, which would first ask Redis whether it has the script
-        bell = ("EVALSHA", script.sha, 4, *bell_keys(partition), done_key, PARTITION_BELL_TTL, RING_MARK, signal_ttl)
-        return notify.pipelined([bell, ("BLPOP", done_key, timeout)])[1]
+        return notify.pipelined(ring_and_wait_commands(partition, done_key, timeout, signal_ttl))[1]
     except redis.exceptions.NoScriptError:
         pass  # ring_partition's script object loads it again
     except redis.RedisError:
@@ -279,7 +293,7 @@ def wait_done(invocation: Invocation, timeout: float, ring: bool = False) -> Inv
         except redis.RedisError:
             signal = None
             time.sleep(min(remaining, 0.25))
-        if signal is not None and signal[1] in (RING_MARK, RING_MARK.encode()):
+        if is_ring_mark(signal):
             publish_drain(invocation.partition)  # the ring found no drain of the partition: start one
             continue
         if signal is not None and apply_outcome(invocation, signal[1]):

@@ -214,7 +214,7 @@ def fresh_group_sql() -> str:
     column of `fresh_statement`'s, in that order, without the last two (the key's type and key, taken from the
     arrays). Each invocation whose key has its row is inserted, in the arrays' order (ids follow it); the others
     are left out. Returns each inserted row's id, instance id and uid. The event loop's ingress groups the
-    invocations that arrive while its previous statement runs (objects/asgi.py, `GroupInsert`)."""
+    invocations that arrive while its previous statement runs (objects/loop/inserts.py, `GroupInsert`)."""
     connection = db()
     quote = connection.ops.quote_name
     names = [field.attname for field in _FRESH_PARAMS]

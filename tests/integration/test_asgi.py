@@ -426,19 +426,19 @@ def statements(app, monkeypatch):
 def test_sends_that_arrive_together_are_inserted_by_one_statement_in_their_order(app, token, statements, monkeypatch):
     """While the loop's first statement runs, the sends behind it wait and go into the next one together; each
     key's invocations keep the order the sends arrived in, and each partition is rung once per group."""
-    import objects.asgi
+    import objects.loop.inserts
 
     keys = [f"g{n}" for n in range(5)]
     for key in keys:
         warm(app, token, key=key)
     rung: list[list[int]] = []
-    ring = objects.asgi.ring
+    ring = objects.loop.inserts.ring
 
     async def counted(partitions: list[int]) -> None:
         rung.append(list(partitions))
         await ring(partitions)
 
-    monkeypatch.setattr(objects.asgi, "ring", counted)
+    monkeypatch.setattr(objects.loop.inserts, "ring", counted)
     statements.clear()
     before = app.threaded.count
     requests = [(f"/ingress/Recorder/{keys[n % 5]}/append/send", json.dumps({"value": n}).encode()) for n in range(20)]
@@ -475,10 +475,10 @@ def test_a_new_key_in_a_group_gets_its_row_after_the_group(app, token, statement
 def test_a_group_refused_by_the_database_is_inserted_one_by_one(app, token, statements, monkeypatch):
     """A group whose statement PostgreSQL refuses wrote nothing: each of its invocations is inserted alone,
     once."""
-    import objects.asgi
+    import objects.loop.inserts
 
     warm(app, token, key="refused")
-    monkeypatch.setattr(objects.asgi, "fresh_group_sql", lambda: "SELECT 1 / 0")
+    monkeypatch.setattr(objects.loop.inserts, "fresh_group_sql", lambda: "SELECT 1 / 0")
     requests = [("/ingress/Recorder/refused/append/send", json.dumps({"value": n}).encode()) for n in range(6)]
     responses = post_many(app, requests, auth(token))
     assert [r.status_code for r in responses] == [202] * 6

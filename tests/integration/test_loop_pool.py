@@ -25,7 +25,7 @@ from tests.support import ROOT, _test_database_url, reap
 
 pytestmark = pytest.mark.workers
 WEB_NAME = "objects-test-web"  # the server's other sessions: its threads' Django connections
-LOOP_NAME = f"{WEB_NAME}-loop"  # its event loop's (objects.asgi.loop_name): not the session's own web server's
+LOOP_NAME = f"{WEB_NAME}-loop"  # its event loop's (objects.loop.postgres.loop_name): not the session's own web server's
 
 
 class Server:

@@ -41,15 +41,16 @@ def test_no_redis_url_is_e001():
 
 
 def test_the_redis_clients_read_objects_redis_url(monkeypatch):
-    from objects import asgi, notify
+    from objects import notify
+    from objects.loop import signals
 
     monkeypatch.setattr(notify, "_client", None)
-    monkeypatch.setattr(asgi, "_redis", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(signals, "_redis", weakref.WeakKeyDictionary())
     with override_settings(OBJECTS_REDIS_URL="redis://127.0.0.1:1/5"):
         assert notify.client().connection_pool.connection_kwargs["port"] == 1
 
         async def loop_client():
-            return asgi._client().connection_pool.connection_kwargs
+            return signals.client().connection_pool.connection_kwargs
 
         assert asyncio.run(loop_client())["db"] == 5
     monkeypatch.setattr(notify, "_client", None)
