@@ -136,6 +136,15 @@ def make_invocation(instance: Instance, status: str) -> Invocation:
     )
 
 
+def test_retry_refuses_a_handlers_refusal_as_the_admin_and_api_do(cart, operator):
+    refused = make_invocation(cart, Status.FAILED)
+    Invocation.objects.filter(pk=refused.pk).update(error_code=409, error_message="Only 0 Tee left.")
+    with pytest.raises(CommandError, match="Refused \\(1\\).*not retried: its handler refused it"):
+        run("invocations", "retry", refused.public_id, "--user", "ops")
+    refused.refresh_from_db()
+    assert refused.status == Status.FAILED
+
+
 def test_invocations_list_filters_newest_first(cart):
     older = make_invocation(cart, Status.FAILED)
     newer = make_invocation(cart, Status.PENDING)

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Model
 
 from objects import services
+from objects.api.refusals import retry_unless_refused
 from objects.errors import ObjectsError
 from objects.models import Instance, Invocation, StateEntry, Status
 from objects.registry import get_object
@@ -24,7 +25,7 @@ from objects.registry import get_object
 INVOCATION_OPERATIONS = {
     "cancel": services.invocation_cancel,
     "kill": services.invocation_kill,
-    "retry": services.invocation_retry,
+    "retry": retry_unless_refused,  # a handler's refusal (4xx) is its answer: refused, as in the admin and API
 }
 
 
