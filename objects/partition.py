@@ -32,7 +32,7 @@ from .backends import db, fetchall, set_lock_timeout
 from .crashes import StartCounts
 from .doorbell import ring
 from .inbox import KeyRunner
-from .models import Instance, Invocation, StateEntry
+from .models import RUNNABLE_SQL, Instance, Invocation, StateEntry
 from .rows import invocation_columns, invocations_from_rows
 from .state import entries_from_json, written
 
@@ -174,7 +174,7 @@ def _ring_keys(candidates: list[Candidate], countdown: float | None) -> None:
 _RUNNABLE_SQL = (
     'SELECT i.instance_id, k.type_name, k."key", i.partition, MIN(i.id) AS head FROM {invocation} i '
     "JOIN {instance} k ON k.id = i.instance_id "
-    "WHERE i.partition IN ({partitions}) AND i.status IN ('pending', 'backing_off', 'suspended') "
+    "WHERE i.partition IN ({partitions}) AND i." + RUNNABLE_SQL + " "
     "AND (i.not_before <= %s OR (i.not_before IS NULL AND i.status <> 'suspended')) AND k.paused = %s "
     "AND NOT EXISTS (SELECT 1 FROM {invocation} b WHERE b.instance_id = i.instance_id "
     "AND b.status IN ('backing_off', 'suspended') "
@@ -196,7 +196,7 @@ _CLAIM_SQL = (
 _HEADS_SQL = (
     "SELECT {columns}{state} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id) AS "
     "rank_ FROM {invocation} WHERE instance_id IN ({marks}) AND id >= %s "
-    "AND status IN ('pending', 'backing_off', 'suspended') "
+    "AND " + RUNNABLE_SQL + " "
     "AND (not_before IS NULL OR not_before <= %s OR status <> 'pending')) heads "
     "WHERE rank_ <= %s ORDER BY instance_id, id"
 )

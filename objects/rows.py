@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from .backends import db, fetchall, fetchone
-from .models import Instance, Invocation
+from .models import RUNNABLE_SQL, Instance, Invocation
 
 # The drain's two reads in raw SQL: the ORM's query building cost more worker CPU than PostgreSQL's work.
 LOCK_SQL = 'SELECT id, paused FROM {instance} WHERE type_name = %s AND "key" = %s'
 HEADS_SQL = (
-    "SELECT {columns} FROM {invocation} WHERE instance_id = %s AND status IN ('pending', 'backing_off', 'suspended') "
+    "SELECT {columns} FROM {invocation} WHERE instance_id = %s AND " + RUNNABLE_SQL + " "
     "AND (not_before IS NULL OR not_before <= %s OR status <> 'pending') ORDER BY id LIMIT %s"
 )
 

@@ -11,12 +11,12 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
 from ..models import Instance, StateChange
+from ..registry import all_objects
 from ..selectors import (
     instance_entries,
     instance_history,
@@ -173,7 +173,6 @@ class InstanceAdmin(admin.ModelAdmin):
     def overview_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        from ..registry import all_objects
 
         rows = type_overview(type_names=[obj.name for obj in all_objects()])
         for row in rows:
@@ -232,7 +231,3 @@ class InstanceAdmin(admin.ModelAdmin):
 
 def instance_admin_url(instance: Instance) -> str:
     return reverse("admin:objects_instance_change", args=[instance.pk])
-
-
-def instance_redirect(instance: Instance) -> HttpResponse:
-    return redirect(instance_admin_url(instance))

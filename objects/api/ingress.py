@@ -28,6 +28,7 @@ from ..runtime import run_shared
 from ..services import awakeable_complete, awakeable_find, invocation_get, invocation_submit
 from ..submit import resolve
 from ..validation import validate_input, validate_key
+from ..watch import WATCH_ALLOWED, WATCH_SCOPE
 from .authentication import CachedTokenAuthentication
 from .body import body_read, json_parse
 from .delay import delay_parse
@@ -225,7 +226,6 @@ class IngressView(APIView):
         """`GET {Type}/{key}/watch`: checked here as a call of the type's (first) shared handler is, then streamed
         on the event loop, which asks this first and streams on the 204 it gets (objects/watch.py). Served
         without the loop (a WSGI server), the answer is 501: a stream would hold a thread for its whole life."""
-        from ..watch import WATCH_ALLOWED, WATCH_SCOPE
 
         ingress_admit(request)
         obj = get_object(route.type_name)

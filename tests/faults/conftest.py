@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import settle
 from tests.faults.model import Load
+from tests.support import settle
 
 
 @pytest.fixture

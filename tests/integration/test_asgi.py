@@ -60,7 +60,7 @@ def no_drains(request, monkeypatch, redis_client):
     tests' invocations while the test database is emptied after the test (a deadlock with its TRUNCATE).
     Drains already running are waited for before and after; the rings' counters are deleted after."""
     from objects import doorbell
-    from tests.conftest import settle
+    from tests.support import settle
 
     settle(redis_client)
     stubbed = request.node.get_closest_marker("workers") is None
