@@ -40,7 +40,7 @@ def test_idempotent_call_runs_once_and_repeats_the_stored_output(auth):
 
 
 def test_terminal_error_of_an_exclusive_handler_is_its_status_from_the_invocation(auth):
-    response = post("Recorder/t/refuse", b'{"message": "out of stock", "status": 409}', **auth)
+    response = post("Recorder/live-refusal/refuse", b'{"message": "out of stock", "status": 409}', **auth)
     assert response.status_code == 409
     assert response.json()["message"] == "out of stock" and response.json()["source"] == "invocation"
     assert response["x-restate-error-source"] == "invocation"
