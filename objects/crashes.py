@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import notify
+from .keys import START_PREFIX
 
-START_PREFIX = "objects:starts:"
 START_TTL = 24 * 3600
 
 

@@ -18,13 +18,13 @@ from celery import current_app
 from django.db import InterfaceError, OperationalError, connection
 
 from . import notify
+from .keys import PARTITION_BELL_PREFIX, PUBLISHED_PREFIX, WAKE_PREFIX
 from .models import DONE_STATUSES, Invocation
 from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
 from .routing import DRAIN_PARTITION_TASK, DRAIN_TASK, partition_of, queue_name
 
 log = logging.getLogger("objects.doorbell")
 
-PARTITION_BELL_PREFIX = "objects:pbell:"
 # A partition's counter outlives a dead drain (SIGKILL: Celery redelivers its message only after the
 # visibility timeout) by at most this long; a live drain renews it every pass. Meanwhile the sweeper's
 # per-key doorbells keep the partition's keys running.
@@ -33,10 +33,6 @@ PARTITION_BELL_TTL = 10
 
 def partition_bell_key(partition: int) -> str:
     return f"{PARTITION_BELL_PREFIX}{partition}"
-
-
-WAKE_PREFIX = "objects:wake:"
-PUBLISHED_PREFIX = "objects:published:"
 
 
 def partition_wake_key(partition: int) -> str:

@@ -14,10 +14,11 @@ from . import (
     notify,
     timeouts,  # noqa: F401 - registers the worker's session timeouts (worker_init)
 )
+from .keys import WORKER_PREFIX
 
 INTERVAL = 2.0
 TTL = 6
-PREFIX = "objects:worker:"
+PREFIX = WORKER_PREFIX
 _stop = threading.Event()
 
 

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 
 from . import conf, tally
 from .errors import CallTimeout
+from .keys import CHANGED_PREFIX, DONE_PREFIX
 from .models import DONE_STATUSES, Invocation
 from .timeouts import redis_options
 
@@ -70,7 +71,7 @@ def _round_trip(commands: list[tuple[Any, ...]]) -> list[Any]:
 
 
 def done_key(public_id: str) -> str:
-    return f"objects:done:{public_id}"
+    return f"{DONE_PREFIX}{public_id}"
 
 
 def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None, forget: list[str] | None = None) -> None:
@@ -100,9 +101,6 @@ def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None, f
 # -- state changes: a message per changed key after commit, for live watchers (objects/watch.py) ----------------
 _changes_lock = threading.Lock()
 _changes: dict[tuple[str, str], int] = {}  # (type, key) -> its last committed version, not published yet
-
-
-CHANGED_PREFIX = "objects:changed:"
 
 
 def changed_channel(type_name: str) -> str:

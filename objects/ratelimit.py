@@ -23,11 +23,12 @@ from typing import Any
 from . import conf
 from .api.responses import error_response
 from .conf import Rate
+from .keys import RATE_PREFIX
 from .notify import pipelined
 
 log = logging.getLogger("objects.ratelimit")
 
-PREFIX = "objects:rate"
+PREFIX = RATE_PREFIX
 COUNTED = "objects.rate_counted"  # set in the ASGI scope of a request the event loop counted already
 Counter = tuple[str, Rate, str]  # (counter name without its window, its limit, whom it counts: for the message)
 

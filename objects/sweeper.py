@@ -14,6 +14,7 @@ from prometheus_client import Counter
 
 from . import conf, notify, tally
 from .doorbell import ring
+from .keys import SWEEPER_KEY
 from .models import DONE_STATUSES, Instance, Invocation, StateChange, StateEntry, Status
 from .registry import all_objects
 from .state import StateCache
@@ -21,7 +22,6 @@ from .state import StateCache
 log = logging.getLogger("objects.sweeper")
 # Not in the default registry: the exposed value is the cross-process one kept in Redis.
 SWEEPER_ACTIONS = Counter("objects_sweeper_actions", "Actions taken by the sweeper.", ["action"], registry=None)
-SWEEPER_KEY = "objects:metrics:sweeper"
 
 
 def record_sweep(counts: dict[str, int]) -> None:

@@ -13,13 +13,13 @@ from typing import Any
 
 from django.db import transaction
 
-INVOCATIONS_KEY = "objects:metrics:invocations"  # "type|handler|outcome" -> finished invocations
-RETRIES_KEY = "objects:metrics:retries"  # "type|handler" -> failed attempts retried
+from .keys import DURATION_KEY, INVOCATIONS_KEY, LATENCY_KEY, RETRIES_KEY
+
 # histogram -> its hash: "type|handler|<bucket>" -> invocations in that bucket alone (not cumulative; "inf" past
 # the last bound), "type|handler|sum" -> microseconds
 HISTOGRAM_KEYS = {
-    "objects_handler_duration_seconds": "objects:metrics:duration",
-    "objects_end_to_end_latency_seconds": "objects:metrics:latency",
+    "objects_handler_duration_seconds": DURATION_KEY,
+    "objects_end_to_end_latency_seconds": LATENCY_KEY,
 }
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 RAN = ("succeeded", "failed")  # the outcomes of a handler that ran: those with a duration
