@@ -1,6 +1,6 @@
 """An invocation's outcome written in its transaction: its status, output or error, and for a success the key's
-state entries, history and version, in one statement that applies whole (`finish_succeeded`). Raw SQL: on the
-path every invocation takes, building these statements through the ORM cost more than running them.
+state entries, history and version, in one statement that applies whole (`finish_succeeded`). Raw SQL
+(objects/backends says why).
 """
 
 from __future__ import annotations
@@ -138,8 +138,7 @@ def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:
 
 
 def _finish_sql(pk: int, fields: dict[str, Any], *, only_if_open: bool) -> tuple[str, list[Any]]:
-    """The invocation's finishing UPDATE in raw SQL (it runs once per invocation on the hot path; the ORM's
-    query building cost more than the statement). Each field prepares its own value, as the ORM would (JSON
+    """The invocation's finishing UPDATE. Each field prepares its own value, as the ORM would (JSON
     null as SQL NULL). With `only_if_open`, it changes nothing once an operator cancelled or killed it."""
     connection = db()
     columns = [f"{connection.ops.quote_name(str(_FIELDS[name].column))} = %s" for name in fields]

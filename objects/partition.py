@@ -167,7 +167,7 @@ def _ring_keys(candidates: list[Candidate], countdown: float | None) -> None:
         ring(candidate.type_name, candidate.key, countdown=countdown, partition=candidate.partition, force=True)
 
 
-# Raw SQL: these run on every pass; the ORM's query building would cost more than PostgreSQL's work.
+# Raw SQL, run on every pass (objects/backends says why).
 # The NOT EXISTS names the statuses of objects_inv_blocker_idx, a small index that the held-back test reads
 # whatever plan PostgreSQL picks: planned from statistics taken while few invocations were pending, as an
 # anti-join over the pending rows' index it scanned every pending row for each once a burst had arrived.

@@ -1,6 +1,6 @@
-"""A key's inbox read in raw SQL: its row locked without waiting, its head invocations, and invocation rows
-built into model instances by the fields' own converters (what a queryset does, without its per-call query
-compilation: the ORM's query building cost more worker CPU than PostgreSQL's work).
+"""A key's inbox read in raw SQL (objects/backends says why): its row locked without waiting, its head
+invocations, and invocation rows built into model instances by the fields' own converters (what a queryset
+does).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from typing import Any
 from .backends import db, fetchall, fetchone
 from .models import RUNNABLE_SQL, Instance, Invocation
 
-# The drain's two reads in raw SQL: the ORM's query building cost more worker CPU than PostgreSQL's work.
 LOCK_SQL = 'SELECT id, paused FROM {instance} WHERE type_name = %s AND "key" = %s'
 HEADS_SQL = (
     "SELECT {columns} FROM {invocation} WHERE instance_id = %s AND " + RUNNABLE_SQL + " "

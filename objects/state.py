@@ -73,8 +73,8 @@ class StateCache:
         connection = db()
         rows: list[tuple[str, Any]] = []
         if self.instance_id:
-            # Raw SQL: this runs once per batch on the hot path, and the ORM's query building cost more than
-            # the query. jsonb arrives as text (Django registers a text loader), SQLite's JSON is text too.
+            # Raw SQL (objects/backends). jsonb arrives as text (Django registers a text loader), SQLite's JSON
+            # is text too.
             rows = fetchall(connection, f"SELECT name, value FROM {_ENTRY} WHERE instance_id = %s", [self.instance_id])
         self._current = entries_from_rows(rows)
         self._committed = dict(self._current)

@@ -2,9 +2,7 @@
 after commit), the key's row found or made, and the INSERT statements the ingress's hot paths run, shared
 with the event loop (objects/asgi.py). Below the runtime, which submits a handler's sends (`ctx.send`).
 
-Why raw SQL here: building these statements through the ORM cost more CPU than PostgreSQL spent running
-them, on the path every call takes; the texts are built once per database kind from the models' fields,
-so a field added to Invocation or Instance is part of them.
+Its statements are raw SQL, for the reason objects/backends gives.
 """
 
 from __future__ import annotations
@@ -45,8 +43,7 @@ def resolve(type_name: str, handler_name: str) -> Handler:
 
 
 def instance_id_find(type_name: str, key: str) -> int | None:
-    """The id of the key's row, None when the key has none yet. One indexed SELECT on the hot paths (raw: the
-    ORM's query building cost more than the query)."""
+    """The id of the key's row, None when the key has none yet. One indexed SELECT on the hot paths."""
     connection = db()
     table = connection.ops.quote_name(Instance._meta.db_table)
     row = fetchone(connection, _INSTANCE_ID_SQL.format(table=table), [type_name, key])
@@ -56,8 +53,7 @@ def instance_id_find(type_name: str, key: str) -> int | None:
 def instance_id_ensure(type_name: str, key: str, *, missing: bool = False) -> int:
     """The id of the key's row, created when the key is new (`missing`: the caller just found no row, so
     the row is created without looking first). On PostgreSQL one raw `INSERT ... ON CONFLICT DO NOTHING
-    RETURNING id`, and a look-up only when another request created the row meanwhile (the ORM's path took
-    three statements and a fifth of a new key's first call)."""
+    RETURNING id`, and a look-up only when another request created the row meanwhile."""
     if not missing:
         found = instance_id_find(type_name, key)
         if found is not None:
@@ -230,9 +226,8 @@ def fresh_group_sql() -> str:
 
 
 def invocation_insert(invocation: Invocation) -> Invocation:
-    """Insert a new invocation row for its (type, key), the key's row found by the same statement (the
-    ingress's hot path: one raw `INSERT ... SELECT`; the ORM's `create()` spent more CPU building the
-    statement than PostgreSQL spent running it). A new key gets its row first, then the row is inserted."""
+    """Insert a new invocation row for its (type, key), the key's row found by the same statement (one
+    `INSERT ... SELECT`). A new key gets its row first, then the row is inserted."""
     connection = db()
     returning = connection.features.can_return_columns_from_insert
     by_key, by_id, _ = _insert_sql(connection.vendor)

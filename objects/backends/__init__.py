@@ -5,6 +5,10 @@ timeout.
 connection up on every attribute access, and the hot paths touch it many times per call; a function on the
 hot path binds `connection = db()` once and uses that.
 
+Why raw SQL on the hot paths (the ingress's insert, the worker's claim, run and commit; nowhere else): building
+those statements through the ORM cost more CPU than PostgreSQL spent running them. Their texts are built from
+the models' fields and table names, once per database kind, so a field added to a model is part of them.
+
 `fetchone`, `fetchall` and `rowcount` run one raw statement of a hot path. On PostgreSQL (this package's
 backend) they use a cursor the connection keeps (`DatabaseWrapper.kept_cursor`) instead of a new Django cursor
 per statement. The same checks run (health check, thread sharing, broken transaction) and psycopg's errors
