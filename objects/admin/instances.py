@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from typing import Any
+from urllib.parse import quote
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -12,7 +13,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 
 from ..models import Instance, StateChange
@@ -35,6 +36,17 @@ from .invocations import status_badge
 from .navigation import back, next_url
 
 HISTORY_PER_PAGE = 20
+OVERVIEW_REFRESH_SECONDS = 5  # the overview's counts are read again this often while its tab is visible
+
+
+def watch_url(instance: Instance) -> str:
+    """The key's committed state as Server-Sent Events (the ingress's watch, which lets staff who may view instances
+    watch any key): the instance page follows it (objects/static/objects/admin_live.js). "" without the ingress."""
+    try:
+        head = reverse("objects:objects-ingress", kwargs={"rest": ""})
+    except NoReverseMatch:  # the app's URLs are not included (check objects.E005)
+        return ""
+    return f"{head}{quote(instance.type_name, safe='')}/{quote(instance.key, safe='')}/watch"
 
 
 @admin.register(Instance)
@@ -119,6 +131,7 @@ class InstanceAdmin(admin.ModelAdmin):
             "recent": recent,
             "history_page": self.history_page(request, instance),
             "can_operate": self.can_operate(request),
+            "watch_url": watch_url(instance),
             "changelist_url": reverse("admin:objects_instance_changelist"),
             "invocations_url": reverse("admin:objects_invocation_changelist"),
         }
@@ -183,6 +196,7 @@ class InstanceAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "rows": rows,
             "as_of": timezone.now().astimezone(UTC),
+            "refresh_seconds": OVERVIEW_REFRESH_SECONDS,
             "instances_url": reverse("admin:objects_instance_changelist"),
             "invocations_url": reverse("admin:objects_invocation_changelist"),
         }
