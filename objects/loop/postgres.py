@@ -12,6 +12,7 @@ import psycopg_pool
 from django.db import connections
 
 from .. import conf
+from ..models import Invocation
 
 
 class Postgres:
@@ -100,7 +101,7 @@ class Postgres:
 # A statement that writes WAL (a row lock) and so, with synchronous_commit on, commits only once the WAL up to
 # it is on disk: every earlier commit is durable when it returns. FOR KEY SHARE never waits for a worker that
 # runs the invocation (its update takes a weaker lock).
-FLUSH_SQL = 'SELECT 1 FROM "objects_invocation" WHERE id = %s FOR KEY SHARE'
+FLUSH_SQL = f'SELECT 1 FROM "{Invocation._meta.db_table}" WHERE id = %s FOR KEY SHARE'
 
 # SQLSTATEs of a session the server ended while it sat idle (shutdown, crash, a terminated backend): a statement
 # sent on it afterwards never ran, so running it on another connection cannot apply it twice.
