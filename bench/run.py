@@ -478,7 +478,8 @@ def machine() -> dict:
 def python_build() -> str:
     """The interpreter both systems' Python processes run on (the Restate SDK's virtualenv is made from it) and
     how its executable is linked: the same code ran 5-10 % faster in one process on the distribution's
-    statically linked python3.11 than on pyenv's default build with a shared libpython (docs/dev/benchmark-history.md)."""
+    statically linked python3.11 than on pyenv's default build with a shared libpython
+    (docs/dev/benchmark-history.md)."""
     try:
         shared = "libpython" in Path("/proc/self/maps").read_text()
     except OSError:
