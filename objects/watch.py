@@ -1,8 +1,9 @@
 """Live state: `GET /{prefix}/{Type}/{key}/watch` streams a key's committed state as Server-Sent Events.
 
 Served on the web process's event loop, holding no thread: the ingress checks the request first, on the threads,
-as a call of the type's shared handler (`IngressView.watch`). Each event carries the key's state with `id:` its
-version, so a reconnecting client's `Last-Event-ID` resumes. Bounded: OBJECTS_WATCH_MAX streams per process.
+as a call of the type's shared handler, or lets staff who may view instances watch any key (`IngressView.watch`).
+Each event carries the key's state with `id:` its version, so a reconnecting client's `Last-Event-ID` resumes.
+Bounded: OBJECTS_WATCH_MAX streams per process.
 """
 
 from __future__ import annotations
