@@ -4,30 +4,18 @@ count within a second (Server-Sent Events from the watch endpoint), with JavaScr
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from objects.models import Instance
 from objects.services import state_edit
-from tests.integration.shop_fixtures import make_product
+from tests.browser.shop_pages import sign_in, stocked_shop
 
 pytestmark = [pytest.mark.browser, pytest.mark.workers]
-PASSWORD = "pw-for-tests-123"
 
 
 @pytest.fixture
 def shop(live_web):
-    make_product("MUG", name="Mug", price=1299, stock=10)
-    make_product("TEE", name="Tee", price=2500, stock=5)
-    get_user_model().objects.create_user("alice", password=PASSWORD)
-
-
-def sign_in(page, username="alice"):
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name=f"Sign out {username}")).to_be_visible()
+    stocked_shop()
 
 
 def watching(page):

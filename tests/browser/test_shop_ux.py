@@ -10,10 +10,10 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 import objects
+from tests.browser.shop_pages import PASSWORD, no_sideways_scroll, sign_in
 from tests.integration.shop_fixtures import balance, fund, key_held, make_product
 
 pytestmark = [pytest.mark.browser, pytest.mark.workers]
-PASSWORD = "pw-for-tests-123"
 DESKTOP_JS = pytest.param(1280, 800, True, id="1280-js")
 PHONE_NO_JS = pytest.param(390, 844, False, id="390-nojs")
 WATCH = re.compile(r"/watch(\?.*)?$")  # a cart's live event stream
@@ -25,19 +25,6 @@ def shop(live_web):
     make_product("TEE", name="Tee", price=2500, stock=3)
     make_product("CAP", name="Cap", price=900, stock=0)
     get_user_model().objects.create_user("alice", password=PASSWORD)
-
-
-def sign_in(page, username="alice"):
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name=f"Sign out {username}")).to_be_visible()
-
-
-def no_sideways_scroll(page):
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
 
 
 @pytest.mark.parametrize(("width", "height", "javascript"), [DESKTOP_JS, PHONE_NO_JS])

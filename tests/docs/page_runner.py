@@ -15,7 +15,6 @@ import doctest
 import io
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import types
@@ -24,7 +23,6 @@ from pathlib import Path
 import django
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-LOCAL_URL = "http://127.0.0.1:8000"
 ADMIN = ("admin", "admin-pass-123")  # manage.py load_demo's staff user
 
 
@@ -70,7 +68,7 @@ def admin_edit(base_url: str, spec: str, value: str) -> str | None:
 
 
 def run(page: Path, base_url: str) -> list[str]:
-    from tests.docs.samples import ROOT, blocks, console_commands
+    from tests.docs.samples import ROOT, blocks, console_commands, run_console
     from tests.testobjects import docs_examples
 
     failures: list[str] = []
@@ -79,7 +77,6 @@ def run(page: Path, base_url: str) -> list[str]:
     globs = module.__dict__
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     parser = doctest.DocTestParser()
-    checker = doctest.OutputChecker()
     env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "env.sh"
@@ -103,18 +100,9 @@ def run(page: Path, base_url: str) -> list[str]:
                     failures.append(out.getvalue())
             elif block.kind == "console":
                 for command, want in console_commands(block.text):
-                    script = (
-                        f"source {state}\nset -a\n{command.replace(LOCAL_URL, base_url)}\n"
-                        f"rc=$?\nexport -p > {state}\nexit $rc\n"
-                    )
-                    done = subprocess.run(
-                        ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-                    )
-                    got = done.stdout + done.stderr
-                    if done.returncode != 0 or (want and not checker.check_output(want + "\n", got, FLAGS)):
-                        failures.append(
-                            f"{block.where}: $ {command}\n  exit {done.returncode}\n  expected:\n{want}\n  got:\n{got}"
-                        )
+                    failed = run_console(command, want, where=block.where, state=state, env=env, base_url=base_url)
+                    if failed:
+                        failures.append(failed)
             elif block.lang == "json" and (spec := re.search(r"\badmin-edit=(\S+)", block.info)):
                 problem = admin_edit(base_url, spec.group(1), block.text)
                 if problem:

@@ -20,7 +20,9 @@ Blocks in other languages (text, json, ini, ...) are output or data and are not 
 from __future__ import annotations
 
 import dataclasses
+import doctest
 import re
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -141,3 +143,19 @@ def excerpt_found(excerpt: str, source: str) -> bool:
         [line.rstrip() for line in textwrap.dedent("\n".join(have[i : i + len(want)])).splitlines()] == want
         for i in range(len(have) - len(want) + 1)
     )
+
+
+CONSOLE_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+DOCS_URL = "http://127.0.0.1:8000"  # the address the pages show; the tests' server answers instead
+
+
+def run_console(command: str, want: str, *, where: str, state: Path, env: dict, base_url: str) -> str | None:
+    """One `$ command` of a console block, in bash, with the variables earlier commands exported (kept in the
+    file `state`); None when it succeeded and printed `want` (doctest's ELLIPSIS and whitespace rules), else
+    what to report."""
+    script = f"source {state}\nset -a\n{command.replace(DOCS_URL, base_url)}\nrc=$?\nexport -p > {state}\nexit $rc\n"
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    got = done.stdout + done.stderr
+    if done.returncode != 0 or (want and not doctest.OutputChecker().check_output(want + "\n", got, CONSOLE_FLAGS)):
+        return f"{where}: $ {command}\n  exit {done.returncode}\n  expected:\n{want}\n  got:\n{got}"
+    return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import doctest
 import io
 import os
-import subprocess
 import sys
 import tempfile
 import types
@@ -20,7 +19,7 @@ from django.core.management import call_command
 from django.db import connections
 
 from objects import registry
-from tests.docs.samples import ORDERED, ROOT, all_blocks, console_commands, excerpt_found
+from tests.docs.samples import ORDERED, ROOT, all_blocks, console_commands, excerpt_found, run_console
 from tests.testobjects import docs_examples
 
 BLOCKS = all_blocks()
@@ -28,7 +27,6 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 LIVE_DOCS = sorted({b.doc for b in BLOCKS if b.kind in ("pycon", "register")} - ORDERED)
 PLAIN_DOCS = sorted({b.doc for b in BLOCKS if b.kind == "python"} - set(LIVE_DOCS) - ORDERED)
 CONSOLE_DOCS = sorted({b.doc for b in BLOCKS if b.kind == "console"} - ORDERED)
-LOCAL_URL = "http://127.0.0.1:8000"
 
 
 def test_every_code_block_is_run_or_marked_with_a_reason():
@@ -108,24 +106,14 @@ def _run_console(doc: str, base_url: str) -> list[str]:
         "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
         "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
     }
-    checker = doctest.OutputChecker()
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "env.sh"
         state.write_text("")
         for block in [b for b in BLOCKS if b.doc == doc and b.kind == "console"]:
             for command, want in console_commands(block.text):
-                script = (
-                    f"source {state}\nset -a\n{command.replace(LOCAL_URL, base_url)}\n"
-                    f"rc=$?\nexport -p > {state}\nexit $rc\n"
-                )
-                done = subprocess.run(
-                    ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-                )
-                got = done.stdout + done.stderr
-                if done.returncode != 0 or (want and not checker.check_output(want + "\n", got, FLAGS)):
-                    failures.append(
-                        f"{block.where}: $ {command}\n  exit {done.returncode}\n  expected:\n{want}\n  got:\n{got}"
-                    )
+                failed = run_console(command, want, where=block.where, state=state, env=env, base_url=base_url)
+                if failed:
+                    failures.append(failed)
     return failures
 
 
