@@ -64,7 +64,7 @@ MIDDLEWARE = [
     # the rest of the list runs for every other request (objects/middleware.py)
     "objects.middleware.IngressShortcutMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "shop.middleware.SessionMiddleware",  # keeps a newer session cookie (shop/middleware.py)
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -50,6 +50,27 @@ def test_an_anonymous_cart_is_merged_into_the_shoppers_cart_at_sign_in(shop, cli
     assert "Mug" in page and "Tee" in page
 
 
+def test_a_late_request_from_before_sign_in_does_not_sign_the_shopper_out(shop, client):
+    """The live cart's read sent just before signing in can arrive after it, carrying the old session cookie:
+    it is answered as anonymous and must not delete the browser's cookie, which is the new session's by then."""
+    response = client.post("/cart/add/", {"sku": "MUG", "quantity": 2})
+    assert response.status_code == 302
+    before = client.cookies["sessionid"].value
+    signed_in(client, "alice")
+    assert client.cookies["sessionid"].value != before
+    late = client.__class__()
+    late.cookies["sessionid"] = before
+    for path in ("/cart/json/", "/cart/", "/"):
+        answer = late.get(path, headers={"accept": "application/json"} if path.endswith("json/") else {})
+        assert answer.status_code == 200, (path, answer.status_code)
+        assert "sessionid" not in answer.cookies, f"{path} answered {answer.cookies['sessionid'].output()}"
+    assert [(line["sku"], line["quantity"]) for line in client.get("/cart/json/").json()["cart"]["lines"]] == [
+        ("MUG", 2)
+    ]
+    signed_out = client.post("/accounts/logout/")
+    assert signed_out.cookies["sessionid"].value == "", "signing out still deletes the cookie"
+
+
 def test_each_shopper_sees_and_changes_only_their_own_cart(shop, client, django_user_model):
     signed_in(client, "alice")
     client.post("/cart/add/", {"sku": "MUG", "quantity": 3})
