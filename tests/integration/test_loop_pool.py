@@ -135,9 +135,15 @@ def token(live) -> str:
 
 
 def warm(url: str, token: str) -> None:
-    """The token cached by the server (its first call is answered by the threads) and the keys' rows made."""
-    answers = [burst(url, token, [(f"Recorder/pool-{n}/append", {"value": -1})])[0] for n in range(20)]
-    assert {status for status, _, _ in answers} == {200}
+    """The token cached by the server (its first call is answered by the threads) and the keys' rows made. A
+    tiny pool timeout may refuse a warm-up call on a loaded machine (503, nothing accepted): it is sent again."""
+    for n in range(20):
+        for _ in range(50):
+            status, _, _ = burst(url, token, [(f"Recorder/pool-{n}/append", {"value": -1})])[0]
+            if status != 503:
+                break
+            time.sleep(0.05)
+        assert status == 200, status
 
 
 def test_a_burst_never_opens_more_loop_connections_than_the_pool_holds(serve, token):
