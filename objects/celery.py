@@ -17,7 +17,6 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 from objects import conf
-from objects.broker import harden_redis_transport
 from objects.routing import (
     DRAIN_PARTITION_TASK,
     DRAIN_TASK,
@@ -27,6 +26,7 @@ from objects.routing import (
     partition_of,
     queue_name,
 )
+from objects.signals.broker import harden_redis_transport
 
 SWEEP_ENTRY = "objects-sweep"
 # One direct exchange for the app's queues (its binding table lives in Redis; workers declare it again when
@@ -104,7 +104,7 @@ def configure(app: Celery) -> Celery:
 
     The settings are applied once the app's configuration is loaded (Django's settings may still be
     importing when the host's Celery module is)."""
-    harden_redis_transport()  # a worker survives Redis going away and coming back (objects/broker.py)
+    harden_redis_transport()  # a worker survives Redis going away and coming back (objects/signals/broker.py)
     if app not in _configured:
         _configured.add(app)
         if app.configured:

@@ -9,11 +9,11 @@ from django.db import connection
 
 from . import conf
 from .context import Principal
-from .doorbell import wait_done
 from .errors import Conflict, DeadlockError, TerminalError
 from .models import Status
 from .runtime import current_chain, run_shared
 from .services import invocation_submit
+from .signals.doorbell import wait_done
 from .submit import resolve
 from .validation import validate_input, validate_key
 

@@ -9,8 +9,8 @@ from typing import Any
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from . import notify
 from .heartbeat import live_workers
+from .signals import notify
 
 log = logging.getLogger("objects.health")
 

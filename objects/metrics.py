@@ -1,5 +1,5 @@
 """Prometheus metrics: GET /metrics. Counters and histograms are cumulative, kept in Redis by the processes that
-finish invocations (objects/tally.py) and sweep; gauges are read from the database at scrape time; plus this
+finish invocations (objects/signals/tally.py) and sweep; gauges are read from the database at scrape time; plus this
 process's registry."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from . import conf, notify, tally
+from . import conf
 from .models import OPEN_STATUSES, Invocation
 from .selectors import inbox_depth_by_type
+from .signals import notify, tally
 from .sweeper import SWEEPER_ACTIONS, SWEEPER_KEY
 
 log = logging.getLogger("objects.metrics")

@@ -10,9 +10,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import notify, tally
 from .backends import db, fetchone, rowcount
 from .models import Instance, Invocation, StateChange, Status
+from .signals import notify, tally
 from .state import StateCache, entry_delete, entry_upsert, history_trim
 
 

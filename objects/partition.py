@@ -1,6 +1,6 @@
 """The drain of partitions: the inboxes of many keys in one transaction (group commit).
 
-The ingress rings a partition, not a key (objects/doorbell.py): one Celery message per burst of calls to the
+The ingress rings a partition, not a key (objects/signals/doorbell.py): one Celery message per burst of calls to the
 partition, whose drain covers every partition its worker consumes. One pass here runs every runnable key it
 finds in those partitions, up to OBJECTS_GROUP_KEYS keys, each key's
 next OBJECTS_BATCH_SIZE invocations, under one BEGIN/COMMIT. The per-key guarantees are those of
@@ -27,13 +27,14 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from . import conf, notify, slowkeys
+from . import conf, slowkeys
 from .backends import db, fetchall, set_lock_timeout
-from .crashes import StartCounts
-from .doorbell import ring
 from .inbox import KeyRunner
 from .models import RUNNABLE_SQL, Instance, Invocation, StateEntry
 from .rows import invocation_columns, invocations_from_rows
+from .signals import notify
+from .signals.crashes import StartCounts
+from .signals.doorbell import ring
 from .state import entries_from_json, written
 
 log = logging.getLogger("objects.partition")

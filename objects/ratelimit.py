@@ -23,8 +23,8 @@ from typing import Any
 from . import conf
 from .api.responses import error_response
 from .conf import Rate
-from .keys import RATE_PREFIX
-from .notify import pipelined
+from .signals.keys import RATE_PREFIX
+from .signals.notify import pipelined
 
 log = logging.getLogger("objects.ratelimit")
 

@@ -22,7 +22,7 @@ def all_queues() -> list[str]:
 
 
 # The Celery queues and task names of the app: objects/celery.py routes them, objects/tasks.py defines the
-# tasks, objects/doorbell.py publishes them by name.
+# tasks, objects/signals/doorbell.py publishes them by name.
 SWEEP_QUEUE = "objects.sweeper"
 DRAIN_TASK = "objects.drain"
 DRAIN_PARTITION_TASK = "objects.drain_partition"

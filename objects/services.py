@@ -11,12 +11,13 @@ from uuid import UUID
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from . import conf, notify, tally
+from . import conf
 from .backends import LOCK_NOT_AVAILABLE, set_lock_timeout
-from .crashes import start_key
-from .doorbell import ring
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation, Status
+from .signals import notify, tally
+from .signals.crashes import start_key
+from .signals.doorbell import ring
 from .state import StateCache
 from .submit import (
     fresh_group_sql,

@@ -22,11 +22,13 @@ from django.utils import timezone
 from . import conf
 from .backends import db, fetchone
 from .context import Principal
-from .doorbell import ring as ring_key  # invocation_submit's `ring` is a flag
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation
 from .registry import Handler, all_objects, get_object
 from .routing import partition_of
+from .signals.doorbell import (
+    ring as ring_key,  # invocation_submit's `ring` is a flag
+)
 from .validation import validate_delay, validate_input, validate_key
 
 

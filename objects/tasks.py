@@ -1,6 +1,6 @@
 """The app's Celery tasks, thin entry points over objects/worker.py and objects/sweeper.py: the doorbells
 (`objects.drain_partition` for a partition, `objects.drain` for one key) and the sweeper (`objects.sweep`).
-objects/doorbell.py publishes them by name; objects/celery.py routes them to their queues.
+objects/signals/doorbell.py publishes them by name; objects/celery.py routes them to their queues.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from . import conf, jsoncodec
 from .api.paths import decode_segment
 from .api.responses import error_response
 from .backends import db, fetchall
-from .notify import CHANGED_PREFIX
+from .signals.notify import CHANGED_PREFIX
 from .state import WATCHED_SQL, watched_from_rows
 
 log = logging.getLogger("objects.watch")

@@ -1,7 +1,7 @@
 """A worker's drains: the partition drain loop, the per-key drain, and what a worker does when it starts.
 
 objects/tasks.py holds the Celery entry points over these; objects/partition.py runs one pass over a
-partition's keys, objects/inbox.py one key's inbox; objects/doorbell.py keeps the counters in Redis.
+partition's keys, objects/inbox.py one key's inbox; objects/signals/doorbell.py keeps the counters in Redis.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from . import conf, notify
-from .doorbell import (
+from . import conf
+from .inbox import DrainResult, drain_key
+from .partition import drain_pass
+from .routing import queue_name
+from .signals import notify
+from .signals.doorbell import (
     WAKE_PREFIX,
     bells_hold,
     bells_release,
@@ -25,9 +29,6 @@ from .doorbell import (
     ring,
     ring_partition,
 )
-from .inbox import DrainResult, drain_key
-from .partition import drain_pass
-from .routing import queue_name
 
 log = logging.getLogger("objects.worker")
 

@@ -34,7 +34,7 @@ def workers(django_db_setup, django_db_blocker) -> Iterator[Workers]:
 
 @pytest.fixture
 def redis_client():
-    from objects.notify import client
+    from objects.signals.notify import client
 
     return client()
 

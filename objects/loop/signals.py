@@ -16,9 +16,9 @@ import redis.asyncio as aredis
 from django.db import InterfaceError, OperationalError, close_old_connections
 
 from .. import conf
-from ..doorbell import is_ring_mark, publish_drain, ring_and_wait_commands, ring_command, ring_partition
 from ..models import DONE_STATUSES, Invocation
-from ..notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
+from ..signals.doorbell import is_ring_mark, publish_drain, ring_and_wait_commands, ring_command, ring_partition
+from ..signals.notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
 from ..timeouts import redis_options
 from .postgres import loop_name
 

@@ -14,10 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import objects
-from objects import doorbell, slowkeys, tasks, worker
+from objects import slowkeys, tasks, worker
 from objects.models import Instance, Invocation, Status
 from objects.partition import drain_pass
 from objects.routing import DRAIN_PARTITION_TASK, partition_of
+from objects.signals import doorbell
 from objects.slowkeys import clear as slow_clear
 from tests.support import key_row_held
 
@@ -582,8 +583,8 @@ def test_a_pass_counts_its_starts_without_a_round_trip_each_and_still_fails_a_cr
     published, redis_client, monkeypatch, settings
 ):
     """The crash limit's counts are read once per pass and written without waiting (crashes.StartCounts)."""
-    from objects import notify
-    from objects.crashes import start_key
+    from objects.signals import notify
+    from objects.signals.crashes import start_key
 
     settings.OBJECTS_CRASH_LIMIT = 3
     keys = keys_in(PARTITION, 2, "starts")

@@ -14,9 +14,9 @@ import redis
 from django.db import connections
 
 import objects
-from objects.doorbell import RING_MARK, partition_bell_key
-from objects.notify import done_key
 from objects.routing import partition_of
+from objects.signals.doorbell import RING_MARK, partition_bell_key
+from objects.signals.notify import done_key
 from tests.support import threaded_call as _call
 from tests.support import wait_for
 
@@ -70,7 +70,7 @@ def test_a_call_that_finds_no_drain_publishes_one_and_leaves_no_mark(live, redis
 def test_a_failed_round_trip_still_rings_and_the_call_completes(live):
     """The combined round trip fails (Redis drops the connection): the ring is sent alone and the wait goes
     on (polling the database, then waiting on the list again), so the call still gets its result."""
-    from objects import notify
+    from objects.signals import notify
 
     real = notify.pipelined
     failures = []

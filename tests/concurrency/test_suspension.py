@@ -175,7 +175,7 @@ SQLITE_CLIENT = textwrap.dedent("""
     django.setup()
     import objects
     from objects.models import Status
-    from objects.notify import client
+    from objects.signals.notify import client
     from objects.services import invocation_get
 
     started = time.monotonic()

@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 import objects
-from objects.doorbell import wait_done
 from objects.models import Instance, Invocation, JournalEntry, StateChange, StateEntry, Status
 from objects.services import state_edit
+from objects.signals.doorbell import wait_done
 from tests.support import key_row_held
 
 CHANGELIST = "/admin/objects/instance/"

@@ -59,7 +59,7 @@ def no_drains(request, monkeypatch, redis_client):
     """Outside the worker test, no drain is published: the session's workers would otherwise run these
     tests' invocations while the test database is emptied after the test (a deadlock with its TRUNCATE).
     Drains already running are waited for before and after; the rings' counters are deleted after."""
-    from objects import doorbell
+    from objects.signals import doorbell
     from tests.support import settle
 
     settle(redis_client)

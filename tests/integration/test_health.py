@@ -2,7 +2,7 @@
 
 import pytest
 
-from objects import notify
+from objects.signals import notify
 
 
 @pytest.fixture

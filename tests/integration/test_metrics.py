@@ -12,9 +12,9 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from objects import tally
 from objects.models import Instance, Invocation, Status
-from objects.notify import notify_done
+from objects.signals import tally
+from objects.signals.notify import notify_done
 from objects.sweeper import SWEEPER_KEY, record_sweep
 
 pytestmark = pytest.mark.django_db

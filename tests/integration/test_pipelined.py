@@ -1,4 +1,4 @@
-"""objects.notify.pipelined: several Redis commands in one packet on a pooled connection, without redis-py's
+"""objects.signals.notify.pipelined: several Redis commands in one packet on a pooled connection, without redis-py's
 Pipeline object (the ring and wait of every call, the done signals of every pass)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 import redis
 
-from objects.notify import pipelined
+from objects.signals.notify import pipelined
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ third = VirtualObject("Third")
 
 
 def _redis():
-    from objects.notify import client
+    from objects.signals.notify import client
 
     return client()
 

@@ -12,7 +12,7 @@ recorder = VirtualObject("Recorder", access=lambda user, key, handler: user.is_a
 
 
 def _redis():
-    from objects.notify import client
+    from objects.signals.notify import client
 
     return client()
 

@@ -15,7 +15,7 @@ waiter = VirtualObject("Waiter", access=_own_keys)
 
 
 def _redis():
-    from objects.notify import client
+    from objects.signals.notify import client
 
     return client()
 

@@ -1,4 +1,4 @@
-"""The Redis transport hardening (objects/broker.py): a worker's reconnect after Redis went away must not end
+"""The Redis transport hardening (objects/signals/broker.py): a worker's reconnect after Redis went away must not end
 the worker. The consumer collects the broken connection (which detaches the transport from its settings) and
 then closes it again; with an unacknowledged message that close tries to put it back and must fail with a
 connection error, which kombu's close ignores, not with an AttributeError, which ends the worker."""
@@ -10,7 +10,7 @@ from django.conf import settings
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.common import ignore_errors
 
-from objects.broker import harden_redis_transport
+from objects.signals.broker import harden_redis_transport
 
 
 def test_harden_is_idempotent():

@@ -41,8 +41,8 @@ def test_no_redis_url_is_e001():
 
 
 def test_the_redis_clients_read_objects_redis_url(monkeypatch):
-    from objects import notify
     from objects.loop import signals
+    from objects.signals import notify
 
     monkeypatch.setattr(notify, "_client", None)
     monkeypatch.setattr(signals, "_redis", weakref.WeakKeyDictionary())

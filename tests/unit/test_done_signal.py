@@ -1,12 +1,12 @@
-"""The done signal (objects/notify.py) carries the committed outcome, so a waiting caller reads no row; a bare
+"""The done signal (objects/signals/notify.py) carries the committed outcome, so a waiting caller reads no row; a bare
 signal (an operator's cancel or kill, a worker that could not encode the outcome) sends it to the database."""
 
 from __future__ import annotations
 
 import pytest
 
-from objects import doorbell, notify
 from objects.models import Instance, Invocation, Status
+from objects.signals import doorbell, notify
 
 pytestmark = pytest.mark.django_db
 

@@ -1,13 +1,14 @@
-"""The partition doorbell counter (objects/doorbell.py, objects/worker.py): one Celery message per burst of calls
-to a partition, and a drain that finishes while rings arrived goes round again instead of leaving an accepted
+"""The partition doorbell counter (objects/signals/doorbell.py, objects/worker.py): one Celery message per burst
+of calls to a partition, and a drain that finishes while rings arrived goes round again instead of leaving an accepted
 invocation behind. Celery's publish is replaced by a recorder; the counter is the real one in Redis."""
 
 from __future__ import annotations
 
 import pytest
 
-from objects import doorbell, worker
+from objects import worker
 from objects.routing import DRAIN_PARTITION_TASK, DRAIN_TASK
+from objects.signals import doorbell
 
 PARTITION = 3
 

@@ -36,10 +36,20 @@ def test_the_repository_keeps_its_import_contracts():
 
 
 def _layered_modules() -> set[str]:
-    """The modules of objects/ that the layers contracts name (each must exist for lint-imports to run)."""
+    """The modules of objects/ that the layers contracts name, each inside its contract's containers (each must
+    exist for lint-imports to run), as paths below objects/ without their suffix."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
-    layers = [layer for c in config["contracts"] if c["type"] == "layers" for layer in c["layers"]]
-    return {name.split(".", 1)[1] for layer in layers for name in re.split(r"[|:]", layer) if "." in name.strip()}
+    found = set()
+    for contract in config["contracts"]:
+        if contract["type"] != "layers":
+            continue
+        for layer in contract["layers"]:
+            for name in re.split(r"[|:]", layer):
+                for container in contract.get("containers", [""]):
+                    dotted = f"{container}.{name.strip()}" if container else name.strip()
+                    if "." in dotted:
+                        found.add(dotted.split(".", 1)[1].replace(".", "/"))
+    return found
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -49,8 +59,14 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     for package in ("objects", "config", *DEMO_APPS):
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
-    for name in {"models", "celery", "asgi", "timeouts", "ratelimit", "errors"} | _layered_modules():
-        (tmp_path / "objects" / f"{name.strip()}.py").write_text("")
+    names = {"models", "celery", "asgi", "timeouts", "ratelimit", "errors"} | _layered_modules()
+    for name in names:
+        if any(other.startswith(name + "/") for other in names):  # a package the layers name modules of
+            (tmp_path / "objects" / name).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "objects" / name / "__init__.py").write_text("")
+        else:
+            (tmp_path / "objects" / f"{name}.py").parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "objects" / f"{name}.py").write_text("")
     (tmp_path / "objects" / "__init__.py").write_text("from .errors import *\n")
     for path, text in {**HOST_IMPORTS, **files}.items():
         (tmp_path / path).write_text(text)

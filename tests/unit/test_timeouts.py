@@ -13,7 +13,7 @@ from django.db import connections
 from kombu import Connection
 
 from objects import conf, timeouts
-from objects.broker import harden_redis_transport
+from objects.signals.broker import harden_redis_transport
 from tests.unit.test_settings import settings_in_subprocess
 
 
@@ -87,7 +87,7 @@ def test_a_worker_session_ends_idle_transactions_and_long_statements_after_the_b
 
 
 def test_the_frameworks_redis_client_has_timeouts_and_keepalives():
-    from objects import notify
+    from objects.signals import notify
 
     kwargs = notify.client().connection_pool.connection_kwargs
     t = timeouts.timers(settings.OBJECTS_HOST_LOSS_BOUND)

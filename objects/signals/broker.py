@@ -55,7 +55,7 @@ def bound_sockets(channel: Any, chosen: dict[str, Any]) -> None:
         return
     from django.core.exceptions import ImproperlyConfigured
 
-    from .timeouts import DEFAULT_BOUND, broker_transport_options
+    from ..timeouts import DEFAULT_BOUND, broker_transport_options
 
     try:
         options = broker_transport_options()

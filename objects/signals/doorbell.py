@@ -17,11 +17,11 @@ import redis
 from celery import current_app
 from django.db import InterfaceError, OperationalError, connection
 
+from ..models import DONE_STATUSES, Invocation
+from ..routing import DRAIN_PARTITION_TASK, DRAIN_TASK, partition_of, queue_name
 from . import notify
 from .keys import PARTITION_BELL_PREFIX, PUBLISHED_PREFIX, WAKE_PREFIX
-from .models import DONE_STATUSES, Invocation
 from .notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
-from .routing import DRAIN_PARTITION_TASK, DRAIN_TASK, partition_of, queue_name
 
 log = logging.getLogger("objects.doorbell")
 

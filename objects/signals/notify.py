@@ -2,7 +2,7 @@
 
 A finished invocation's signal is pushed after commit to a per-invocation list that outlives the push (a TTL),
 so a signal that arrives before the waiter starts waiting is not lost. Redis only carries the signal: the
-waiter (objects/doorbell.py, `wait_done`) reads the outcome from the signal or the database, and polls the
+waiter (objects/signals/doorbell.py, `wait_done`) reads the outcome from the signal or the database, and polls the
 database when Redis is unreachable.
 """
 
@@ -17,11 +17,12 @@ from typing import Any
 import redis
 from django.db import connection, transaction
 
-from . import conf, tally
-from .errors import CallTimeout
+from .. import conf
+from ..errors import CallTimeout
+from ..models import DONE_STATUSES, Invocation
+from ..timeouts import redis_options
+from . import tally
 from .keys import CHANGED_PREFIX, DONE_PREFIX
-from .models import DONE_STATUSES, Invocation
-from .timeouts import redis_options
 
 log = logging.getLogger("objects.notify")
 _client: redis.Redis | None = None
@@ -78,7 +79,7 @@ def notify_done(public_ids: list[str], outcomes: dict[str, str] | None = None, f
     """Signal finished invocations. With `outcomes` (public id -> `outcome_text`), the signal carries the
     committed outcome, so the waiter needs no database read; without, it says "read the database".
     `forget` are Redis keys deleted in the same round trip (the last handlers' start counts, inbox.py), and the
-    metrics counted since the last signal are added up there too (objects/tally.py)."""
+    metrics counted since the last signal are added up there too (objects/signals/tally.py)."""
     metrics = tally.commands() + changed_commands()
     if not public_ids and not forget and not metrics:
         return
