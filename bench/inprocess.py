@@ -4,7 +4,7 @@ Starts a throwaway PostgreSQL and Redis (scripts/stack.py), migrates, makes a to
 application directly, one request after another, for token sends of `BenchCart.add_item` (the ingress's
 whole hot path: authentication, validation, the INSERT, the ring) and for the ingress's health path. No worker
 runs: the sends stay pending. Then the worker's side (`--passes`): sends to `--keys-per-pass` keys, then one
-group pass (`objects.partition.drain_pass`, as a Celery worker's drain runs it: claim, inboxes, handlers,
+group pass (`objects.worker.partition.drain_pass`, as a Celery worker's drain runs it: claim, inboxes, handlers,
 finishing statements, commit, done signals), timed alone. Prints the process's CPU microseconds per request
 and per invocation (time.process_time), round by round, so a change on the hot path can be measured without
 the noise of a full benchmark run (the machine's steal time moves full runs by more than most single
@@ -92,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                 b"".join(response)
                 response.close()
 
-        from objects import conf, slowkeys
-        from objects.partition import drain_pass
+        from objects import conf
         from objects.registry import all_objects
+        from objects.worker import slowkeys
+        from objects.worker.partition import drain_pass
 
         partitions = list(range(conf.get("OBJECTS_PARTITIONS")))
         for obj in all_objects():  # as in a worker that has run each handler once: its passes run them all

@@ -204,7 +204,7 @@ def _bench_token() -> str:
 
 
 def _wait_workers(names: list[str], timeout: float = 60.0) -> None:
-    from objects.heartbeat import live_workers
+    from objects.worker.heartbeat import live_workers
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

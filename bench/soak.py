@@ -178,7 +178,7 @@ class SoakStack:
         self.start_worker(index)
 
     def wait_workers(self, timeout: float = 90.0) -> None:
-        from objects.heartbeat import live_workers
+        from objects.worker.heartbeat import live_workers
 
         deadline = time.monotonic() + timeout
         while not set(self.names) <= set(live_workers()):

@@ -40,9 +40,9 @@ def call(type_name: str, key: str, handler: str, arg: Any = None) -> Any:
     key's inbox runs here."""
     import objects
     from objects.client import output_of
-    from objects.inbox import drain_key
     from objects.runtime import resolve
     from objects.services import invocation_get
+    from objects.worker.inbox import drain_key
 
     if resolve(type_name, handler).kind == "shared":
         return objects.call(type_name, key, handler, arg)

@@ -9,8 +9,8 @@ from typing import Any
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from .heartbeat import live_workers
 from .signals import notify
+from .worker.heartbeat import live_workers
 
 log = logging.getLogger("objects.health")
 

@@ -19,7 +19,7 @@ from . import conf
 from .models import OPEN_STATUSES, Invocation
 from .selectors import inbox_depth_by_type
 from .signals import notify, tally
-from .sweeper import SWEEPER_ACTIONS, SWEEPER_KEY
+from .worker.sweeper import SWEEPER_ACTIONS, SWEEPER_KEY
 
 log = logging.getLogger("objects.metrics")
 

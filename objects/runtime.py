@@ -1,6 +1,6 @@
 """The runtime of one invocation: its context, call chain, ctx.call / ctx.send / ctx.run, and its outcome.
 
-The inbox of a key (which invocations run, in which order, under which lock) is objects/inbox.py.
+The inbox of a key (which invocations run, in which order, under which lock) is objects/worker/inbox.py.
 
 Guarantees (docs/architecture.md) and their preconditions:
 - Exclusive per key: the worker holds the key's Instance row lock (SELECT ... FOR NO KEY UPDATE) for the whole

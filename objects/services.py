@@ -146,7 +146,7 @@ def invocation_retry(*, invocation: Invocation) -> Invocation:
 
 
 def _forget_crashes(invocation: Invocation) -> None:
-    """An operator's retry starts the crash count afresh (objects/inbox.py, OBJECTS_CRASH_LIMIT)."""
+    """An operator's retry starts the crash count afresh (objects/worker/inbox.py, OBJECTS_CRASH_LIMIT)."""
     try:
         notify.client().delete(start_key(invocation.public_id))
     except Exception:  # noqa: BLE001 - without Redis there is no count to forget

@@ -20,7 +20,7 @@ def _dumps(value: Any) -> str:
 
 # The instances whose state `flush` wrote while a group pass runs (a handler's ctx.call into another key). The
 # pass reads every key's entries ahead, with their inboxes; a key written this way before its turn is read
-# again (objects/partition.py), so the call's change is not lost.
+# again (objects/worker/partition.py), so the call's change is not lost.
 written: ContextVar[set[int] | None] = ContextVar("objects_state_written", default=None)
 
 

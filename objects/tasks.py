@@ -1,5 +1,6 @@
-"""The app's Celery tasks, thin entry points over objects/worker.py and objects/sweeper.py: the doorbells
-(`objects.drain_partition` for a partition, `objects.drain` for one key) and the sweeper (`objects.sweep`).
+"""The app's Celery tasks, thin entry points over objects/worker/drain.py and objects/worker/sweeper.py: the
+doorbells (`objects.drain_partition` for a partition, `objects.drain` for one key) and the sweeper
+(`objects.sweep`).
 objects/signals/doorbell.py publishes them by name; objects/celery.py routes them to their queues.
 """
 
@@ -10,22 +11,23 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import heartbeat, sweeper, worker
 from .routing import DRAIN_PARTITION_TASK, DRAIN_TASK, SWEEP_TASK
+from .worker import heartbeat, sweeper
+from .worker.drain import key_drain, partition_drain, worker_started
 
 __all__ = ["drain", "drain_partition", "heartbeat", "sweep"]  # heartbeat: its import registers the worker's beat
 
 
 @shared_task(name=DRAIN_TASK, ignore_result=True, acks_late=True)
 def drain(type_name: str, key: str, busy: int = 0) -> int:
-    """Per-key doorbell: run one key's inbox now (`worker.key_drain`)."""
-    return worker.key_drain(type_name, key, busy)
+    """Per-key doorbell: run one key's inbox now (`objects/worker/drain.py`)."""
+    return key_drain(type_name, key, busy)
 
 
 @shared_task(name=DRAIN_PARTITION_TASK, ignore_result=True, acks_late=True)
 def drain_partition(partition: int) -> int:
-    """Doorbell of a partition: drain the partitions this worker consumes (`worker.partition_drain`)."""
-    return worker.partition_drain(partition)
+    """Doorbell of a partition: drain the partitions this worker consumes (`objects/worker/drain.py`)."""
+    return partition_drain(partition)
 
 
 @shared_task(name=SWEEP_TASK, ignore_result=True)
@@ -35,4 +37,4 @@ def sweep() -> dict[str, int]:
 
 @worker_ready.connect
 def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
-    worker.worker_started(sender)
+    worker_started(sender)

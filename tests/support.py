@@ -108,7 +108,7 @@ class Workers:
         return proc
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        from objects.heartbeat import live_workers
+        from objects.worker.heartbeat import live_workers
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

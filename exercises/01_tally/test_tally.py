@@ -7,7 +7,7 @@ from conftest import call, load
 
 import objects
 from objects import ObjectsError
-from objects.inbox import drain_key
+from objects.worker.inbox import drain_key
 
 load(__file__)
 

@@ -16,10 +16,10 @@ DONE_PREFIX = "objects:done:"  # its done signal, a list (objects/signals/notify
 START_PREFIX = "objects:starts:"  # how many times it was started, for the crash limit (objects/signals/crashes.py)
 
 CHANGED_PREFIX = "objects:changed:"  # + type: pub/sub channel of committed state versions (objects/watch.py)
-WORKER_PREFIX = "objects:worker:"  # + worker name: its heartbeat (objects/heartbeat.py)
+WORKER_PREFIX = "objects:worker:"  # + worker name: its heartbeat (objects/worker/heartbeat.py)
 RATE_PREFIX = "objects:rate"  # the rate limits' counters (objects/ratelimit.py)
 
-# metrics, hashes summed over every process (objects/signals/tally.py, objects/sweeper.py, objects/metrics.py)
+# metrics, hashes summed over every process (objects/signals/tally.py, objects/worker/sweeper.py, objects/metrics.py)
 INVOCATIONS_KEY = "objects:metrics:invocations"  # "type|handler|outcome" -> finished invocations
 RETRIES_KEY = "objects:metrics:retries"  # "type|handler" -> failed attempts retried
 DURATION_KEY = "objects:metrics:duration"  # the handler duration histogram

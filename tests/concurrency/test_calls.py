@@ -11,7 +11,7 @@ import pytest
 import objects
 from objects.models import Invocation, JournalEntry, Status
 from objects.services import invocation_cancel, invocation_get
-from objects.sweeper import sweep
+from objects.worker.sweeper import sweep
 from tests.support import threaded_call as _call
 from tests.support import wait_for
 

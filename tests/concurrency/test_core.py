@@ -95,7 +95,7 @@ def test_sigkill_mid_handler_loses_nothing_and_applies_once(live, redis_client):
     live.start_one(0)
     live.start_one(1)
     live.wait_ready()
-    from objects.sweeper import sweep
+    from objects.worker.sweeper import sweep
 
     def done():
         sweep()
@@ -118,7 +118,7 @@ def test_flushall_with_pending_invocations_completes_them_all(live, redis_client
     from django.db.models import F  # noqa: F401
 
     Instance.objects.filter(pk=instance.pk).update(paused=False)
-    from objects.sweeper import sweep
+    from objects.worker.sweeper import sweep
 
     def done():
         sweep()
@@ -167,7 +167,7 @@ def test_sweeper_clears_state_idle_longer_than_the_state_ttl(live):
     from django.utils import timezone
 
     from objects.models import Instance
-    from objects.sweeper import sweep
+    from objects.worker.sweeper import sweep
 
     objects.call("Ephemeral", "old", "put", {"value": "a"})
     objects.call("Ephemeral", "fresh", "put", {"value": "b"})

@@ -1,4 +1,4 @@
-"""The partition's drain (objects/partition.py): many keys per transaction, and the keys stay independent.
+"""The partition's drain (objects/worker/partition.py): many keys per transaction, and the keys stay independent.
 
 Each test accepts invocations on real PostgreSQL, then runs one pass in this process (Celery's publish is
 replaced by a recorder, so no worker takes the work first) and reads the rows back."""
@@ -14,12 +14,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import objects
-from objects import slowkeys, tasks, worker
+from objects import tasks
 from objects.models import Instance, Invocation, Status
-from objects.partition import drain_pass
 from objects.routing import DRAIN_PARTITION_TASK, partition_of
 from objects.signals import doorbell
-from objects.slowkeys import clear as slow_clear
+from objects.worker import drain as drains
+from objects.worker import slowkeys
+from objects.worker.partition import drain_pass
+from objects.worker.slowkeys import clear as slow_clear
 from tests.support import key_row_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -167,8 +169,8 @@ def test_a_slow_key_is_left_to_per_key_drains_and_does_not_hold_back_its_partiti
 
 
 def test_a_per_key_drain_keeps_a_still_slow_key_out_of_the_group(published, settings):
-    from objects import slowkeys
-    from objects.inbox import drain_key
+    from objects.worker import slowkeys
+    from objects.worker.inbox import drain_key
 
     settings.OBJECTS_GROUP_BUDGET_MS = 50
     slow, quick = keys_in(PARTITION, 2, "still-slow")
@@ -188,7 +190,7 @@ def test_a_per_key_drain_keeps_a_still_slow_key_out_of_the_group(published, sett
 
 
 def test_a_handler_not_yet_seen_quick_runs_in_a_per_key_drain_first_then_in_the_group(published):
-    from objects.inbox import drain_key
+    from objects.worker.inbox import drain_key
 
     slow_clear()  # a fresh worker: no handler seen yet
     first, second = keys_in(PARTITION, 2, "unseen")
@@ -217,7 +219,7 @@ def test_a_busy_key_of_quick_handlers_stays_in_the_group(published, settings):
     assert published == []  # never handed to a per-key drain: no handler was slow
 
 
-# The drain's linger (objects/worker.py): calls that follow one another run without a Celery message each.
+# The drain's linger (objects/worker/drain.py): calls that follow one another run without a Celery message each.
 
 
 @pytest.fixture
@@ -260,7 +262,7 @@ def test_a_lingering_drain_runs_the_next_call_without_a_celery_message(
     published, settings, monkeypatch, drain_in_thread, redis_client
 ):
     settings.OBJECTS_DRAIN_LINGER_MS = 1500
-    monkeypatch.setattr(worker, "DRAIN_TASK_LIMIT", 10.0)
+    monkeypatch.setattr(drains, "DRAIN_TASK_LIMIT", 10.0)
     (key,) = keys_in(PARTITION, 1, "linger")
     objects.send("Recorder", key, "append", {"value": 1})
     assert published == [("p", PARTITION)]
@@ -284,10 +286,10 @@ def test_a_drain_woken_by_rings_runs_them_without_reading_the_counters_again(
     """One Redis round trip fewer per woken pass: the counters are read when the drain starts and when it lets
     go; a ring that woke it is found then (the counters changed) and the drain goes round once more."""
     settings.OBJECTS_DRAIN_LINGER_MS = 300
-    monkeypatch.setattr(worker, "DRAIN_TASK_LIMIT", 10.0)
+    monkeypatch.setattr(drains, "DRAIN_TASK_LIMIT", 10.0)
     holds = []
     hold = doorbell.bells_hold
-    monkeypatch.setattr(worker, "bells_hold", lambda *a, **k: holds.append(1) or hold(*a, **k))
+    monkeypatch.setattr(drains, "bells_hold", lambda *a, **k: holds.append(1) or hold(*a, **k))
     (key,) = keys_in(PARTITION, 1, "woken")
     objects.send("Recorder", key, "append", {"value": 0})
     drain = drain_in_thread(PARTITION)
@@ -306,10 +308,10 @@ def lingering_drain_of_a_two_partition_worker(settings, monkeypatch, drain_in_th
     """A worker consuming PARTITION and the next one; a call to a key of PARTITION has run and its drain
     lingers. Returns (other partition, a key of PARTITION, a key of the other, the drain's thread)."""
     settings.OBJECTS_DRAIN_LINGER_MS = 1500
-    monkeypatch.setattr(worker, "DRAIN_TASK_LIMIT", 10.0)
+    monkeypatch.setattr(drains, "DRAIN_TASK_LIMIT", 10.0)
     other = PARTITION + 1
-    monkeypatch.setattr(worker, "_consumed", [other, PARTITION])
-    monkeypatch.setattr(worker, "_one_loop", one_loop)
+    monkeypatch.setattr(drains, "_consumed", [other, PARTITION])
+    monkeypatch.setattr(drains, "_one_loop", one_loop)
     prefix = f"worker-{one_loop}"
     (mine,), (theirs,) = keys_in(PARTITION, 1, prefix), keys_in(other, 1, prefix)
     objects.send("Recorder", mine, "append", {"value": 1})
@@ -353,7 +355,7 @@ def test_a_message_for_the_worker_ends_the_linger(published, settings, monkeypat
 
     settings.OBJECTS_DRAIN_LINGER_MS = 3000
     other = PARTITION + 1
-    monkeypatch.setattr(worker, "_consumed", [PARTITION, other])
+    monkeypatch.setattr(drains, "_consumed", [PARTITION, other])
     doorbell.ring_partition(PARTITION)
     drain = drain_in_thread(PARTITION)
     time.sleep(0.3)
@@ -371,8 +373,8 @@ def test_with_spare_threads_a_message_for_the_worker_does_not_end_the_linger(
 
     settings.OBJECTS_DRAIN_LINGER_MS = 1000
     other = PARTITION + 1
-    monkeypatch.setattr(worker, "_consumed", [PARTITION, other])
-    monkeypatch.setattr(worker, "_spare", True)  # a thread pool: another thread takes that message
+    monkeypatch.setattr(drains, "_consumed", [PARTITION, other])
+    monkeypatch.setattr(drains, "_spare", True)  # a thread pool: another thread takes that message
     doorbell.ring_partition(PARTITION)
     drain = drain_in_thread(PARTITION)
     time.sleep(0.3)
@@ -386,7 +388,7 @@ def test_with_spare_threads_a_message_for_the_worker_does_not_end_the_linger(
 def test_a_drain_rung_past_its_time_limit_queues_its_partition_again(
     published, monkeypatch, drain_in_thread, redis_client
 ):
-    monkeypatch.setattr(worker, "DRAIN_TASK_LIMIT", 0.0)
+    monkeypatch.setattr(drains, "DRAIN_TASK_LIMIT", 0.0)
     (key,) = keys_in(PARTITION, 1, "overdue")
     objects.send("Recorder", key, "hold", {"sleep": 0.5})
     drain = drain_in_thread(PARTITION)
@@ -403,7 +405,7 @@ def test_a_drain_with_a_backlog_queues_its_partition_again_after_its_time_limit(
     published, settings, monkeypatch, drain_in_thread, redis_client
 ):
     settings.OBJECTS_BATCH_SIZE = 1
-    monkeypatch.setattr(worker, "DRAIN_TASK_LIMIT", 0.0)
+    monkeypatch.setattr(drains, "DRAIN_TASK_LIMIT", 0.0)
     (key,) = keys_in(PARTITION, 1, "backlog")
     for n in range(3):
         objects.send("Recorder", key, "append", {"value": n})
@@ -413,7 +415,7 @@ def test_a_drain_with_a_backlog_queues_its_partition_again_after_its_time_limit(
     assert redis_client.get(doorbell.partition_bell_key(PARTITION)) is not None
 
 
-# How a pass writes (objects/inbox.py LazySavepoint, objects/runtime.py finish_succeeded): on PostgreSQL each
+# How a pass writes (objects/worker/inbox.py LazySavepoint, objects/runtime.py finish_succeeded): on PostgreSQL each
 # invocation's state and outcome are one statement, and a savepoint is made only for a handler that runs SQL.
 
 

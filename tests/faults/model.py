@@ -177,7 +177,7 @@ def _json_or_none(response: httpx.Response):
 
 
 class Sweeper:
-    """Runs objects.sweeper.sweep() every `interval` seconds in a thread (the beat's job in production)."""
+    """Runs objects.worker.sweeper.sweep() every `interval` seconds in a thread (the beat's job in production)."""
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
@@ -188,7 +188,7 @@ class Sweeper:
         self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
 
     def _loop(self) -> None:
-        from objects.sweeper import sweep
+        from objects.worker.sweeper import sweep
 
         try:
             while not self._stop.wait(self.interval):
@@ -213,7 +213,7 @@ class Sweeper:
 def settle(prefix: str, timeout: float = 90.0) -> float:
     """Wait until no invocation of the load is open; returns the seconds it took."""
     from objects.models import OPEN_STATUSES, Invocation
-    from objects.sweeper import sweep
+    from objects.worker.sweeper import sweep
 
     started = time.monotonic()
     deadline = started + timeout

@@ -48,7 +48,7 @@ def _worker_transactions(pid: int) -> int:
 
 def _wait_ready(live, index: int, timeout: float = 60.0) -> None:
     """Until worker `index` sends heartbeats (it consumes its queues)."""
-    from objects.heartbeat import live_workers
+    from objects.worker.heartbeat import live_workers
 
     deadline = time.monotonic() + timeout
     while live.names[index] not in live_workers():

@@ -9,10 +9,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from objects.inbox import drain_key
 from objects.models import Instance, Invocation, Status
 from objects.services import invocation_submit
 from objects.signals.doorbell import wait_done
+from objects.worker.inbox import drain_key
 from tests.integration.admin_fixtures import invocation, messages_of, operator, put  # noqa: F401  # a fixture
 
 INVOCATIONS = "/admin/objects/invocation/"

@@ -93,7 +93,7 @@ def bench_stack(transactional_db) -> Iterator[str]:
 
 
 def _wait_ready(port: int, redis_url: str, worker: str, timeout: float = 60.0) -> None:
-    from objects.heartbeat import PREFIX
+    from objects.worker.heartbeat import PREFIX
 
     client = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout

@@ -1,4 +1,4 @@
-"""The worker's claim (objects/partition.py) never keeps a plan made while its tables were nearly empty.
+"""The worker's claim (objects/worker/partition.py) never keeps a plan made while its tables were nearly empty.
 
 psycopg prepares a statement on its fifth run on a connection, and PostgreSQL then keeps one generic plan for
 it until the next ANALYZE of its tables. A plan made in a worker's first passes on a fresh database (a nested
@@ -17,8 +17,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from objects import partition
 from objects.backends import fetchall
+from objects.worker import partition
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

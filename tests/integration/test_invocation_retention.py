@@ -1,4 +1,4 @@
-"""The sweeper deletes invocations finished longer than OBJECTS_INVOCATION_RETENTION ago (objects/sweeper.py),
+"""The sweeper deletes invocations finished longer than OBJECTS_INVOCATION_RETENTION ago (objects/worker/sweeper.py),
 oldest first and a batch at a time, and keeps every one still open or still holding its idempotency key."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from objects.models import Instance, Invocation, JournalEntry, StateChange, Status
-from objects.sweeper import delete_finished, sweep
+from objects.worker.sweeper import delete_finished, sweep
 
 pytestmark = pytest.mark.django_db
 

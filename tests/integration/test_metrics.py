@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from objects.models import Instance, Invocation, Status
 from objects.signals import tally
 from objects.signals.notify import notify_done
-from objects.sweeper import SWEEPER_KEY, record_sweep
+from objects.worker.sweeper import SWEEPER_KEY, record_sweep
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from rest_framework.authtoken.models import Token
 import objects
 from objects.models import Invocation, Status
 from objects.services import invocation_cancel, invocation_kill
-from objects.sweeper import sweep
+from objects.worker.sweeper import sweep
 
 pytestmark = pytest.mark.workers
 

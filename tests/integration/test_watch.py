@@ -146,7 +146,7 @@ def test_a_state_expired_by_the_sweeper_is_an_event_too(live_web, streams):
     from django.utils import timezone
 
     from objects.models import Instance
-    from objects.sweeper import sweep
+    from objects.worker.sweeper import sweep
 
     staff = token_for("operator", is_staff=True, is_superuser=True)
     call(live_web.url, "Ephemeral/old/put", {"value": "a"}, staff)

@@ -327,7 +327,7 @@ def test_the_sweeper_removes_idle_instance_rows_in_bounded_batches(db):
     from django.utils import timezone
 
     from objects.models import StateChange, StateEntry
-    from objects.sweeper import delete_idle_instances, sweep
+    from objects.worker.sweeper import delete_idle_instances, sweep
 
     now = timezone.now()
 

@@ -1,4 +1,4 @@
-"""The partition doorbell counter (objects/signals/doorbell.py, objects/worker.py): one Celery message per burst
+"""The partition doorbell counter (objects/signals/doorbell.py, objects/worker/drain.py): one Celery message per burst
 of calls to a partition, and a drain that finishes while rings arrived goes round again instead of leaving an accepted
 invocation behind. Celery's publish is replaced by a recorder; the counter is the real one in Redis."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from objects import worker
 from objects.routing import DRAIN_PARTITION_TASK, DRAIN_TASK
 from objects.signals import doorbell
+from objects.worker import drain
 
 PARTITION = 3
 
@@ -104,11 +104,11 @@ def test_a_per_key_ring_tells_a_lingering_drain_of_its_worker_to_make_way(publis
     redis_client.delete(doorbell.partition_bell_key(other))
     doorbell.ring("T", "k", partition=PARTITION, countdown=0.02, force=True)
     assert published == [("k", "T", "k", 0)]
-    assert worker._linger([other, PARTITION], 1.0) == "other"
+    assert drain._linger([other, PARTITION], 1.0) == "other"
     doorbell.ring("T", "k", partition=other)
-    assert worker._linger([other, PARTITION], 1.0) == "other"  # a drain's message: its counter went to 1
+    assert drain._linger([other, PARTITION], 1.0) == "other"  # a drain's message: its counter went to 1
     doorbell.ring("T", "k", partition=other)
-    assert worker._linger([other, PARTITION], 1.0) == "mine"  # a call to a held partition: run it
+    assert drain._linger([other, PARTITION], 1.0) == "mine"  # a call to a held partition: run it
     redis_client.delete(doorbell.partition_bell_key(other))
 
 
@@ -119,17 +119,17 @@ def test_a_starting_worker_resets_and_rings_the_partitions_it_consumes(published
     published.clear()
     queues = {name: SimpleNamespace(name=name) for name in (f"objects.p{PARTITION}", "objects.sweeper")}
     consumer = SimpleNamespace(app=SimpleNamespace(amqp=SimpleNamespace(queues=SimpleNamespace(consume_from=queues))))
-    monkeypatch.setattr(worker, "_consumed", [])
-    monkeypatch.setattr(worker, "_one_loop", False)
-    monkeypatch.setattr(worker, "_spare", False)
-    worker.worker_started(consumer)
+    monkeypatch.setattr(drain, "_consumed", [])
+    monkeypatch.setattr(drain, "_one_loop", False)
+    monkeypatch.setattr(drain, "_spare", False)
+    drain.worker_started(consumer)
     assert published == [("p", PARTITION)]
     assert redis_client.get(doorbell.partition_bell_key(PARTITION)) is None
-    assert worker._consumed == [PARTITION]  # its drains hold and pass every partition it consumes
-    assert worker._one_loop  # one drain loop covers them all, whatever the pool
+    assert drain._consumed == [PARTITION]  # its drains hold and pass every partition it consumes
+    assert drain._one_loop  # one drain loop covers them all, whatever the pool
     consumer.controller = SimpleNamespace(pool=SimpleNamespace(limit=1))  # a solo pool, or one thread
-    worker.worker_started(consumer)
-    assert worker._one_loop and not worker._spare  # a message for the worker must end the drain's linger
+    drain.worker_started(consumer)
+    assert drain._one_loop and not drain._spare  # a message for the worker must end the drain's linger
     consumer.controller = SimpleNamespace(pool=SimpleNamespace(limit=8))  # a thread pool
-    worker.worker_started(consumer)
-    assert worker._one_loop and worker._spare  # other threads take the worker's other messages
+    drain.worker_started(consumer)
+    assert drain._one_loop and drain._spare  # other threads take the worker's other messages

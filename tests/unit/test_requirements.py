@@ -26,7 +26,7 @@ ENTRY_POINTS = """
 import django
 django.setup()
 import config.wsgi, config.asgi, config.celery, config.urls
-import objects.tasks, objects.sweeper, objects.api.ingress
+import objects.tasks, objects.worker.sweeper, objects.api.ingress
 import uvicorn.main, uvicorn.loops.uvloop, uvicorn.protocols.http.httptools_impl, uvloop, httptools
 import celery.bin.celery, celery.apps.worker, celery.apps.beat
 from django.urls import get_resolver

@@ -1,7 +1,7 @@
 """A worker's drains: the partition drain loop, the per-key drain, and what a worker does when it starts.
 
-objects/tasks.py holds the Celery entry points over these; objects/partition.py runs one pass over a
-partition's keys, objects/inbox.py one key's inbox; objects/signals/doorbell.py keeps the counters in Redis.
+objects/tasks.py holds the Celery entry points over these; objects/worker/partition.py runs one pass over a
+partition's keys, objects/worker/inbox.py one key's inbox; objects/signals/doorbell.py keeps the counters in Redis.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from . import conf
-from .inbox import DrainResult, drain_key
-from .partition import drain_pass
-from .routing import queue_name
-from .signals import notify
-from .signals.doorbell import (
+from .. import conf
+from ..routing import queue_name
+from ..signals import notify
+from ..signals.doorbell import (
     WAKE_PREFIX,
     bells_hold,
     bells_release,
@@ -29,6 +27,8 @@ from .signals.doorbell import (
     ring,
     ring_partition,
 )
+from .inbox import DrainResult, drain_key
+from .partition import drain_pass
 
 log = logging.getLogger("objects.worker")
 

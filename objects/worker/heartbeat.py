@@ -10,9 +10,9 @@ import time
 
 from celery.signals import worker_ready, worker_shutdown
 
-from . import timeouts  # noqa: F401 - registers the worker's session timeouts (worker_init)
-from .signals import notify
-from .signals.keys import WORKER_PREFIX
+from .. import timeouts  # noqa: F401 - registers the worker's session timeouts (worker_init)
+from ..signals import notify
+from ..signals.keys import WORKER_PREFIX
 
 INTERVAL = 2.0
 TTL = 6

@@ -4,7 +4,7 @@ The ingress rings a partition, not a key (objects/signals/doorbell.py): one Cele
 partition, whose drain covers every partition its worker consumes. One pass here runs every runnable key it
 finds in those partitions, up to OBJECTS_GROUP_KEYS keys, each key's
 next OBJECTS_BATCH_SIZE invocations, under one BEGIN/COMMIT. The per-key guarantees are those of
-objects/inbox.py, unchanged: each key runs under its row lock, from its head, each invocation in its own
+objects/worker/inbox.py, unchanged: each key runs under its row lock, from its head, each invocation in its own
 savepoint. What the group adds, and how it keeps the keys independent:
 - a key whose row another transaction holds (a per-key drain, a ctx.call callee lock, an edit) is handed to
   a per-key drain (objects.drain) that comes back until the row is free: the group never waits for a lock;
@@ -27,15 +27,16 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from . import conf, slowkeys
-from .backends import db, fetchall, set_lock_timeout
+from .. import conf
+from ..backends import db, fetchall, set_lock_timeout
+from ..models import RUNNABLE_SQL, Instance, Invocation, StateEntry
+from ..rows import invocation_columns, invocations_from_rows
+from ..signals import notify
+from ..signals.crashes import StartCounts
+from ..signals.doorbell import ring
+from ..state import entries_from_json, written
+from . import slowkeys
 from .inbox import KeyRunner
-from .models import RUNNABLE_SQL, Instance, Invocation, StateEntry
-from .rows import invocation_columns, invocations_from_rows
-from .signals import notify
-from .signals.crashes import StartCounts
-from .signals.doorbell import ring
-from .state import entries_from_json, written
 
 log = logging.getLogger("objects.partition")
 

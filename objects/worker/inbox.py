@@ -22,20 +22,21 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from . import conf, slowkeys
-from .backends import set_lock_timeout
-from .errors import InvocationKilled, NotFound, ObjectsError, Suspended, TerminalError
-from .models import Instance, Invocation, Status
-from .outcome import finish, finish_succeeded
-from .rows import inbox_heads, key_lock
-from .runtime import Frame, InvocationRun
-from .savepoints import LazySavepoint
-from .signals import notify, tally
-from .signals.crashes import StartCounts, start_key
-from .signals.doorbell import ring
-from .state import StateCache
-from .submit import resolve
-from .timers import timer_rearm
+from .. import conf
+from ..backends import set_lock_timeout
+from ..errors import InvocationKilled, NotFound, ObjectsError, Suspended, TerminalError
+from ..models import Instance, Invocation, Status
+from ..outcome import finish, finish_succeeded
+from ..rows import inbox_heads, key_lock
+from ..runtime import Frame, InvocationRun
+from ..savepoints import LazySavepoint
+from ..signals import notify, tally
+from ..signals.crashes import StartCounts, start_key
+from ..signals.doorbell import ring
+from ..state import StateCache
+from ..submit import resolve
+from ..timers import timer_rearm
+from . import slowkeys
 
 log = logging.getLogger("objects.inbox")
 
