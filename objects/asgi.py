@@ -28,7 +28,7 @@ shared handler that reads the database itself (Django raises SynchronousOnlyOper
 a new key whose row an operator deleted again before its first invocation was inserted. Nothing is written
 before a request goes to the threads (a new key's row made on the loop is what the threads would make). A new
 key's first invocation stays on the loop: its `INSERT` finds no key row and writes nothing, the key's row is
-made (`submit.instance_create_statement`), and the invocation is inserted alone. The rare steps of a call's
+made (`store.sql.instance_create_statement`), and the invocation is inserted alone. The rare steps of a call's
 wait run in a thread too: publishing a partition's drain (Celery), reading an invocation whose done signal
 carried no outcome.
 
@@ -66,15 +66,16 @@ from .client import output_of
 from .context import Principal
 from .loop.inserts import GroupInsert
 from .loop.plumbing import Receive, Scope, Send, receive_body, replay, respond, unused, with_raw_uri
-from .loop.postgres import FLUSH_SQL, Postgres
+from .loop.postgres import Postgres
 from .loop.signals import client, close_client, pipelined, wait_done
 from .middleware import host_refused
 from .models import Invocation
 from .ratelimit import LoopCounts
 from .routing import partition_of
 from .runtime import run_shared
-from .state import COMMITTED_SQL, StateCache, committed_from_rows
-from .submit import fresh_statement, instance_create_statement, principal_json
+from .state import StateCache, committed_from_rows
+from .store.sql import COMMITTED_SQL, FLUSH_SQL, instance_create_statement
+from .submit import fresh_statement, principal_json
 from .validation import validate_input
 from .watch import Watches
 
@@ -267,7 +268,7 @@ class Application:
     async def first_of_key(
         self, sql: str, params: list[Any], type_name: str, key: str, send_partition: int | None
     ) -> Any:
-        """A new key's first invocation: the key's row made (`submit.instance_create_statement`, nothing
+        """A new key's first invocation: the key's row made (`store.sql.instance_create_statement`, nothing
         done when another request made it meanwhile), then the invocation inserted alone and, for a send,
         its partition rung. None when the key's row is gone again (an operator deleted it)."""
         await self.postgres.fetchone(*instance_create_statement(connections["default"], type_name, key))

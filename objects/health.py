@@ -10,6 +10,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
 from .signals import notify
+from .store.sql import PING_SQL
 from .worker.heartbeat import live_workers
 
 log = logging.getLogger("objects.health")
@@ -18,7 +19,7 @@ log = logging.getLogger("objects.health")
 def _database() -> dict[str, Any]:
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+            cursor.execute(PING_SQL)
         return {"ok": True, "vendor": connection.vendor}
     except Exception as exc:  # noqa: BLE001 - any failure means "down"; the message says why
         return {"ok": False, "error": str(exc).strip()[:300]}

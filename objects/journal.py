@@ -16,6 +16,7 @@ from typing import Any
 from django.db import connection
 
 from .models import Awakeable, JournalEntry
+from .store.sql import AWAKEABLE_CREATE_SQL, JOURNAL_LOAD_SQL, JOURNAL_RECORD_SQL, journal_sql
 
 _local = threading.local()
 
@@ -40,16 +41,9 @@ def durable() -> bool:
     return connection.vendor == "postgresql"
 
 
-_LOAD_SQL = (
-    'SELECT j."index", j.kind, j.name, j.result{cast}, j.failure, a.completed_at IS NOT NULL, a.value{cast}, '
-    "a.rejected, a.failure FROM {journal} j LEFT JOIN {awakeable} a ON a.invocation_id = j.invocation_id "
-    'AND a."index" = j."index" WHERE j.invocation_id = %s'
-)
-
-
 def load(invocation_pk: int) -> dict[int, Step]:
     """The invocation's recorded steps by position."""
-    sql = _LOAD_SQL.format(cast="::text" if durable() else "", **_tables())
+    sql = journal_sql(JOURNAL_LOAD_SQL, cast="::text" if durable() else "")
     if durable():
         with _side_connection().cursor() as cursor:
             cursor.execute(sql, [invocation_pk])
@@ -89,7 +83,7 @@ def record(
         side = _side_connection()
         with side.cursor() as cursor:
             params = [invocation_pk, index, str(kind), name, json.dumps(result), failure_text]
-            cursor.execute(_RECORD_SQL.format(**_tables()), params)
+            cursor.execute(journal_sql(JOURNAL_RECORD_SQL), params)
         return
     JournalEntry.objects.update_or_create(
         invocation_id=invocation_pk,
@@ -98,25 +92,13 @@ def record(
     )
 
 
-_RECORD_SQL = (
-    'INSERT INTO {journal} (invocation_id, "index", kind, name, result, failure, created_at) '
-    'VALUES (%s, %s, %s, %s, %s::jsonb, %s, now()) ON CONFLICT (invocation_id, "index") DO UPDATE '
-    "SET kind = EXCLUDED.kind, name = EXCLUDED.name, result = EXCLUDED.result, failure = EXCLUDED.failure"
-)
-# An awakeable and its journal step in one statement (PostgreSQL, on the second connection).
-_AWAKEABLE_SQL = (
-    'WITH a AS (INSERT INTO {awakeable} (token, invocation_id, "index", created_at, rejected, failure) '
-    "VALUES (%s, %s, %s, now(), false, '') ON CONFLICT (token) DO NOTHING) " + _RECORD_SQL
-)
-
-
 def awakeable_create(invocation_pk: int, index: int, token: str) -> None:
     """Record a new awakeable of the invocation at step `index`."""
     kind = str(JournalEntry.Kind.AWAKEABLE)
     if durable():
         with _side_connection().cursor() as cursor:
             cursor.execute(
-                _AWAKEABLE_SQL.format(**_tables()),
+                journal_sql(AWAKEABLE_CREATE_SQL),
                 [token, invocation_pk, index, invocation_pk, index, kind, "awakeable", json.dumps({"id": token}), ""],
             )
         return
@@ -143,11 +125,6 @@ def _json(text: Any) -> Any:
 
 def _failure_text(failure: str) -> str:
     return failure.removeprefix("terminal:")
-
-
-def _tables() -> dict[str, str]:
-    quote = connection.ops.quote_name
-    return {"journal": quote(JournalEntry._meta.db_table), "awakeable": quote(Awakeable._meta.db_table)}
 
 
 def _side_connection() -> Any:

@@ -87,10 +87,10 @@ class Status(models.TextChoices):
 
 OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.BACKING_OFF, Status.SUSPENDED)
 DONE_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.KILLED)
-# An invocation still to run: the claim's and the inbox's predicate in their raw SQL, word for word the
-# condition of the partial index that serves them (objects_inv_partition_idx), so PostgreSQL can use it.
+# An invocation still to run: the claim's and the inbox's predicate in their raw SQL (objects/store/sql.py,
+# RUNNABLE_SQL), word for word the condition of the partial index that serves them (objects_inv_partition_idx),
+# so PostgreSQL can use it.
 RUNNABLE_STATUSES = (Status.PENDING, Status.BACKING_OFF, Status.SUSPENDED)
-RUNNABLE_SQL = "status IN (" + ", ".join(f"'{status.value}'" for status in RUNNABLE_STATUSES) + ")"
 
 
 class Invocation(Built, models.Model):

@@ -1,6 +1,6 @@
 """An invocation's outcome written in its transaction: its status, output or error, and for a success the key's
-state entries, history and version, in one statement that applies whole (`finish_succeeded`). Raw SQL
-(objects/backends says why).
+state entries, history and version, in one statement that applies whole (`finish_succeeded`). Its
+statements are objects/store/finish.py's.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from .backends import db, fetchone, rowcount
-from .models import Instance, Invocation, StateChange, Status
+from .models import Invocation, Status
 from .signals import notify, tally
-from .state import StateCache, entry_delete, entry_upsert, history_trim
+from .state import StateCache
+from .store.db import db, fetchone, rowcount
+from .store.finish import finish_statement, finish_update, state_writes
 
 
 def finish(
@@ -70,16 +71,15 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
         "output": output,
         "started_at": invocation.started_at or now,
     }
-    update, params = _finish_sql(invocation.pk, fields, only_if_open=True)
-    sql = f"WITH f AS ({update} RETURNING id)"
+    update, params = finish_update(invocation.pk, fields, only_if_open=True)
     pending = state.changes()
+    writes = None
     if pending is not None:
-        more_sql, more_params = _state_write_sql(state, pending, invocation.pk, now, entries=entries)
-        sql += more_sql
-        params += more_params
-        sql += " SELECT (SELECT COUNT(*) FROM f), (SELECT version FROM v)"
-    else:
-        sql += " SELECT COUNT(*), NULL FROM f"
+        to_write, to_delete = state.entry_changes() if entries else ({}, [])  # since the rows were last written
+        when = connection.ops.adapt_datetimefield_value(now)
+        history = state.history_rows(pending)  # since the last recorded change (none for a type without history)
+        writes = state_writes(state.instance_id, to_write, to_delete, history, invocation.pk, when)
+    sql, params = finish_statement(update, params, writes)
     row = fetchone(connection, sql, params)  # always one row: the count of opened rows
     if row is None or row[0] == 0:  # not opened
         return False
@@ -92,63 +92,7 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
     return True
 
 
-def _state_write_sql(
-    state: StateCache, pending: tuple[dict[str, str], list[str]], invocation_id: int, now: Any, *, entries: bool
-) -> tuple[str, list[Any]]:
-    """The state flush of `StateCache.flush` (entries upserted and deleted, version bumped, history rows with
-    the new value only) as CTEs that run only if `f` (the finish) updated its row."""
-    connection = db()
-    to_write, to_delete = state.entry_changes() if entries else ({}, [])  # since the rows were last written
-    instance_id = state.instance_id
-    when = connection.ops.adapt_datetimefield_value(now)
-    sql = (
-        f", v AS (UPDATE {connection.ops.quote_name(Instance._meta.db_table)} SET version = version + 1, "
-        "changed_at = %s WHERE id = %s AND EXISTS (SELECT 1 FROM f) RETURNING version)"
-    )
-    params: list[Any] = [when, instance_id]
-    if to_write:
-        typed = "(%s::bigint, %s::text, %s::jsonb, %s::integer, %s::timestamptz)"
-        upsert, upsert_params = entry_upsert(instance_id, to_write, when, row=typed, where="EXISTS (SELECT 1 FROM f)")
-        sql += f", e AS ({upsert})"
-        params += upsert_params
-    if to_delete:
-        delete, delete_params = entry_delete(instance_id, to_delete, where="EXISTS (SELECT 1 FROM f)")
-        sql += f", d AS ({delete})"
-        params += delete_params
-    history = state.history_rows(pending)  # since the last recorded change (none for a type without history)
-    if not history:
-        return sql, params
-    rows = ", ".join(["(%s::text, %s::text, %s::jsonb, %s::jsonb)"] * len(history))
-    sql += (
-        f", h AS (INSERT INTO {connection.ops.quote_name(StateChange._meta.db_table)} (instance_id, name, action, "
-        "old_value, new_value, version, invocation_id, user_id, at) SELECT %s::bigint, x.name, x.action, x.old, "
-        f"x.new, v.version, %s::bigint, NULL, %s::timestamptz FROM v, (VALUES {rows}) AS x(name, action, old, new))"
-    )
-    params += [instance_id, invocation_id, when]
-    for row in history:
-        params += list(row)
-    trim, trim_params = history_trim(instance_id, "(SELECT version FROM v)", [])  # the key's oldest versions
-    return sql + f", t AS ({trim})", params + trim_params
-
-
 def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:
     connection = db()
-    sql, params = _finish_sql(pk, fields, only_if_open=only_if_open)
+    sql, params = finish_update(pk, fields, only_if_open=only_if_open)
     return rowcount(connection, sql, params) > 0
-
-
-def _finish_sql(pk: int, fields: dict[str, Any], *, only_if_open: bool) -> tuple[str, list[Any]]:
-    """The invocation's finishing UPDATE. Each field prepares its own value, as the ORM would (JSON
-    null as SQL NULL). With `only_if_open`, it changes nothing once an operator cancelled or killed it."""
-    connection = db()
-    columns = [f"{connection.ops.quote_name(str(_FIELDS[name].column))} = %s" for name in fields]
-    params = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in fields.items()]
-    sql = f"UPDATE {connection.ops.quote_name(Invocation._meta.db_table)} SET {', '.join(columns)} WHERE id = %s"
-    params.append(pk)
-    if only_if_open:
-        sql += " AND status IN (%s, %s, %s) AND kill_requested = %s"
-        params += [Status.PENDING.value, Status.BACKING_OFF.value, Status.SUSPENDED.value, False]
-    return sql, params
-
-
-_FIELDS = {field.attname: field for field in Invocation._meta.concrete_fields}

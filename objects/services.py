@@ -12,15 +12,15 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from . import conf
-from .backends import LOCK_NOT_AVAILABLE, set_lock_timeout
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation, Status
 from .signals import notify, tally
 from .signals.crashes import start_key
 from .signals.doorbell import ring
 from .state import StateCache
+from .store.inserts import fresh_group_sql
+from .store.locks import LOCK_NOT_AVAILABLE, set_lock_timeout
 from .submit import (
-    fresh_group_sql,
     fresh_statement,
     instance_id_ensure,
     invocation_insert,

@@ -8,10 +8,21 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import conf, jsoncodec
-from .backends import db, fetchall
-from .models import Instance, StateChange, StateEntry
+from . import jsoncodec
+from .models import StateChange
 from .registry import get_object
+from .store.db import db, fetchall
+from .store.sql import (
+    COMMITTED_SQL,
+    ENTRIES_SQL,
+    VERSION_BUMP_SQL,
+    entry_delete,
+    entry_upsert,
+    history_insert_sql,
+    history_trim,
+    json_mark,
+    sql_json,
+)
 
 
 def _dumps(value: Any) -> str:
@@ -73,9 +84,7 @@ class StateCache:
         connection = db()
         rows: list[tuple[str, Any]] = []
         if self.instance_id:
-            # Raw SQL (objects/backends). jsonb arrives as text (Django registers a text loader), SQLite's JSON
-            # is text too.
-            rows = fetchall(connection, f"SELECT name, value FROM {_ENTRY} WHERE instance_id = %s", [self.instance_id])
+            rows = fetchall(connection, ENTRIES_SQL, [self.instance_id])
         self._current = entries_from_rows(rows)
         self._committed = dict(self._current)
         self._stored = dict(self._current)
@@ -167,9 +176,9 @@ class StateCache:
 
     def _write_entries(self, cursor: Any, now: Any) -> None:
         changed, removed = self.entry_changes()
-        json_param = "%s::jsonb" if cursor.db.vendor == "postgresql" else "%s"
         if changed:
-            cursor.execute(*entry_upsert(self.instance_id, changed, now, row=f"(%s, %s, {json_param}, %s, %s)"))
+            row = f"(%s, %s, {json_mark(cursor.db.vendor)}, %s, %s)"
+            cursor.execute(*entry_upsert(self.instance_id, changed, now, row=row))
         if removed:
             cursor.execute(*entry_delete(self.instance_id, removed))
         self._stored = dict(self._current)
@@ -192,25 +201,16 @@ class StateCache:
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         # Raw SQL with the JSON texts the cache already holds: no ORM query building and no second
         # encoding of each value (the ORM would decode and re-encode every text). One statement each.
-        json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
         with connection.cursor() as cursor:
             self._write_entries(cursor, now)
-            cursor.execute(
-                f"UPDATE {_INSTANCE} SET version = version + 1, changed_at = %s WHERE id = %s RETURNING version",
-                [now, instance_id],
-            )
+            cursor.execute(VERSION_BUMP_SQL, [now, instance_id])
             version = cursor.fetchone()[0]
             history = self.history_rows(pending, user_id)
             if history:
-                values = ", ".join([f"(%s, %s, %s, {json_param}, {json_param}, %s, %s, %s, %s)"] * len(history))
                 params: list[Any] = []
                 for name, action, old, new in history:
                     params += [instance_id, name, action, old, new, version, invocation_id, user_id, now]
-                cursor.execute(
-                    f"INSERT INTO {_CHANGE} (instance_id, name, action, old_value, new_value, version, "
-                    f"invocation_id, user_id, at) VALUES {values}",
-                    params,
-                )
+                cursor.execute(history_insert_sql(len(history), json_mark(connection.vendor)), params)
                 cursor.execute(*history_trim(instance_id, "%s", [version]))
         self.flushed()
         return version
@@ -223,60 +223,8 @@ def history_kept(type_name: str | None) -> bool:
     return found is None or found.state_history
 
 
-def history_trim(instance_id: int | None, version: str, params: list[Any]) -> tuple[str, list[Any]]:
-    """The statement deleting a key's history older than its last OBJECTS_STATE_HISTORY_PER_KEY versions, once
-    `version` (an SQL expression with `params`) is its new version. An operator's edits stay (until
-    OBJECTS_HISTORY_RETENTION, as every row): they are the audit trail. Run with each write of history, so a
-    key keeps at most that many versions of its handlers' changes."""
-    sql = f"DELETE FROM {_CHANGE} WHERE instance_id = %s AND version <= {version} - %s AND user_id IS NULL"
-    return sql, [instance_id, *params, conf.get("OBJECTS_STATE_HISTORY_PER_KEY")]
-
-
-def entry_upsert(
-    instance_id: int | None, changed: dict[str, str], now: Any, *, row: str, where: str | None = None
-) -> tuple[str, list[Any]]:
-    """The statement writing `changed` entries (name -> JSON text), one `row` of placeholders each (instance id,
-    name, value, size, time); with `where`, only the rows that meet it (the finishing statement's condition)."""
-    rows = ", ".join([row] * len(changed))
-    source = f"VALUES {rows}" if where is None else f"SELECT * FROM (VALUES {rows}) x WHERE {where}"
-    params: list[Any] = []
-    for name, text in changed.items():
-        params += [instance_id, name, sql_json(text), len(text.encode()), now]
-    sql = (
-        f"INSERT INTO {_ENTRY} (instance_id, name, value, size, updated_at) {source} ON CONFLICT (instance_id, name) "
-        "DO UPDATE SET value = EXCLUDED.value, size = EXCLUDED.size, updated_at = EXCLUDED.updated_at"
-    )
-    return sql, params
-
-
-def entry_delete(instance_id: int | None, removed: list[str], *, where: str | None = None) -> tuple[str, list[Any]]:
-    """The statement deleting the `removed` entries; with `where`, only if it holds."""
-    marks = ", ".join(["%s"] * len(removed))
-    condition = f" AND {where}" if where else ""
-    return f"DELETE FROM {_ENTRY} WHERE instance_id = %s AND name IN ({marks}){condition}", [instance_id, *removed]
-
-
-def sql_json(text: str | None) -> str | None:
-    """JSON null is stored as SQL NULL, as the ORM's JSONField stores None."""
-    return None if text is None or text == "null" else text
-
-
 def _decoded(value: Any) -> Any:
     return jsoncodec.loads(value) if isinstance(value, str) else value
-
-
-_ENTRY = StateEntry._meta.db_table
-_INSTANCE = Instance._meta.db_table
-_CHANGE = StateChange._meta.db_table
-COMMITTED_SQL = (
-    f"SELECT k.id, e.name, e.value FROM {_INSTANCE} k LEFT JOIN {_ENTRY} e ON e.instance_id = k.id "
-    'WHERE k.type_name = %s AND k."key" = %s'
-)
-# A watcher's read (objects/watch.py): the key's version and entries; no row when the key has none yet.
-WATCHED_SQL = (
-    f"SELECT k.version, e.name, e.value FROM {_INSTANCE} k LEFT JOIN {_ENTRY} e ON e.instance_id = k.id "
-    'WHERE k.type_name = %s AND k."key" = %s'
-)
 
 
 def watched_from_rows(rows: list[Any]) -> tuple[int, dict[str, Any]]:

@@ -1,18 +1,15 @@
 """Accepting invocations: `invocation_submit` (validation, idempotency keys, the committed row, the ring
-after commit), the key's row found or made, and the INSERT statements the ingress's hot paths run, shared
-with the event loop (objects/asgi.py). Below the runtime, which submits a handler's sends (`ctx.send`).
-
-Its statements are raw SQL, for the reason objects/backends gives.
+after commit), the key's row found or made, and the INSERTs the ingress's hot paths run (their texts in
+objects/store/inserts.py), shared with the event loop (objects/asgi.py). Below the runtime, which submits a
+handler's sends (`ctx.send`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +17,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import conf
-from .backends import db, fetchone
 from .context import Principal
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation
@@ -29,6 +25,9 @@ from .routing import partition_of
 from .signals.doorbell import (
     ring as ring_key,  # invocation_submit's `ring` is a flag
 )
+from .store.db import db, fetchone
+from .store.inserts import BY_KEY_FIELDS, FRESH_PARAMS, INSERT_FIELDS, insert_sql
+from .store.sql import instance_create_statement, instance_id_sql
 from .validation import validate_delay, validate_input, validate_key
 
 
@@ -47,8 +46,7 @@ def resolve(type_name: str, handler_name: str) -> Handler:
 def instance_id_find(type_name: str, key: str) -> int | None:
     """The id of the key's row, None when the key has none yet. One indexed SELECT on the hot paths."""
     connection = db()
-    table = connection.ops.quote_name(Instance._meta.db_table)
-    row = fetchone(connection, _INSTANCE_ID_SQL.format(table=table), [type_name, key])
+    row = fetchone(connection, instance_id_sql(connection), [type_name, key])
     return None if row is None else int(row[0])
 
 
@@ -71,23 +69,6 @@ def instance_id_ensure(type_name: str, key: str, *, missing: bool = False) -> in
     if found is None:  # created and deleted again in between (an operator's delete): create it once more
         return instance_id_ensure(type_name, key, missing=True)
     return found
-
-
-_INSTANCE_ID_SQL = 'SELECT id FROM {table} WHERE type_name = %s AND "key" = %s'
-# A new key's row with its fields' defaults (tests/integration/test_submit_statement.py compares it with
-# the ORM's row, so a field added to Instance without a default here fails there).
-_INSTANCE_CREATE_SQL = (
-    'INSERT INTO {table} (type_name, "key", version, paused, paused_reason, created_at, changed_at) '
-    "VALUES (%s, %s, 0, false, '', %s, NULL) ON CONFLICT (type_name, \"key\") DO NOTHING RETURNING id"
-)
-
-
-def instance_create_statement(connection: Any, type_name: str, key: str) -> tuple[str, list[Any]]:
-    """PostgreSQL's statement making a new key's row (its id returned; no row when the key has one already),
-    and its parameters. Shared with the event loop's ingress (objects/asgi.py)."""
-    table = connection.ops.quote_name(Instance._meta.db_table)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    return _INSTANCE_CREATE_SQL.format(table=table), [type_name, key, now]
 
 
 def input_hash(arg: Any) -> str:
@@ -200,31 +181,11 @@ def invocation_insert_fresh(fields: dict[str, Any], now: datetime) -> Invocation
 def fresh_statement(connection: Any, fields: dict[str, Any], now: datetime) -> tuple[str, list[Any], dict[str, Any]]:
     """`invocation_insert_fresh`'s statement, its parameters and the new row's values (without its id and
     instance id, which the statement returns; no row when the key is new). Shared with the event loop's
-    ingress (objects/asgi.py), which runs it on its own connection."""
+    ingress (objects/asgi.py), which runs it on its own connection; store.inserts.fresh_group_sql is the same
+    for many invocations at once."""
     chosen = {"principal": None, **fields, "uid": uuid.uuid4(), "created_at": now}  # nobody's unless given
-    params = [field.get_db_prep_save(chosen[field.attname], connection) for field in _FRESH_PARAMS]
-    return _insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]], chosen
-
-
-@functools.cache
-def fresh_group_sql() -> str:
-    """`fresh_statement`'s statement for many invocations at once (PostgreSQL): its parameters are one array per
-    column of `fresh_statement`'s, in that order, without the last two (the key's type and key, taken from the
-    arrays). Each invocation whose key has its row is inserted, in the arrays' order (ids follow it); the others
-    are left out. Returns each inserted row's id, instance id and uid. The event loop's ingress groups the
-    invocations that arrive while its previous statement runs (objects/loop/inserts.py, `GroupInsert`)."""
-    connection = db()
-    quote = connection.ops.quote_name
-    names = [field.attname for field in _FRESH_PARAMS]
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in _FRESH_PARAMS)
-    selected = _selected(connection, "postgresql", fresh=True, chosen=lambda field: f"v.{quote(field.attname)}")
-    columns = ", ".join(quote(str(field.column)) for field in _INSERT_FIELDS)
-    return (
-        f"INSERT INTO {quote(Invocation._meta.db_table)} ({columns}) SELECT {selected} "
-        f"FROM unnest({arrays}) WITH ORDINALITY AS v({', '.join(quote(n) for n in names)}, n) "
-        f'JOIN {quote(Instance._meta.db_table)} k ON k.type_name = v.type_name AND k."key" = v."key" '
-        "ORDER BY v.n RETURNING id, instance_id, uid"
-    )
+    params = [field.get_db_prep_save(chosen[field.attname], connection) for field in FRESH_PARAMS]
+    return insert_sql(connection.vendor)[2], [*params, chosen["type_name"], chosen["key"]], chosen
 
 
 def invocation_insert(invocation: Invocation) -> Invocation:
@@ -232,9 +193,9 @@ def invocation_insert(invocation: Invocation) -> Invocation:
     `INSERT ... SELECT`). A new key gets its row first, then the row is inserted."""
     connection = db()
     returning = connection.features.can_return_columns_from_insert
-    by_key, by_id, _ = _insert_sql(connection.vendor)
+    by_key, by_id, _ = insert_sql(connection.vendor)
     if invocation.instance_id is None and returning:
-        params = [_prepared(invocation, field, connection) for field in _BY_KEY_FIELDS]
+        params = [_prepared(invocation, field, connection) for field in BY_KEY_FIELDS]
         with connection.cursor() as cursor:
             cursor.execute(by_key, [*params, invocation.type_name, invocation.key])
             row = cursor.fetchone()
@@ -243,7 +204,7 @@ def invocation_insert(invocation: Invocation) -> Invocation:
     if invocation.pk is None:
         if invocation.instance_id is None:  # a new key (or a database without INSERT ... RETURNING)
             invocation.instance_id = instance_id_ensure(invocation.type_name, invocation.key)
-        values = [_prepared(invocation, field, connection) for field in _INSERT_FIELDS]
+        values = [_prepared(invocation, field, connection) for field in INSERT_FIELDS]
         with connection.cursor() as cursor:
             if returning:
                 cursor.execute(by_id + " RETURNING id", values)
@@ -256,65 +217,8 @@ def invocation_insert(invocation: Invocation) -> Invocation:
     return invocation
 
 
-_INSERT_FIELDS = [f for f in Invocation._meta.concrete_fields if not f.primary_key]
-# What every new invocation holds in the columns a caller does not choose (its fields' defaults: pending, no
-# attempts, no output, error, caller, delay or idempotency key). An invocation that holds exactly these is
-# inserted by a statement with them as constants in its text: psycopg adapts the 9 parameters a call chooses
-# instead of 26 (adapting parameters was a tenth of the web process's CPU per call).
-_CHOSEN = {"uid", "instance_id", "type_name", "key", "handler", "kind", "partition", "input", "created_at", "principal"}
-_FRESH = {f.attname: f.get_default() for f in _INSERT_FIELDS if f.attname not in _CHOSEN}
-_FRESH_PARAMS = [f for f in _INSERT_FIELDS if f.attname in _CHOSEN and f.attname != "instance_id"]
-_BY_KEY_FIELDS = [f for f in _INSERT_FIELDS if f.attname != "instance_id"]
-
-
 def _prepared(invocation: Invocation, field: Any, connection: Any) -> Any:
     return field.get_db_prep_save(field.pre_save(invocation, True), connection)
-
-
-@functools.cache
-def _insert_sql(vendor: str) -> tuple[str, str, str]:
-    """The INSERT texts, built once per database kind: with the key's row looked up by (type, key), with a
-    known instance id, and the first for a fresh invocation (`_FRESH` as constants)."""
-    connection = db()
-    quote = connection.ops.quote_name
-    table = quote(Invocation._meta.db_table)
-    columns = ", ".join(quote(str(field.column)) for field in _INSERT_FIELDS)
-
-    by_key, fresh_by_key = (
-        f"INSERT INTO {table} ({columns}) "
-        f"SELECT {_selected(connection, vendor, fresh=fresh, chosen=lambda field: '%s')} "
-        f"FROM {quote(Instance._meta.db_table)} k "
-        'WHERE k.type_name = %s AND k."key" = %s RETURNING id, instance_id'
-        for fresh in (False, True)
-    )
-    by_id = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_INSERT_FIELDS))})"
-    return by_key, by_id, fresh_by_key
-
-
-def _selected(connection: Any, vendor: str, *, fresh: bool, chosen: Callable[[Any], str]) -> str:
-    """The SELECT list of an INSERT ... SELECT from the key's row `k`: its id as the instance, with `fresh` the
-    columns a caller does not choose as constants (`_FRESH`), every other column `chosen(field)`."""
-    return ", ".join(
-        "k.id"
-        if field.attname == "instance_id"
-        else _literal(field.get_db_prep_save(_FRESH[field.attname], connection), vendor)
-        if fresh and field.attname in _FRESH
-        else chosen(field)
-        for field in _INSERT_FIELDS
-    )
-
-
-def _literal(value: Any, vendor: str) -> str:
-    """A prepared default as an SQL constant (the defaults are NULL, booleans, integers and plain texts)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return ("true" if value else "false") if vendor == "postgresql" else str(int(value))
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and (value == "" or (value.isascii() and value.replace("_", "").isalnum())):
-        return f"'{value}'"
-    raise TypeError(f"no SQL constant for the default {value!r}")
 
 
 def _idempotent_match(type_name: str, key: str, handler: str, idempotency_key: str, digest: str) -> Invocation | None:

@@ -23,9 +23,10 @@ from django.http import HttpResponse
 from . import conf, jsoncodec
 from .api.paths import decode_segment
 from .api.responses import error_response
-from .backends import db, fetchall
 from .signals.notify import CHANGED_PREFIX
-from .state import WATCHED_SQL, watched_from_rows
+from .state import watched_from_rows
+from .store.db import db, fetchall
+from .store.sql import WATCHED_SQL
 
 log = logging.getLogger("objects.watch")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from ..submit import fresh_group_sql
+from ..store.inserts import fresh_group_sql
 from .postgres import Postgres
 from .signals import ring
 

@@ -12,7 +12,7 @@ import psycopg_pool
 from django.db import connections
 
 from .. import conf
-from ..models import Invocation
+from ..store.sql import PING_SQL, synchronous_commit_sql
 
 
 class Postgres:
@@ -54,7 +54,7 @@ class Postgres:
                 if time.monotonic() - conn.used > IDLE_CHECK_AFTER and not await _answers(conn):
                     continue  # ended while it sat idle (a restart, a cut network): closed, try another
                 if conn.flush is not flush:
-                    await conn.kept.execute("SET synchronous_commit TO " + ("DEFAULT" if flush else "OFF"))
+                    await conn.kept.execute(synchronous_commit_sql(flush))
                     conn.flush = flush
                 await conn.kept.execute(sql, params)
                 return await (conn.kept.fetchone() if one else conn.kept.fetchall())
@@ -98,11 +98,6 @@ class Postgres:
             await pool.close(timeout=1)
 
 
-# A statement that writes WAL (a row lock) and so, with synchronous_commit on, commits only once the WAL up to
-# it is on disk: every earlier commit is durable when it returns. FOR KEY SHARE never waits for a worker that
-# runs the invocation (its update takes a weaker lock).
-FLUSH_SQL = f'SELECT 1 FROM "{Invocation._meta.db_table}" WHERE id = %s FOR KEY SHARE'
-
 # SQLSTATEs of a session the server ended while it sat idle (shutdown, crash, a terminated backend): a statement
 # sent on it afterwards never ran, so running it on another connection cannot apply it twice.
 ENDED_BY_SERVER = {"57P01", "57P02", "57P05"}
@@ -133,7 +128,7 @@ async def _answers(conn: _LoopConnection) -> bool:
     """Whether an idle connection still answers; one that does not is closed. A process in steady use never
     pays for this: only a connection left idle for IDLE_CHECK_AFTER is asked."""
     try:
-        await conn.kept.execute("SELECT 1")
+        await conn.kept.execute(PING_SQL)
         await conn.kept.fetchone()
     except psycopg.Error:
         await conn.close()

@@ -23,17 +23,17 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from .. import conf
-from ..backends import set_lock_timeout
 from ..errors import InvocationKilled, NotFound, ObjectsError, Suspended, TerminalError
 from ..models import Instance, Invocation, Status
 from ..outcome import finish, finish_succeeded
-from ..rows import inbox_heads, key_lock
 from ..runtime import Frame, InvocationRun
-from ..savepoints import LazySavepoint
 from ..signals import notify, tally
 from ..signals.crashes import StartCounts, start_key
 from ..signals.doorbell import ring
 from ..state import StateCache
+from ..store.locks import set_lock_timeout
+from ..store.rows import inbox_heads, key_lock
+from ..store.savepoints import LazySavepoint
 from ..submit import resolve
 from ..timers import timer_rearm
 from . import slowkeys

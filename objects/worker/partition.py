@@ -18,7 +18,6 @@ savepoint. What the group adds, and how it keeps the keys independent:
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -28,13 +27,15 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from .. import conf
-from ..backends import db, fetchall, set_lock_timeout
-from ..models import RUNNABLE_SQL, Instance, Invocation, StateEntry
-from ..rows import invocation_columns, invocations_from_rows
+from ..models import Instance, Invocation
 from ..signals import notify
 from ..signals.crashes import StartCounts
 from ..signals.doorbell import ring
 from ..state import entries_from_json, written
+from ..store.db import db, fetchall
+from ..store.locks import set_lock_timeout
+from ..store.passes import PASS_HEADS_SQL, RUNNABLE_KEYS_SQL, claim_text, keys_lock_sql, pass_sql
+from ..store.rows import invocations_from_rows
 from . import slowkeys
 from .inbox import KeyRunner
 
@@ -169,68 +170,7 @@ def _ring_keys(candidates: list[Candidate], countdown: float | None) -> None:
         ring(candidate.type_name, candidate.key, countdown=countdown, partition=candidate.partition, force=True)
 
 
-# Raw SQL, run on every pass (objects/backends says why).
-# The NOT EXISTS names the statuses of objects_inv_blocker_idx, a small index that the held-back test reads
-# whatever plan PostgreSQL picks: planned from statistics taken while few invocations were pending, as an
-# anti-join over the pending rows' index it scanned every pending row for each once a burst had arrived.
-_RUNNABLE_SQL = (
-    'SELECT i.instance_id, k.type_name, k."key", i.partition, MIN(i.id) AS head FROM {invocation} i '
-    "JOIN {instance} k ON k.id = i.instance_id "
-    "WHERE i.partition IN ({partitions}) AND i." + RUNNABLE_SQL + " "
-    "AND (i.not_before <= %s OR (i.not_before IS NULL AND i.status <> 'suspended')) AND k.paused = %s "
-    "AND NOT EXISTS (SELECT 1 FROM {invocation} b WHERE b.instance_id = i.instance_id "
-    "AND b.status IN ('backing_off', 'suspended') "
-    "AND ((b.status = 'backing_off' AND b.not_before > %s AND b.id < i.id) "
-    "OR (b.status = 'suspended' AND b.id <> i.id))) "
-    'GROUP BY i.instance_id, k.type_name, k."key", i.partition ORDER BY head LIMIT %s'
-)
-_LOCK_SQL = "SELECT id FROM {instance} WHERE id IN ({marks}) AND paused = %s ORDER BY id"
-# PostgreSQL: the runnable keys and their locks in one statement. The inboxes are read by the next statement,
-# whose snapshot is taken after the locks are held (one taken here could predate a drain that committed
-# between it and the lock, and show that drain's invocations as still pending).
-_CLAIM_SQL = (
-    "WITH cand AS (" + _RUNNABLE_SQL + "), "
-    "locked AS (SELECT k.id FROM {instance} k WHERE k.id IN (SELECT instance_id FROM cand) AND k.paused = %s "
-    "ORDER BY k.id FOR NO KEY UPDATE SKIP LOCKED) "
-    'SELECT c.instance_id, c.type_name, c."key", c.partition, l.id IS NOT NULL, c.head FROM cand c '
-    "LEFT JOIN locked l ON l.id = c.instance_id ORDER BY c.head"
-)
-_HEADS_SQL = (
-    "SELECT {columns}{state} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id) AS "
-    "rank_ FROM {invocation} WHERE instance_id IN ({marks}) AND id >= %s "
-    "AND " + RUNNABLE_SQL + " "
-    "AND (not_before IS NULL OR not_before <= %s OR status <> 'pending')) heads "
-    "WHERE rank_ <= %s ORDER BY instance_id, id"
-)
-# PostgreSQL: each key's state entries ride on its first row, as a JSON array of [name, value] pairs (one
-# statement per pass instead of one per key; read after the locks, like the inboxes).
-_HEADS_STATE = (
-    ", CASE WHEN rank_ = 1 THEN (SELECT json_agg(json_build_array(e.name, e.value))::text FROM {entry} e "
-    "WHERE e.instance_id = heads.instance_id) END"
-)
-
-
 _INSTANCE_INDEX = [field.attname for field in Invocation._meta.concrete_fields].index("instance_id")
-
-
-def _tables() -> dict[str, str]:
-    quote = connection.ops.quote_name
-    return {
-        "invocation": quote(Invocation._meta.db_table),
-        "instance": quote(Instance._meta.db_table),
-        "entry": quote(StateEntry._meta.db_table),
-    }
-
-
-@functools.cache
-def _sql(template: str, vendor: str, marks: int) -> str:
-    """A statement's text for `marks` placeholders in its list, built once per database kind and list length
-    (built on every pass it was a few per cent of the worker's CPU)."""
-    placeholders = ", ".join(["%s"] * marks)
-    columns = invocation_columns() if "{columns}" in template else ""
-    tables = _tables()
-    state = _HEADS_STATE.format(**tables) if vendor == "postgresql" else ""
-    return template.format(partitions=placeholders, marks=placeholders, columns=columns, state=state, **tables)
 
 
 class _ClaimPlan:
@@ -264,14 +204,9 @@ plan_grown = _claim_plan.grown
 plan_reset = _claim_plan.reset
 
 
-@functools.cache
-def _claim_text(vendor: str, marks: int, generation: int) -> str:
-    return _sql(_CLAIM_SQL, vendor, marks) + f" /* plan {generation} */"
-
-
 def claim_sql(vendor: str, marks: int) -> str:
     """The claim's text for `marks` partitions, in the current plan generation (`_ClaimPlan`)."""
-    return _claim_text(vendor, marks, _claim_plan.generation)
+    return claim_text(vendor, marks, _claim_plan.generation)
 
 
 def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candidate], set[int]]:
@@ -292,7 +227,7 @@ def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidat
     back by a backing-off head that is not due yet."""
     connection = db()
     when = connection.ops.adapt_datetimefield_value(now)
-    sql = _sql(_RUNNABLE_SQL, connection.vendor, len(partitions))
+    sql = pass_sql(RUNNABLE_KEYS_SQL, connection.vendor, len(partitions))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*partitions, when, False, when, limit])
         rows = cursor.fetchall()
@@ -302,9 +237,7 @@ def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidat
 def _lock_keys(instance_ids: list[int]) -> set[int]:
     """Lock the keys' rows without waiting; the ids of those locked (held elsewhere or paused: left out)."""
     connection = db()
-    sql = _sql(_LOCK_SQL, connection.vendor, len(instance_ids))
-    if connection.features.has_select_for_update_skip_locked:
-        sql += " FOR NO KEY UPDATE SKIP LOCKED"  # SQLite has no row locks: immediate transactions serialize writers
+    sql = keys_lock_sql(connection, len(instance_ids))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*instance_ids, False])
         return {int(row[0]) for row in cursor.fetchall()}
@@ -323,7 +256,7 @@ def _inbox_heads(
     connection = db()
     if not instance_ids:
         return {}, None
-    sql = _sql(_HEADS_SQL, connection.vendor, len(instance_ids))
+    sql = pass_sql(PASS_HEADS_SQL, connection.vendor, len(instance_ids))
     rows = fetchall(connection, sql, [*instance_ids, floor, connection.ops.adapt_datetimefield_value(now), batch])
     states: dict[int, dict[str, str]] | None = None
     if connection.vendor == "postgresql":

@@ -455,7 +455,7 @@ def test_each_invocation_is_one_statement_without_a_savepoint_and_a_key_s_entrie
 
 def test_the_finishing_statements_run_on_the_kept_cursor_after_the_handler(published):
     """Once the handler returned, its lazy savepoint stops watching the connection, so the runner's own
-    statements take the connection's kept cursor (objects.backends), not a Django cursor."""
+    statements take the connection's kept cursor (objects.store.db), not a Django cursor."""
     from unittest import mock
 
     from django.db.backends.utils import CursorWrapper

@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from objects.backends import fetchall
+from objects.store.db import fetchall
 from objects.worker import partition
 
 pytestmark = pytest.mark.django_db(transaction=True)

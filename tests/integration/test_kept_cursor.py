@@ -1,4 +1,4 @@
-"""The hot paths' raw statements (objects.backends.fetchone/fetchall/rowcount) on the cursor a PostgreSQL
+"""The hot paths' raw statements (objects.store.db.fetchone/fetchall/rowcount) on the cursor a PostgreSQL
 connection keeps: no Django cursor per statement, Django's errors and checks, and every statement still seen
 by whatever observes the connection (execute wrappers, captured queries)."""
 
@@ -11,8 +11,8 @@ from django.db import DataError, IntegrityError, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
-from objects.backends import db, fetchall, fetchone, rowcount
 from objects.models import Instance
+from objects.store.db import db, fetchall, fetchone, rowcount
 from tests.integration.test_shared_read import statements
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.db import connection
 
 from objects.models import Invocation, Status
 from objects.services import invocation_submit
-from objects.submit import _FRESH
+from objects.store.inserts import FRESH
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers]
 
@@ -53,7 +53,7 @@ def test_a_fresh_invocation_of_a_known_key_binds_only_what_the_call_chose():
     [(sql, count)] = inserts
     assert count == 11  # uid, type, key, handler, kind, partition, input, created_at, principal + the key's (type, key)
     assert "'pending'" in sql and "SELECT %s, k.id" in sql
-    for name, value in _FRESH.items():
+    for name, value in FRESH.items():
         assert getattr(row, name) == value, name
     assert row.status == Status.PENDING and row.input == {"value": 1} and row.instance_id is not None
 

@@ -11,7 +11,7 @@ something is there or psycopg already knows the connection is broken. A server t
 the socket (a network partition) is not detected by either check before the query's own timeout; the query
 then fails, the request answers 503, and Django closes the connection at the request's end.
 
-`kept_cursor` gives the hot paths' raw statements (objects.backends.fetchone and the like) one psycopg cursor
+`kept_cursor` gives the hot paths' raw statements (objects.store.db.fetchone and the like) one psycopg cursor
 per connection, made again when Django opens a new connection.
 """
 

@@ -1,29 +1,20 @@
-"""A key's inbox read in raw SQL (objects/backends says why): its row locked without waiting, its head
-invocations, and invocation rows built into model instances by the fields' own converters (what a queryset
-does).
+"""A key's inbox read in raw SQL: its row locked without waiting, its head invocations, and invocation rows
+built into model instances by the fields' own converters (what a queryset does).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .backends import db, fetchall, fetchone
-from .models import RUNNABLE_SQL, Instance, Invocation
-
-LOCK_SQL = 'SELECT id, paused FROM {instance} WHERE type_name = %s AND "key" = %s'
-HEADS_SQL = (
-    "SELECT {columns} FROM {invocation} WHERE instance_id = %s AND " + RUNNABLE_SQL + " "
-    "AND (not_before IS NULL OR not_before <= %s OR status <> 'pending') ORDER BY id LIMIT %s"
-)
+from ..models import Invocation
+from .db import db, fetchall, fetchone
+from .sql import inbox_heads_sql, key_lock_sql
 
 
 def key_lock(type_name: str, key: str) -> tuple[int, bool] | None:
     """Lock the key's row without waiting (SKIP LOCKED); None when it is held elsewhere or does not exist."""
     connection = db()
-    sql = LOCK_SQL.format(instance=connection.ops.quote_name(Instance._meta.db_table))
-    if connection.features.has_select_for_update_skip_locked:
-        sql += " FOR NO KEY UPDATE SKIP LOCKED"  # SQLite has no row locks: immediate transactions serialize writers
-    row = fetchone(connection, sql, [type_name, key])
+    row = fetchone(connection, key_lock_sql(connection), [type_name, key])
     return None if row is None else (int(row[0]), bool(row[1]))
 
 
@@ -31,21 +22,13 @@ def inbox_heads(instance_id: int, now: Any, batch: int) -> list[Invocation]:
     """The key's next invocations, as model instances built from one cursor read with the fields' own
     converters (what a queryset does, without its per-call query compilation)."""
     connection = db()
-    sql = HEADS_SQL.format(
-        columns=invocation_columns(),
-        invocation=connection.ops.quote_name(Invocation._meta.db_table),
-    )
+    sql = inbox_heads_sql(connection)
     rows = fetchall(connection, sql, [instance_id, connection.ops.adapt_datetimefield_value(now), batch])
     return invocations_from_rows(rows)
 
 
-def invocation_columns() -> str:
-    connection = db()
-    return ", ".join(connection.ops.quote_name(str(f.column)) for f in Invocation._meta.concrete_fields)
-
-
 def invocations_from_rows(rows: list[tuple[Any, ...]]) -> list[Invocation]:
-    """Model instances from rows of `invocation_columns()`, converted by the fields' own converters."""
+    """Model instances from rows of `sql.invocation_columns()`, converted by the fields' own converters."""
     connection = db()
     fields = Invocation._meta.concrete_fields
     converters = _converters(connection)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import DatabaseError, connection
 
-from .backends import db
+from .db import db
 
 
 class LazySavepoint:
