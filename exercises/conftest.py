@@ -40,7 +40,7 @@ def call(type_name: str, key: str, handler: str, arg: Any = None) -> Any:
     key's inbox runs here."""
     import objects
     from objects.client import output_of
-    from objects.runtime import resolve
+    from objects.runtime.submit import resolve
     from objects.services import invocation_get
     from objects.worker.inbox import drain_key
 

@@ -72,10 +72,10 @@ from .middleware import host_refused
 from .models import Invocation
 from .ratelimit import LoopCounts
 from .routing import partition_of
-from .runtime import run_shared
-from .state import StateCache, committed_from_rows
+from .runtime.run import run_shared
+from .runtime.state import StateCache, committed_from_rows
+from .runtime.submit import fresh_statement, principal_json
 from .store.sql import COMMITTED_SQL, FLUSH_SQL, instance_create_statement
-from .submit import fresh_statement, principal_json
 from .validation import validate_input
 from .watch import Watches
 

@@ -11,10 +11,10 @@ from . import conf
 from .context import Principal
 from .errors import Conflict, DeadlockError, TerminalError
 from .models import Status
-from .runtime import current_chain, run_shared
+from .runtime.run import current_chain, run_shared
+from .runtime.submit import resolve
 from .services import invocation_submit
 from .signals.doorbell import wait_done
-from .submit import resolve
 from .validation import validate_input, validate_key
 
 

@@ -13,7 +13,7 @@ from .errors import SharedWriteError
 from .validation import check_entry_size
 
 if TYPE_CHECKING:
-    from .runtime import InvocationRun, StateCache
+    from .runtime.run import InvocationRun, StateCache
 
 _WRITE_METHODS = {
     "set",

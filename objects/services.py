@@ -14,13 +14,8 @@ from django.utils import timezone
 from . import conf
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Instance, Invocation, Status
-from .signals import notify, tally
-from .signals.crashes import start_key
-from .signals.doorbell import ring
-from .state import StateCache
-from .store.inserts import fresh_group_sql
-from .store.locks import LOCK_NOT_AVAILABLE, set_lock_timeout
-from .submit import (
+from .runtime.state import StateCache
+from .runtime.submit import (
     fresh_statement,
     instance_id_ensure,
     invocation_insert,
@@ -28,17 +23,16 @@ from .submit import (
     invocation_submit,
     principal_json,
 )
-from .timers import (
-    awakeable_complete,
-    awakeable_find,
-    timer_arm,
-    timer_cancel,
-    timer_rearm,
-)
+from .runtime.timers import awakeable_complete, awakeable_find, timer_arm, timer_cancel, timer_rearm
+from .signals import notify, tally
+from .signals.crashes import start_key
+from .signals.doorbell import ring
+from .store.inserts import fresh_group_sql
+from .store.locks import LOCK_NOT_AVAILABLE, set_lock_timeout
 from .validation import check_entry_size, validate_key
 
-# Accepting invocations and completing what they wait for live below the runtime (objects/submit.py,
-# objects/timers.py), which uses them for a handler's sends, timers and awakeables; this is their public home.
+# Accepting invocations and completing what they wait for live below the runtime (objects/runtime/submit.py,
+# objects/runtime/timers.py), which uses them for a handler's sends, timers and awakeables; this is their public home.
 __all__ = [
     "awakeable_complete",
     "awakeable_find",

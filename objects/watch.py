@@ -23,8 +23,8 @@ from django.http import HttpResponse
 from . import conf, jsoncodec
 from .api.paths import decode_segment
 from .api.responses import error_response
+from .runtime.state import watched_from_rows
 from .signals.notify import CHANGED_PREFIX
-from .state import watched_from_rows
 from .store.db import db, fetchall
 from .store.sql import WATCHED_SQL
 

@@ -24,9 +24,9 @@ from ..context import Principal
 from ..errors import CallTimeout, Conflict, InvalidInput, NotFound, ObjectsError, TerminalError
 from ..models import Invocation
 from ..registry import get_object
-from ..runtime import run_shared
+from ..runtime.run import run_shared
+from ..runtime.submit import resolve
 from ..services import awakeable_complete, awakeable_find, invocation_get, invocation_submit
-from ..submit import resolve
 from ..validation import validate_input, validate_key
 from ..watch import WATCH_ALLOWED, WATCH_SCOPE
 from .authentication import CachedTokenAuthentication

@@ -1,4 +1,4 @@
-"""An invocation's finishing statement (objects/outcome.py): its UPDATE, and on PostgreSQL for a success the
+"""An invocation's finishing statement (objects/runtime/outcome.py): its UPDATE, and on PostgreSQL for a success the
 state writes as CTEs that apply only if the UPDATE changed the row, so the whole applies or nothing does.
 """
 

@@ -1,4 +1,4 @@
-"""The invocation INSERTs of the ingress's hot paths (objects/submit.py, and the event loop's, objects/loop/):
+"""The invocation INSERTs of the ingress's hot paths (objects/runtime/submit.py, and the event loop's, objects/loop/):
 by the key's (type, key), by its row's id, and for a fresh invocation with its defaults as constants, each
 built once per database kind from the model's fields, so a field added to Invocation is part of them.
 """

@@ -168,7 +168,7 @@ def sql_json(text: str | None) -> str | None:
     return None if text is None or text == "null" else text
 
 
-# The journal (objects/journal.py), on PostgreSQL through its second connection.
+# The journal (objects/runtime/journal.py), on PostgreSQL through its second connection.
 JOURNAL_LOAD_SQL = (
     'SELECT j."index", j.kind, j.name, j.result{cast}, j.failure, a.completed_at IS NOT NULL, a.value{cast}, '
     "a.rejected, a.failure FROM {journal} j LEFT JOIN {awakeable} a ON a.invocation_id = j.invocation_id "

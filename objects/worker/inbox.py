@@ -25,17 +25,17 @@ from django.utils import timezone
 from .. import conf
 from ..errors import InvocationKilled, NotFound, ObjectsError, Suspended, TerminalError
 from ..models import Instance, Invocation, Status
-from ..outcome import finish, finish_succeeded
-from ..runtime import Frame, InvocationRun
+from ..runtime.outcome import finish, finish_succeeded
+from ..runtime.run import Frame, InvocationRun
+from ..runtime.state import StateCache
+from ..runtime.submit import resolve
+from ..runtime.timers import timer_rearm
 from ..signals import notify, tally
 from ..signals.crashes import StartCounts, start_key
 from ..signals.doorbell import ring
-from ..state import StateCache
 from ..store.locks import set_lock_timeout
 from ..store.rows import inbox_heads, key_lock
 from ..store.savepoints import LazySavepoint
-from ..submit import resolve
-from ..timers import timer_rearm
 from . import slowkeys
 
 log = logging.getLogger("objects.inbox")

@@ -28,10 +28,10 @@ from django.utils import timezone
 
 from .. import conf
 from ..models import Instance, Invocation
+from ..runtime.state import entries_from_json, written
 from ..signals import notify
 from ..signals.crashes import StartCounts
 from ..signals.doorbell import ring
-from ..state import entries_from_json, written
 from ..store.db import db, fetchall
 from ..store.locks import set_lock_timeout
 from ..store.passes import PASS_HEADS_SQL, RUNNABLE_KEYS_SQL, claim_text, keys_lock_sql, pass_sql

@@ -15,10 +15,10 @@ from prometheus_client import Counter
 from .. import conf
 from ..models import DONE_STATUSES, Instance, Invocation, StateChange, StateEntry, Status
 from ..registry import all_objects
+from ..runtime.state import StateCache
 from ..signals import notify, tally
 from ..signals.doorbell import ring
 from ..signals.keys import SWEEPER_KEY
-from ..state import StateCache
 
 log = logging.getLogger("objects.sweeper")
 # Not in the default registry: the exposed value is the cross-process one kept in Redis.

@@ -415,7 +415,7 @@ def test_a_drain_with_a_backlog_queues_its_partition_again_after_its_time_limit(
     assert redis_client.get(doorbell.partition_bell_key(PARTITION)) is not None
 
 
-# How a pass writes (objects/worker/inbox.py LazySavepoint, objects/runtime.py finish_succeeded): on PostgreSQL each
+# How a pass writes (objects/worker/inbox.py LazySavepoint, objects/runtime/run.py finish_succeeded): on PostgreSQL each
 # invocation's state and outcome are one statement, and a savepoint is made only for a handler that runs SQL.
 
 

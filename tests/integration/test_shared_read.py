@@ -1,4 +1,4 @@
-"""A shared handler reads its key's committed state with one statement (objects.state.committed_state)."""
+"""A shared handler reads its key's committed state with one statement (objects.runtime.state.committed_state)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.db import connection
 from objects import SharedObjectContext, VirtualObject
 from objects.models import Instance, StateEntry
 from objects.registry import unregister
-from objects.runtime import run_shared
+from objects.runtime.run import run_shared
 
 pytestmark = pytest.mark.django_db
 

@@ -109,7 +109,7 @@ def test_a_new_key_gets_its_row_from_one_statement_with_the_orms_defaults():
 
 def test_a_row_created_meanwhile_is_found_not_duplicated():
     from objects.models import Instance
-    from objects.submit import instance_id_ensure
+    from objects.runtime.submit import instance_id_ensure
 
     existing = Instance.objects.create(type_name="Recorder", key="raced")
     assert instance_id_ensure("Recorder", "raced", missing=True) == existing.pk  # the conflict: looked up

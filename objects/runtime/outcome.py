@@ -10,11 +10,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from .models import Invocation, Status
-from .signals import notify, tally
+from ..models import Invocation, Status
+from ..signals import notify, tally
+from ..store.db import db, fetchone, rowcount
+from ..store.finish import finish_statement, finish_update, state_writes
 from .state import StateCache
-from .store.db import db, fetchone, rowcount
-from .store.finish import finish_statement, finish_update, state_writes
 
 
 def finish(

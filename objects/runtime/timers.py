@@ -11,13 +11,13 @@ from typing import Any
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from . import conf, waits
-from .errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
-from .models import Awakeable, Instance, Invocation, Status
-from .signals.doorbell import ring
-from .store.locks import LOCK_NOT_AVAILABLE, set_lock_timeout
+from .. import conf, waits
+from ..errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from ..models import Awakeable, Instance, Invocation, Status
+from ..signals.doorbell import ring
+from ..store.locks import LOCK_NOT_AVAILABLE, set_lock_timeout
+from ..validation import json_size
 from .submit import invocation_insert, invocation_submit, ring_on_commit
-from .validation import json_size
 
 # -- awakeables ----------------------------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from django.db import connection
 
-from .models import Awakeable, JournalEntry
-from .store.sql import AWAKEABLE_CREATE_SQL, JOURNAL_LOAD_SQL, JOURNAL_RECORD_SQL, journal_sql
+from ..models import Awakeable, JournalEntry
+from ..store.sql import AWAKEABLE_CREATE_SQL, JOURNAL_LOAD_SQL, JOURNAL_RECORD_SQL, journal_sql
 
 _local = threading.local()
 

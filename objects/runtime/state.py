@@ -8,11 +8,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import jsoncodec
-from .models import StateChange
-from .registry import get_object
-from .store.db import db, fetchall
-from .store.sql import (
+from .. import jsoncodec
+from ..models import StateChange
+from ..registry import get_object
+from ..store.db import db, fetchall
+from ..store.sql import (
     COMMITTED_SQL,
     ENTRIES_SQL,
     VERSION_BUMP_SQL,

@@ -23,17 +23,18 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import journal, waits
-from .context import Awaitable, Caller, ObjectContext, Principal, SharedObjectContext
-from .errors import DeadlockError, ObjectsError, Suspended, TerminalError
-from .models import Instance, Invocation, JournalEntry, Status
+from .. import waits
+from ..context import Awaitable, Caller, ObjectContext, Principal, SharedObjectContext
+from ..errors import DeadlockError, ObjectsError, Suspended, TerminalError
+from ..models import Instance, Invocation, JournalEntry, Status
+from ..registry import Handler
+from ..signals import notify
+from ..validation import build_argument, json_size, validate_input, validate_key
+from . import journal
 from .outcome import finish
-from .registry import Handler
-from .signals import notify
 from .state import StateCache, committed_state
 from .submit import instance_id_ensure, invocation_submit, resolve
 from .timers import awakeable_complete, timer_arm, timer_cancel
-from .validation import build_argument, json_size, validate_input, validate_key
 
 log = logging.getLogger("objects.runtime")
 _local = threading.local()

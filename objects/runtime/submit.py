@@ -16,19 +16,19 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import conf
-from .context import Principal
-from .errors import Conflict, InvalidInput, NotFound
-from .models import Instance, Invocation
-from .registry import Handler, all_objects, get_object
-from .routing import partition_of
-from .signals.doorbell import (
+from .. import conf
+from ..context import Principal
+from ..errors import Conflict, InvalidInput, NotFound
+from ..models import Instance, Invocation
+from ..registry import Handler, all_objects, get_object
+from ..routing import partition_of
+from ..signals.doorbell import (
     ring as ring_key,  # invocation_submit's `ring` is a flag
 )
-from .store.db import db, fetchone
-from .store.inserts import BY_KEY_FIELDS, FRESH_PARAMS, INSERT_FIELDS, insert_sql
-from .store.sql import instance_create_statement, instance_id_sql
-from .validation import validate_delay, validate_input, validate_key
+from ..store.db import db, fetchone
+from ..store.inserts import BY_KEY_FIELDS, FRESH_PARAMS, INSERT_FIELDS, insert_sql
+from ..store.sql import instance_create_statement, instance_id_sql
+from ..validation import validate_delay, validate_input, validate_key
 
 
 def resolve(type_name: str, handler_name: str) -> Handler:
