@@ -38,17 +38,9 @@ def call(type_name: str, key: str, handler: str, arg: Any = None) -> Any:
     """Run a handler and return its output, or raise its TerminalError (a 400 for bad input, before anything
     is stored). Shared handlers run at once on the committed state; exclusive ones are accepted, then the
     key's inbox runs here."""
-    import objects
-    from objects.client import output_of
-    from objects.runtime.submit import resolve
-    from objects.services import invocation_get
-    from objects.worker.inbox import drain_key
+    from objects.testing import call_here
 
-    if resolve(type_name, handler).kind == "shared":
-        return objects.call(type_name, key, handler, arg)
-    invocation_id = objects.send(type_name, key, handler, arg)
-    drain_key(type_name, key)
-    return output_of(invocation_get(invocation_id))
+    return call_here(type_name, key, handler, arg)
 
 
 @pytest.fixture(autouse=True)

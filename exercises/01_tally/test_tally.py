@@ -7,7 +7,7 @@ from conftest import call, load
 
 import objects
 from objects import ObjectsError
-from objects.worker.inbox import drain_key
+from objects.testing import run_inbox
 
 load(__file__)
 
@@ -45,7 +45,7 @@ def test_reset_sets_zero():
 
 def test_queued_adds_on_one_key_all_count_in_order():
     ids = [objects.send("Tally", "busy", "add", {"by": n}) for n in range(1, 21)]
-    drain_key("Tally", "busy")
+    run_inbox("Tally", "busy")
     from objects.services import invocation_get
 
     assert [invocation_get(i).output for i in ids] == [n * (n + 1) // 2 for n in range(1, 21)]

@@ -8,7 +8,7 @@ from conftest import call, load
 import objects
 from objects import ObjectsError
 from objects.services import invocation_get
-from objects.worker.inbox import drain_key
+from objects.testing import run_inbox
 
 load(__file__)
 
@@ -30,7 +30,7 @@ def test_never_oversold_and_the_refusal_says_how_many_are_left():
 def test_fifty_queued_reservations_of_one_unit_against_ten():
     call("Stock", "MUG", "restock", {"quantity": 10})
     ids = [objects.send("Stock", "MUG", "reserve", {"order_id": f"o{n}", "quantity": 1}) for n in range(50)]
-    drain_key("Stock", "MUG")
+    run_inbox("Stock", "MUG")
     statuses = [invocation_get(i).status for i in ids]
     assert statuses.count("succeeded") == 10 and statuses.count("failed") == 40
     assert call("Stock", "MUG", "available") == {"available": 0, "reserved": 10}

@@ -12,7 +12,7 @@ from django.utils import timezone
 from objects.models import Instance, Invocation, Status
 from objects.services import invocation_submit
 from objects.signals.doorbell import wait_done
-from objects.worker.inbox import drain_key
+from objects.testing import run_inbox
 from tests.integration.admin_fixtures import invocation, messages_of, operator, put  # noqa: F401  # a fixture
 
 INVOCATIONS = "/admin/objects/invocation/"
@@ -22,7 +22,7 @@ def run(type_name: str, key: str, handler: str, arg) -> Invocation:
     """Accept an invocation and run its key's inbox here; a worker started by an earlier test (the session's
     `workers`) may take the key first, so wait for the result either way."""
     inv, _ = invocation_submit(type_name=type_name, key=key, handler=handler, arg=arg)
-    drain_key(type_name, key)
+    run_inbox(type_name, key)
     return wait_done(inv, 30)
 
 
