@@ -16,7 +16,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=False)
 # The secret key: SECRET_KEY, else the content of the file SECRET_KEY_FILE names (default var/secret_key, which
 # `make run` writes once). With DEBUG off there is no fallback: a key everyone can read signs no session.
-SECRET_KEY = env.str("SECRET_KEY", default="")
+SECRET_KEY = env.ENVIRON.get("SECRET_KEY", "")  # as given: django-environ reads a leading "$" as a reference
 _key_file = Path(env.str("SECRET_KEY_FILE", default=str(VAR_DIR / "secret_key")))
 if not SECRET_KEY and _key_file.is_file():
     SECRET_KEY = _key_file.read_text().strip()

@@ -39,6 +39,18 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "no issues" in result.stdout, result.stdout
 
 
+def test_a_secret_key_that_starts_with_a_dollar_sign_is_taken_as_it_is():
+    """Django's own generator draws "$" too; django-environ reads a leading "$" as a reference to another
+    variable, which left the key empty and stopped startup one time in fifty."""
+    key = "$" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(49))
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", SECRET_KEY=key, **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = _manage(
+        "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)", SECRET_KEY=key, **PRODUCTION
+    )
+    assert shown.stdout.strip().splitlines()[-1] == key, shown.stdout + shown.stderr
+
+
 def test_check_deploy_flags_the_development_defaults():
     result = _manage("check", "--deploy", "--fail-level", "WARNING", DEBUG="1")
     assert result.returncode != 0
