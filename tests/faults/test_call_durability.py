@@ -57,6 +57,9 @@ def _commit_flushed(uid: str, since: str, until: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT xmin::text FROM objects_invocation WHERE uid = %s", [uid])
         (xid,) = cursor.fetchone()
+        cursor.execute("SELECT %s::pg_lsn <= %s::pg_lsn", [until, since])
+        if cursor.fetchone()[0]:  # nothing flushed since the call began
+            return False
         cursor.execute(
             "SELECT count(*) FROM pg_get_wal_records_info(%s::pg_lsn, %s::pg_lsn) "
             "WHERE xid::text = %s AND resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%%'",
@@ -72,11 +75,13 @@ def test_a_timed_out_calls_invocation_is_flushed_before_its_id_is_answered(live,
     token = Token.objects.create(user=User.objects.create_user("durable-caller", password="x")).key
     auth = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     with server_with(django_db_blocker, OBJECTS_CALL_TIMEOUT="0.1") as server:
-        for value in range(10):  # each of the server's processes caches the token: the calls stay on the loop
+        answered = []
+        for value in range(20):  # each of the server's processes caches the token: the calls stay on the loop
             first = fetch(
                 server.url, "POST", "/ingress/Recorder/held/append", headers=auth, body=b'{"value": %d}' % value
             )
-            assert first.status == 200, first.body
+            answered.append(first.status)
+        assert set(answered) <= {200, 504} and answered[-5:] == [200] * 5, answered  # a cold start may outlast 0.1 s
         Instance.objects.filter(type_name="Recorder", key="held").update(paused=True)  # the next call waits
 
         before = _wal_position()
