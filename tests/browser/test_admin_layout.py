@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from playwright.sync_api import expect
 
 from objects.models import Instance, Invocation, Status
 from objects.services import state_edit
@@ -21,6 +22,7 @@ def operator_page(live_web, new_page):
     page.get_by_label("Username").fill("operator")
     page.get_by_label("Password").fill("pw-layout")
     page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("link", name="Log out").or_(page.get_by_role("button", name="Log out"))).to_be_visible()
     return page
 
 
@@ -51,9 +53,9 @@ def test_the_instance_page_fits_1280_with_history_by_and_restore_on_screen(opera
     assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
     assert right_edge(page, "#state-history th:text('by')") <= WIDTH
     assert right_edge(page, "#state-history input[type=submit]") <= WIDTH
-    assert page.locator("#state-history tbody.vo-version").count() == 20
+    expect(page.locator("#state-history tbody.vo-version")).to_have_count(20)
     page.locator(".vo-pages a", has_text="2").click()
-    assert page.locator("#state-history tbody.vo-version").count() == 10
+    expect(page.locator("#state-history tbody.vo-version")).to_have_count(10)  # the next page, once it is loaded
 
 
 def test_the_invocation_list_shows_status_badges_at_1280(operator_page):
@@ -72,7 +74,7 @@ def test_the_invocation_list_shows_status_badges_at_1280(operator_page):
     page.goto("/admin/objects/invocation/")
     assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
     badges = page.locator("#result_list .vo-badge")
-    assert badges.count() == 3
+    expect(badges).to_have_count(3)
     for index in range(3):
         box = badges.nth(index).bounding_box()
         assert box is not None and box["x"] + box["width"] <= WIDTH
