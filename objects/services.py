@@ -27,7 +27,6 @@ from .runtime.timers import awakeable_complete, awakeable_find, timer_arm, timer
 from .signals import notify, tally
 from .signals.crashes import start_key
 from .signals.doorbell import ring
-from .store.inserts import fresh_group_sql
 from .store.locks import LOCK_NOT_AVAILABLE, set_lock_timeout
 from .validation import check_entry_size, validate_key
 
@@ -38,7 +37,6 @@ __all__ = [
     "awakeable_find",
     "awakeable_reject",
     "awakeable_resolve",
-    "fresh_group_sql",
     "fresh_statement",
     "instance_get",
     "instance_pause",

@@ -19,7 +19,7 @@ log = logging.getLogger("objects.asgi")
 
 class GroupInsert:
     """The loop's invocation `INSERT`s, grouped: the invocations that arrive while the loop's previous statement
-    runs go into the next one together (`services.fresh_group_sql`, one statement and one commit for the
+    runs go into the next one together (`store.inserts.fresh_group_sql`, one statement and one commit for the
     group), so under load a statement and a commit are paid per group, not per invocation, and with one
     request at a time nothing waits (a group of one runs `fresh_statement`'s own statement). The sends of a
     group ring their partitions once, after the commit, in one Redis round trip. Each request still gets its

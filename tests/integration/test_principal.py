@@ -90,7 +90,7 @@ def test_a_shared_call_sees_the_signed_in_user_on_both_paths(http, alice):
 
 def test_sends_that_arrive_together_keep_each_senders_user(http, live_web):
     """Sends of two users at once on the event loop: the loop inserts those that arrive while its previous
-    statement runs with one statement (services.fresh_group_sql); each row keeps its own sender."""
+    statement runs with one statement (store.inserts.fresh_group_sql); each row keeps its own sender."""
     people = [Person("gina"), Person("hugo")]
     for person in people:
         assert post(http, "/ingress/Whoami/g/who/send", person, side="threads").status == 202  # caches the token
