@@ -61,7 +61,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default="uvicorn",
         help="web server: uvicorn serving config.asgi (production), or gunicorn gthread serving config.wsgi",
     )
-    p.add_argument("--web-workers", type=int, default=2, help="web server processes")
+    p.add_argument(
+        "--web-workers", type=int, help="web server processes (default: make run's, one unless WEB_CONCURRENCY is set)"
+    )
     p.add_argument(
         "--web-threads", type=int, default=16, help="threads per web process (OBJECTS_WEB_THREADS; gunicorn's gthread)"
     )
@@ -142,10 +144,12 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
     stack.spawn("beat", commands["sweeper"], log=logs / "beat.log")
     if args.server == "gunicorn":
         command = [PYTHON, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread"]
-        command += ["-w", str(args.web_workers), "--threads", str(args.web_threads), "--timeout", "120"]
+        command += ["-w", str(args.web_workers or 2), "--threads", str(args.web_threads), "--timeout", "120"]
         command += ["--keep-alive", "30"]
     else:
-        command = commands["web"] if args.web_workers == 2 else web_command("127.0.0.1", port, workers=args.web_workers)
+        command = commands["web"]
+        if args.web_workers is not None:
+            command = web_command("127.0.0.1", port, workers=args.web_workers)
     stack.spawn("web", command, log=logs / "web.log", env={"OBJECTS_WEB_THREADS": str(args.web_threads)})
     wait_port(port, what="the web server")
     _wait_workers(names)
@@ -163,10 +167,10 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
         + ("" if args.pool == "solo" else f" x{args.worker_concurrency or DEFAULT_CONCURRENCY}")
         + ("" if args.workers > 1 or args.pool or args.worker_concurrency else " (make run's)"),
         "web": (
-            f"uvicorn config.asgi, {args.web_workers} process(es), token calls on the event loop, "
+            f"uvicorn config.asgi, {_web_processes(command)} process(es), token calls on the event loop, "
             f"{args.web_threads} threads each for the rest"
             if args.server == "uvicorn"
-            else f"gunicorn gthread, {args.web_workers} worker(s) x {args.web_threads} threads"
+            else f"gunicorn gthread, {args.web_workers or 2} worker(s) x {args.web_threads} threads"
         ),
         "partitions": partitions,
     }
@@ -639,6 +643,13 @@ def _write_pg_stats(database_url: str, path: Path) -> None:
     lines += [f"- round {n} {w}: {ops} ops/s, PostgreSQL {cpu} ms CPU per call; {t}" for n, w, ops, cpu, t in PG_ROUNDS]
     path.write_text("\n".join(lines) + "\n")
     say(f"PostgreSQL's statements written to {path}")
+
+
+def _web_processes(command: list[str]) -> str:
+    """How many processes the uvicorn command line starts (without `--workers`, WEB_CONCURRENCY or one)."""
+    if "--workers" in command:
+        return command[command.index("--workers") + 1]
+    return os.environ.get("WEB_CONCURRENCY") or "1"
 
 
 def _start_profilers(stack: Stack, args: argparse.Namespace, logs: Path) -> list[subprocess.Popen]:

@@ -22,9 +22,13 @@ PYTHON = sys.executable
 
 
 def web_command(
-    host: str, port: int, *, workers: int = 2, access_log: bool = False, env: dict[str, str] | None = None
+    host: str, port: int, *, workers: int | None = None, access_log: bool = False, env: dict[str, str] | None = None
 ) -> list[str]:
-    """The production web server: uvicorn serving config.asgi (objects/asgi.py) with `workers` processes.
+    """The production web server: uvicorn serving config.asgi (objects/asgi.py). Processes: `workers`, else
+    WEB_CONCURRENCY from the environment or `.env`, else uvicorn's default of one (without `--workers`, uvicorn
+    reads WEB_CONCURRENCY itself, so the Procfile's and the units' line is this one). One process is the
+    recommendation for a host that also runs the worker: its event loop groups more requests per statement
+    and per Redis round trip, and a second process only contends for the same cores.
     Threads per process for what the event loop does not answer: OBJECTS_WEB_THREADS (default 16).
 
     X-Forwarded-For and X-Forwarded-Proto (the client's address, HTTPS) are believed only with BEHIND_PROXY=1
@@ -39,9 +43,9 @@ def web_command(
             values.setdefault(name.strip().removeprefix("export "), value.split(" #")[0].strip().strip("'\""))
     behind = values.get("BEHIND_PROXY", "").lower() in ("1", "true", "yes", "on", "y", "ok")  # as django-environ
     proxy = ["--forwarded-allow-ips", values.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"]
+    processes = str(workers) if workers is not None else values.get("WEB_CONCURRENCY", "").strip()
     return [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port)] + [
-        "--workers",
-        str(workers),
+        *(["--workers", processes] if processes else []),
         "--loop",
         "uvloop",
         "--http",
@@ -75,7 +79,8 @@ def beat_command(schedule: Path, *, loglevel: str = "info") -> list[str]:
 
 def services(host: str, port: int, schedule: Path, *, worker_name: str = "worker@%h") -> dict[str, list[str]]:
     """The recommended deployment of one host: one worker on every partition (threads pool with
-    objects.celery's default concurrency), beat for the sweeper, and the web server. `make run` starts these,
+    objects.celery's default concurrency), beat for the sweeper, and the web server (one process unless
+    WEB_CONCURRENCY says otherwise). `make run` starts these,
     and the benchmark measures them, so its figures are what a user who starts the product gets."""
     return {
         "worker": worker_command(hostname=worker_name),

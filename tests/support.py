@@ -200,8 +200,9 @@ def settle(redis_client, timeout: float = 15.0, quiet: float = 0.3) -> None:
 class WebServer:
     """The production web server (scripts/stack.py `web_command`: uvicorn serving config.asgi) on a free port."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, workers: int | None = None) -> None:
         self.database_url = database_url
+        self.workers = workers  # processes; None: the production default (one)
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -217,7 +218,7 @@ class WebServer:
         logdir = Path(os.environ.get("DVO_TEST_TMP", "/tmp"))
         log = open(logdir / "web.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            web_command("127.0.0.1", self.port),
+            web_command("127.0.0.1", self.port, workers=self.workers),
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -6,7 +6,6 @@ streams, and a server without the event loop says it cannot stream."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import queue
 import socket
@@ -20,7 +19,6 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-import tests.support
 from objects.services import state_edit
 from tests.support import WebServer, _test_database_url
 
@@ -239,9 +237,8 @@ def capped_server(live, django_db_blocker, monkeypatch):
     """A web server of its own, one process, allowing one watcher, with a heartbeat every half second."""
     monkeypatch.setenv("OBJECTS_WATCH_MAX", "1")
     monkeypatch.setenv("OBJECTS_WATCH_HEARTBEAT", "0.5")
-    monkeypatch.setattr(tests.support, "web_command", functools.partial(tests.support.web_command, workers=1))
     with django_db_blocker.unblock():
-        server = WebServer(_test_database_url())
+        server = WebServer(_test_database_url(), workers=1)
     server.start()
     yield server
     server.stop()

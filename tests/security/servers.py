@@ -17,10 +17,11 @@ from tests.support import WebServer, _test_database_url
 
 @contextlib.contextmanager
 def server_with(django_db_blocker, **env: str) -> Iterator[WebServer]:
-    """The production web server (uvicorn, two processes) on the test database, started with `env` set."""
+    """The production web server on the test database, started with `env` set, in two processes: what the edge
+    enforces must hold whichever process a request reaches."""
     with django_db_blocker.unblock():
         url = _test_database_url()
-    server = WebServer(url)
+    server = WebServer(url, workers=2)
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:

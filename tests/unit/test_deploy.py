@@ -66,3 +66,14 @@ def test_the_environment_example_names_only_variables_the_settings_read():
     known = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     named = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (DEPLOY / "env.example").read_text(), re.M))
     assert named - {"PORT"} <= known, named - known
+
+
+def test_the_web_server_runs_one_process_unless_web_concurrency_says_otherwise():
+    def processes(command: list[str]) -> str | None:
+        return command[command.index("--workers") + 1] if "--workers" in command else None
+
+    # no --workers: uvicorn's own default, one process, or WEB_CONCURRENCY read by uvicorn itself
+    assert processes(web_command("127.0.0.1", 8000, env={})) is None
+    # from the environment or .env, so `make run` and the benchmark follow it too
+    assert processes(web_command("127.0.0.1", 8000, env={"WEB_CONCURRENCY": "3"})) == "3"
+    assert processes(web_command("127.0.0.1", 8000, workers=2, env={"WEB_CONCURRENCY": "3"})) == "2"
