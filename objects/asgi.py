@@ -45,7 +45,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
@@ -64,9 +64,7 @@ from .api.paths import decode_segment, raw_path, route_parse
 from .api.responses import error_response, send_response
 from .client import output_of
 from .context import Principal
-from .loop.inserts import GroupInsert
 from .loop.plumbing import Receive, Scope, Send, receive_body, replay, respond, unused, with_raw_uri
-from .loop.postgres import Postgres
 from .loop.signals import client, close_client, pipelined, wait_done
 from .middleware import host_refused
 from .models import Invocation
@@ -78,6 +76,10 @@ from .runtime.submit import fresh_statement, principal_json
 from .store.sql import COMMITTED_SQL, FLUSH_SQL, instance_create_statement
 from .validation import validate_input
 from .watch import Watches
+
+if TYPE_CHECKING:
+    from .loop.inserts import GroupInsert
+    from .loop.postgres import Postgres
 
 log = logging.getLogger("objects.asgi")
 
@@ -94,8 +96,12 @@ class Application:
         self.head = ("/" + conf.get("OBJECTS_INGRESS_PREFIX").strip("/") + "/").encode()
         self.session_cookie = settings.SESSION_COOKIE_NAME.encode() + b"="
         self.on_loop = connections["default"].vendor == "postgresql"
-        self.postgres = Postgres()
-        self.group = GroupInsert(self.postgres)
+        if self.on_loop:  # the loop's own PostgreSQL connections: psycopg is there (the `postgres` extra)
+            from .loop.inserts import GroupInsert
+            from .loop.postgres import Postgres
+
+            self.postgres: Postgres = Postgres()
+            self.group: GroupInsert = GroupInsert(self.postgres)
         self.waits = LoopWaits()
         self.rates = LoopCounts(pipelined)
         self.security = SecurityMiddleware(unused)
@@ -325,7 +331,8 @@ class Application:
         """Close the running loop's PostgreSQL and Redis connections (the rate counts' sending stopped first)."""
         self.watches.close()
         await self.rates.close()
-        await self.postgres.close()
+        if self.on_loop:
+            await self.postgres.close()
         await close_client()
 
 

@@ -14,7 +14,6 @@ import logging
 import math
 from typing import Any
 
-import psycopg
 import redis
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
@@ -29,7 +28,14 @@ log = logging.getLogger("objects.api")
 
 DATABASE_UNAVAILABLE = "The database is unavailable; retry shortly."
 REDIS_UNAVAILABLE = "Redis is unavailable; retry shortly."
-_DATABASE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+try:
+    from psycopg import InterfaceError as PsycopgInterfaceError
+    from psycopg import OperationalError as PsycopgOperationalError
+except ImportError:  # SQLite without the `postgres` extra: Django's own classes are the database's errors
+    _PSYCOPG: tuple[type[Exception], ...] = ()
+else:
+    _PSYCOPG = (PsycopgOperationalError, PsycopgInterfaceError)
+_DATABASE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, *_PSYCOPG)
 _REDIS = (redis.ConnectionError, redis.TimeoutError)
 
 

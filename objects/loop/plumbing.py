@@ -1,11 +1,12 @@
 """ASGI plumbing of objects/asgi.py: the request body read and given again, a Django response sent, RAW_URI
-for the threads' WSGI handler."""
+for the threads' WSGI handler, the loop's connections' name."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from django.db import connections
 from django.http import HttpResponse
 
 Scope = dict[str, Any]
@@ -67,3 +68,13 @@ def with_raw_uri(app: Callable[..., Any]) -> Callable[..., Any]:
         return app(environ, start_response)
 
     return wsgi
+
+
+LOOP_NAME = "objects-web-loop"
+
+
+def loop_name() -> str:
+    """The name of the loop's connections in pg_stat_activity and Redis' CLIENT LIST: `objects-web-loop`, or
+    `<application_name>-loop` when the database settings name the web process's connections."""
+    named = connections["default"].get_connection_params().get("application_name")
+    return f"{named}-loop" if named else LOOP_NAME

@@ -13,6 +13,7 @@ from django.db import connections
 
 from .. import conf
 from ..store.sql import PING_SQL, synchronous_commit_sql
+from .plumbing import LOOP_NAME, loop_name
 
 
 class Postgres:
@@ -25,7 +26,7 @@ class Postgres:
     (the pool opens another). The pool belongs to the event loop that opened it (one per process under
     uvicorn)."""
 
-    APPLICATION_NAME = "objects-web-loop"
+    APPLICATION_NAME = LOOP_NAME
 
     def __init__(self) -> None:
         self.pool: psycopg_pool.AsyncConnectionPool[_LoopConnection] | None = None
@@ -101,13 +102,6 @@ class Postgres:
 # SQLSTATEs of a session the server ended while it sat idle (shutdown, crash, a terminated backend): a statement
 # sent on it afterwards never ran, so running it on another connection cannot apply it twice.
 ENDED_BY_SERVER = {"57P01", "57P02", "57P05"}
-
-
-def loop_name() -> str:
-    """The name of the loop's connections in pg_stat_activity and Redis' CLIENT LIST: `objects-web-loop`, or
-    `<application_name>-loop` when the database settings name the web process's connections."""
-    named = connections["default"].get_connection_params().get("application_name")
-    return f"{named}-loop" if named else Postgres.APPLICATION_NAME
 
 
 class _LoopConnection(psycopg.AsyncConnection[Any]):

@@ -20,7 +20,7 @@ from ..models import DONE_STATUSES, Invocation
 from ..signals.doorbell import is_ring_mark, publish_drain, ring_and_wait_commands, ring_command, ring_partition
 from ..signals.notify import SIGNAL_TTL, apply_outcome, call_timeout, done_key, fresh_invocation
 from ..timeouts import redis_options
-from .postgres import loop_name
+from .plumbing import loop_name
 
 log = logging.getLogger("objects.asgi")
 

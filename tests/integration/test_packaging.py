@@ -81,3 +81,4 @@ def test_wheel_declares_ranges_that_the_pinned_set_meets(wheel):
     postgres = [r for r in requires if r.marker is not None and r.marker.evaluate({"extra": "postgres"})]
     assert [r.name for r in postgres] == ["psycopg"]
     assert postgres[0].specifier.contains(metadata.version("psycopg"))
+    assert {"binary", "pool"} <= postgres[0].extras  # the event loop's connections are a psycopg_pool pool
