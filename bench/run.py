@@ -144,7 +144,8 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
     stack.spawn("beat", commands["sweeper"], log=logs / "beat.log")
     if args.server == "gunicorn":
         command = [PYTHON, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread"]
-        command += ["-w", str(args.web_workers or 2), "--threads", str(args.web_threads), "--timeout", "120"]
+        args.web_workers = args.web_workers or 2  # gunicorn's own comparison point: two processes
+        command += ["-w", str(args.web_workers), "--threads", str(args.web_threads), "--timeout", "120"]
         command += ["--keep-alive", "30"]
     else:
         command = commands["web"]
@@ -170,7 +171,7 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
             f"uvicorn config.asgi, {_web_processes(command)} process(es), token calls on the event loop, "
             f"{args.web_threads} threads each for the rest"
             if args.server == "uvicorn"
-            else f"gunicorn gthread, {args.web_workers or 2} worker(s) x {args.web_threads} threads"
+            else f"gunicorn gthread, {args.web_workers} worker(s) x {args.web_threads} threads"
         ),
         "partitions": partitions,
     }
@@ -646,10 +647,9 @@ def _write_pg_stats(database_url: str, path: Path) -> None:
 
 
 def _web_processes(command: list[str]) -> str:
-    """How many processes the uvicorn command line starts (without `--workers`, WEB_CONCURRENCY or one)."""
-    if "--workers" in command:
-        return command[command.index("--workers") + 1]
-    return os.environ.get("WEB_CONCURRENCY") or "1"
+    """How many processes the uvicorn command line starts: web_command gives `--workers` whenever more than
+    uvicorn's default of one is asked for (WEB_CONCURRENCY included)."""
+    return command[command.index("--workers") + 1] if "--workers" in command else "1"
 
 
 def _start_profilers(stack: Stack, args: argparse.Namespace, logs: Path) -> list[subprocess.Popen]:

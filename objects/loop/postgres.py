@@ -26,8 +26,6 @@ class Postgres:
     (the pool opens another). The pool belongs to the event loop that opened it (one per process under
     uvicorn)."""
 
-    APPLICATION_NAME = LOOP_NAME
-
     def __init__(self) -> None:
         self.pool: psycopg_pool.AsyncConnectionPool[_LoopConnection] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -86,7 +84,7 @@ class Postgres:
                 timeout=conf.get("OBJECTS_WEB_DB_POOL_TIMEOUT"),
                 reconnect_timeout=conf.get("OBJECTS_WEB_DB_POOL_TIMEOUT"),  # then a later request tries again
                 configure=_keep_cursor,
-                name=self.APPLICATION_NAME,
+                name=LOOP_NAME,
                 open=False,
             )
             self.loop = loop
