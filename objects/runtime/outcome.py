@@ -13,6 +13,7 @@ from django.utils import timezone
 from ..models import Invocation, Status
 from ..signals import notify, tally
 from ..store.db import db, fetchone, rowcount
+from ..store.deferred import Deferred
 from ..store.finish import finish_statement, finish_update, state_writes
 from .state import StateCache
 
@@ -46,7 +47,9 @@ def finish(
     return True
 
 
-def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, entries: bool = True) -> bool:
+def finish_succeeded(
+    invocation: Invocation, state: StateCache, output: Any, *, entries: bool = True, deferred: Deferred | None = None
+) -> bool:
     """Record a handler's success and write its state changes, only while the invocation is open (an operator
     may have cancelled or killed it meanwhile: then nothing is written and False is returned).
 
@@ -55,7 +58,11 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
     caller's savepoint undoes the flush when the finish is refused.
 
     Without `entries` (PostgreSQL), the version and history are written but not the entry rows: the caller
-    writes them later with `state.store()` (a group pass, once per key after its last invocation)."""
+    writes them later with `state.store()` (a group pass, once per key after its last invocation).
+
+    With `deferred` (a group pass, a handler that ran no SQL of its own), the statement is sent without waiting
+    and True returned at once; its row is read when the pass settles, which loses the pass when the statement
+    finished nothing (objects/store/deferred.py)."""
     connection = db()
     if connection.vendor != "postgresql":
         version = state.flush(invocation_id=invocation.pk)
@@ -80,15 +87,24 @@ def finish_succeeded(invocation: Invocation, state: StateCache, output: Any, *, 
         history = state.history_rows(pending)  # since the last recorded change (none for a type without history)
         writes = state_writes(state.instance_id, to_write, to_delete, history, invocation.pk, when)
     sql, params = finish_statement(update, params, writes)
-    row = fetchone(connection, sql, params)  # always one row: the count of opened rows
-    if row is None or row[0] == 0:  # not opened
+    changed = pending is not None
+
+    def applied(row: tuple | None) -> bool:  # always one row: the count of opened rows, and the new version
+        if row is None or row[0] == 0:  # not opened
+            return False
+        if changed:
+            notify.state_changed(invocation.type_name, invocation.key, row[1])
+        tally.finished(invocation)
+        return True
+
+    if deferred is not None and deferred.usable():
+        deferred.send(sql, params, applied)
+    elif not applied(fetchone(connection, sql, params)):
         return False
-    if pending is not None:
+    if changed:
         state.flushed(entries=entries)
-        notify.state_changed(invocation.type_name, invocation.key, row[1])
     for name, value in fields.items():
         setattr(invocation, name, value)
-    tally.finished(invocation)
     return True
 
 

@@ -33,6 +33,7 @@ from ..runtime.timers import timer_rearm
 from ..signals import notify, tally
 from ..signals.crashes import StartCounts, start_key
 from ..signals.doorbell import ring
+from ..store.deferred import Deferred
 from ..store.locks import set_lock_timeout
 from ..store.rows import inbox_heads, key_lock
 from ..store.savepoints import LazySavepoint
@@ -59,6 +60,7 @@ class KeyRunner:
         lazy_savepoint: bool = False,
         entries: dict[str, str] | None = None,
         starts: StartCounts,
+        deferred: Deferred | None = None,
     ) -> None:
         self.instance = instance
         # A group pass on PostgreSQL makes a handler's savepoint only when the handler runs SQL of its own (its
@@ -74,6 +76,7 @@ class KeyRunner:
         self.longest = 0.0  # seconds the slowest handler run here took
         self._counted: str | None = None  # the start counter of the handler run last, not yet cleared
         self.starts = starts  # the drain's start counts (crash limit), one round trip per drain
+        self.deferred = deferred  # a group pass's deferred finishing statements (objects/store/deferred.py)
 
     def count_start(self, invocation: Invocation) -> int:
         """Count a start of `invocation` in Redis and clear the previous handler's count (`StartCounts`).
@@ -158,6 +161,10 @@ class KeyRunner:
     def run(self, invocation: Invocation, last: bool = True) -> bool:
         """Run one invocation in a savepoint. Returns False when the key must stop (a retry is due). `last`: the
         key's last invocation in hand, whose finishing statement also writes the entry rows (see `__init__`)."""
+        if invocation.kill_requested:  # killed before its turn (read under the key's lock): it does not run
+            self._discard(invocation)
+            self.finished.append(invocation)
+            return True
         try:
             handler = resolve(invocation.type_name, invocation.handler)
         except NotFound as exc:
@@ -184,7 +191,8 @@ class KeyRunner:
                 if guard is not None:
                     guard.handler_done()
                 entries = last or not self.lazy_savepoint
-                if not finish_succeeded(invocation, self.state, output, entries=entries):
+                deferred = self.deferred if guard is not None and guard.sid is None else None
+                if not finish_succeeded(invocation, self.state, output, entries=entries, deferred=deferred):
                     raise InvocationKilled()
         except Suspended as wait:
             self.state.restore(snapshot)

@@ -13,7 +13,10 @@ savepoint. What the group adds, and how it keeps the keys independent:
   OBJECTS_GROUP_BUDGET_MS, and commits; a key with a handler that ran longer than that is run by per-key
   drains for a minute, so a slow handler delays at most the keys of its pass, once, not every later call
   to the partition (a key that is merely busy stays in the group: its next invocations go in the next pass);
-- a database error loses the whole pass (nothing of it committed) and hands every key to a per-key drain.
+- a database error loses the whole pass (nothing of it committed) and hands every key to a per-key drain;
+- the finishing statement of a handler that ran no SQL of its own is sent without waiting, so PostgreSQL applies
+  it while the next handler runs (objects/store/deferred.py); one that finished nothing (an operator killed or
+  cancelled its invocation meanwhile) loses the pass as a database error does.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ..signals import notify
 from ..signals.crashes import StartCounts
 from ..signals.doorbell import ring
 from ..store.db import db, fetchall
+from ..store.deferred import Deferred
 from ..store.locks import set_lock_timeout
 from ..store.passes import PASS_HEADS_SQL, RUNNABLE_KEYS_SQL, claim_text, keys_lock_sql, pass_sql
 from ..store.rows import invocations_from_rows
@@ -90,6 +94,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
             starts = StartCounts([i.public_id for mine in heads.values() for i in mine])
             touched: set[int] = set()  # keys whose state a ctx.call writes before their turn
             changed = written.set(touched)
+            deferred = Deferred(db())
             try:
                 for candidate in group:
                     if candidate.instance_id not in locked:
@@ -109,6 +114,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                         lazy_savepoint=True,
                         entries=None if read is None else read.get(candidate.instance_id),
                         starts=starts,
+                        deferred=deferred,
                     )
                     runners.append(runner)
                     key_started = time.monotonic()
@@ -118,7 +124,9 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
                         slowkeys.mark(candidate.type_name, candidate.key)
                     if not complete or (len(mine) == batch and runner.retry_at is None):
                         result.more = True  # a busy key's next invocations go in the next pass
+                deferred.check()  # every finishing statement applied, or the pass is lost
             except BaseException:
+                deferred.settle()
                 for runner in runners:
                     runner.clear_start()
                 raise

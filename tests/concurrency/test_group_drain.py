@@ -678,3 +678,106 @@ def test_a_pass_reads_its_keys_inboxes_from_their_heads_not_their_history(publis
     assert f"id >= {head_id} " in inbox
     assert statuses(key) == ["succeeded"] * 5 + ["pending", "succeeded"]
     assert objects.call("Recorder", key, "items") == [0, 1, 2, 3, 4, 6]
+
+
+@pytest.fixture
+def before_handler(monkeypatch):
+    """`hook(invocation)` runs just before each handler of a pass runs."""
+    from objects.runtime.run import InvocationRun
+
+    hooks: list = []
+    real = InvocationRun.execute
+
+    def execute(run):
+        for hook in hooks:
+            hook(run.invocation)
+        return real(run)
+
+    monkeypatch.setattr(InvocationRun, "execute", execute)
+    return hooks.append
+
+
+def test_a_handler_runs_while_the_last_invocation_s_finishing_statement_is_with_postgresql(published, before_handler):
+    """The finishing statements of handlers that run no SQL of their own are sent without waiting (pipeline mode),
+    so PostgreSQL applies one while the worker runs the next handler; the commit reads every result first."""
+    from psycopg import pq
+
+    keys = keys_in(PARTITION, 3, "deferred")
+    for n, key in enumerate(keys):
+        objects.send("Recorder", key, "append", {"value": n})
+    modes = []
+    before_handler(lambda invocation: modes.append(connection.connection.pgconn.pipeline_status))
+    assert drain_pass(PARTITION).ran == 3
+    assert modes == [pq.PipelineStatus.OFF, pq.PipelineStatus.ON, pq.PipelineStatus.ON]
+    assert connection.connection.pgconn.pipeline_status == pq.PipelineStatus.OFF
+    assert connection.execute_wrappers == []
+    for n, key in enumerate(keys):
+        assert statuses(key) == [Status.SUCCEEDED]
+        assert objects.call("Recorder", key, "items") == [n]
+
+
+def test_a_handler_s_own_sql_sees_the_finishing_statements_sent_before_it(published):
+    """A statement of the handler's own first settles the pass's unread finishing statements: its ORM update counts
+    the rows an earlier invocation of the pass finished."""
+    first, noting = keys_in(PARTITION, 2, "settled")
+    objects.send("Recorder", first, "append", {"value": 1})
+    objects.send("Recorder", first, "append", {"value": 2})
+    noted = objects.send("Recorder", noting, "note_succeeded", {"key": first})
+    assert drain_pass(PARTITION).ran == 3
+    assert Invocation.objects.get(uid=noted.removeprefix("inv_")).output == 2
+    assert list(Invocation.objects.filter(type_name="Recorder", key=first).values_list("error_code", flat=True)) == [
+        299,
+        299,
+    ]
+    assert objects.call("Recorder", first, "items") == [1, 2]
+
+
+def test_an_invocation_killed_while_its_pass_runs_loses_the_pass_and_the_next_run_kills_it(
+    published, before_handler, caplog
+):
+    """A kill that lands after the pass read its keys' inboxes: the invocation's deferred finishing statement finishes
+    nothing, so the whole pass rolls back and its keys go to per-key drains; the next run finds the kill before the
+    handler, and every other invocation is applied once."""
+    import threading
+
+    from django.db import connections
+
+    from objects import services
+    from objects.models import StateChange
+
+    first, victim_key = keys_in(PARTITION, 2, "killed-mid-pass")
+    objects.send("Recorder", first, "append", {"value": "first"})
+    objects.send("Recorder", victim_key, "append", {"value": "kept"})
+    victim = Invocation.objects.get(uid=objects.send("Recorder", victim_key, "append", {"value": "killed"})[4:])
+
+    killed: list[bool] = []
+
+    def kill_victim(invocation: Invocation) -> None:
+        if invocation.key != first or killed:
+            return
+        killed.append(True)
+
+        def operator() -> None:  # an operator's kill, on a connection of its own, while the pass holds the key
+            try:
+                services.invocation_kill(invocation=Invocation.objects.get(pk=victim.pk))
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=operator)
+        thread.start()
+        thread.join()
+
+    before_handler(kill_victim)
+    assert drain_pass(PARTITION).ran == 0  # lost whole
+    assert "rolled back" in caplog.text
+    assert statuses(first) == [Status.PENDING]
+    assert statuses(victim_key) == [Status.PENDING, Status.PENDING]
+    handed = {entry[2] for entry in published if entry[0] == "k"}
+    assert {first, victim_key} <= handed
+    assert drain_pass(PARTITION).ran == 3
+    assert statuses(first) == [Status.SUCCEEDED]
+    assert statuses(victim_key) == [Status.SUCCEEDED, Status.KILLED]
+    assert objects.call("Recorder", first, "items") == ["first"]
+    assert objects.call("Recorder", victim_key, "items") == ["kept"]
+    instance = Instance.objects.get(type_name="Recorder", key=victim_key)
+    assert (instance.version, StateChange.objects.filter(instance=instance).count()) == (1, 1)

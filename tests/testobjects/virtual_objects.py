@@ -68,6 +68,15 @@ def refuse(ctx: ObjectContext, arg: dict) -> None:
     raise TerminalError(arg.get("message", "refused"), arg.get("status", 422))
 
 
+@recorder.exclusive
+def note_succeeded(ctx: ObjectContext, arg: dict) -> int:
+    """Notes, with the ORM, the succeeded invocations of another key; returns how many rows the update changed."""
+    from objects.models import Invocation, Status
+
+    succeeded = Invocation.objects.filter(type_name="Recorder", key=arg["key"], status=Status.SUCCEEDED)
+    return succeeded.update(error_code=299)
+
+
 @recorder.shared
 def sneaky_write(ctx: SharedObjectContext) -> None:
     ctx.set("items", [])  # type: ignore[attr-defined]
