@@ -21,30 +21,33 @@ class StartCounts:
     """The crash limit's start counts of one drain's invocations (a group pass, or a key's batch), without a
     Redis round trip per start.
 
-    The counts they already have are read with one `MGET` once the drain has read its inboxes. Each start is
-    then counted by writing `INCR` and `EXPIRE` (and the `DEL` of the previous handler's count) to a Redis
-    connection of the drain's own without waiting for the replies, which are read when the drain has run its
-    keys (`close`). The command is in the socket before the handler runs, so a process that dies in the
-    handler leaves the start counted: the kernel delivers what was written. Redis unreachable: no counts, no
-    crash protection for the drain.
+    The counts they already have are asked for with one `MGET` once the drain has read its inboxes; its reply is
+    read at the first start, so Redis answers while the drain decodes the keys' state. Each start is then counted
+    by writing `INCR` and `EXPIRE` (and the `DEL` of the previous handler's count) to the same connection, the
+    drain's own, without waiting for the replies, which are read when the drain has run its keys (`close`). The
+    command is in the socket before the handler runs, so a process that dies in the handler leaves the start
+    counted: the kernel delivers what was written. Redis unreachable: no counts, no crash protection for the drain.
     """
 
     def __init__(self, public_ids: list[str]) -> None:
         self.known: dict[str, int] = {}
         self.connection: Any = None
         self.unread = 0
+        self._asked: list[str] = []  # whose counts were asked for, the reply not read yet
         if not public_ids:
             return
         try:
-            (values,) = notify.pipelined([("MGET", *[start_key(public_id) for public_id in public_ids])])
-            self.known = {p: int(v) for p, v in zip(public_ids, values, strict=True) if v is not None}
             self.pool = notify.client().connection_pool
             self.connection = self.pool.get_connection()
         except Exception:  # noqa: BLE001 - Redis down: run unprotected rather than not at all
             self.connection = None
+            return
+        if self._send([("MGET", *[start_key(public_id) for public_id in public_ids])]):
+            self._asked = public_ids
 
     def count(self, public_id: str, previous: str | None) -> int:
         """Count a start of `public_id` (and forget `previous`, the last handler's count); the starts so far."""
+        self._read_known()
         if self.connection is None:
             return 0
         key = start_key(public_id)
@@ -54,6 +57,19 @@ class StartCounts:
             return 0
         self.known[public_id] = self.known.get(public_id, 0) + 1
         return self.known[public_id]
+
+    def _read_known(self) -> None:
+        """Read the counts asked for when the drain began: their reply has come while it read its inboxes' state."""
+        asked, self._asked = self._asked, []
+        if not asked or self.connection is None:
+            return
+        try:
+            values = self.connection.read_response()
+        except Exception:  # noqa: BLE001 - the connection broke: the drain goes on unprotected
+            self._drop()
+            return
+        self.unread -= 1
+        self.known = {p: int(v) for p, v in zip(asked, values, strict=True) if v is not None}
 
     def forget(self, key: str) -> None:
         self._send([("DEL", key)])
@@ -70,6 +86,7 @@ class StartCounts:
 
     def close(self) -> None:
         """Read the replies of what was written, and hand the connection back."""
+        self._read_known()
         if self.connection is None:
             return
         try:

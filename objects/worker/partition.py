@@ -89,9 +89,10 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
             busy = [c for c in group if c.instance_id not in locked]
             taken = [c for c in group if c.instance_id in locked]
             floor = min((c.head for c in taken), default=0)
-            heads, states = _inbox_heads(sorted(c.instance_id for c in taken), now, batch, floor=floor)
+            heads, texts = _inbox_heads(sorted(c.instance_id for c in taken), now, batch, floor=floor)
+            starts = StartCounts([i.public_id for mine in heads.values() for i in mine])  # asks Redis, reads later
+            states = None if texts is None else {key: entries_from_json(text) for key, text in texts.items()}
             started = time.monotonic()
-            starts = StartCounts([i.public_id for mine in heads.values() for i in mine])
             touched: set[int] = set()  # keys whose state a ctx.call writes before their turn
             changed = written.set(touched)
             # one invocation has no next handler to overlap its finishing statement with: it is waited for as before
@@ -256,9 +257,10 @@ def _lock_keys(instance_ids: list[int]) -> set[int]:
 
 def _inbox_heads(
     instance_ids: list[int], now: Any, batch: int, *, floor: int = 0
-) -> tuple[dict[int, list[Invocation]], dict[int, dict[str, str]] | None]:
+) -> tuple[dict[int, list[Invocation]], dict[int, str | None] | None]:
     """The next `batch` invocations of each key, in acceptance order, from one statement; on PostgreSQL also
-    each key's state entries (None elsewhere: each key reads its own when it runs).
+    each key's state entries, as the JSON text `entries_from_json` reads (None elsewhere: each key reads its own
+    when it runs).
 
     `floor`: the smallest of the keys' heads (`Candidate.head`). Nothing below it is runnable for these keys
     (finished, or a delayed send not due yet), so the read starts there: the inbox index keeps the entries of
@@ -269,14 +271,13 @@ def _inbox_heads(
         return {}, None
     sql = pass_sql(PASS_HEADS_SQL, connection.vendor, len(instance_ids))
     rows = fetchall(connection, sql, [*instance_ids, floor, connection.ops.adapt_datetimefield_value(now), batch])
-    states: dict[int, dict[str, str]] | None = None
+    texts: dict[int, str | None] | None = None
     if connection.vendor == "postgresql":
-        texts: dict[int, str | None] = {}
+        texts = {}
         for row in rows:  # a key's first row carries its entries
             texts.setdefault(int(row[_INSTANCE_INDEX]), row[-1])
-        states = {instance_id: entries_from_json(text) for instance_id, text in texts.items()}
         rows = [row[:-1] for row in rows]
     heads: dict[int, list[Invocation]] = {}
     for invocation in invocations_from_rows(rows):
         heads.setdefault(invocation.instance_id, []).append(invocation)
-    return heads, states
+    return heads, texts
