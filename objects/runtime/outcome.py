@@ -89,23 +89,26 @@ def finish_succeeded(
     sql, params = finish_statement(update, params, writes)
     changed = pending is not None
 
-    def applied(row: tuple | None) -> bool:  # always one row: the count of opened rows, and the new version
+    def recorded(row: tuple | None) -> bool:  # always one row: the count of opened rows, and the new version
         if row is None or row[0] == 0:  # not opened
             return False
         if changed:
             notify.state_changed(invocation.type_name, invocation.key, row[1])
-        tally.finished(invocation)
+        tally.finished(invocation)  # after the fields below are set: it counts the outcome
         return True
 
+    row: tuple | None = None
     if deferred is not None and deferred.usable():
-        deferred.send(sql, params, applied)
-    elif not applied(fetchone(connection, sql, params)):
-        return False
+        deferred.send(sql, params, recorded)  # its row is read when the pass settles
+    else:
+        row = fetchone(connection, sql, params)
+        if row is None or row[0] == 0:  # not opened
+            return False
     if changed:
         state.flushed(entries=entries)
     for name, value in fields.items():
         setattr(invocation, name, value)
-    return True
+    return row is None or recorded(row)
 
 
 def _finish_row(pk: int, fields: dict[str, Any], only_if_open: bool) -> bool:

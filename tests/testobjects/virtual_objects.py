@@ -68,12 +68,17 @@ def refuse(ctx: ObjectContext, arg: dict) -> None:
     raise TerminalError(arg.get("message", "refused"), arg.get("status", 422))
 
 
+@dataclass
+class OtherKey:
+    key: str
+
+
 @recorder.exclusive
-def note_succeeded(ctx: ObjectContext, arg: dict) -> int:
+def note_succeeded(ctx: ObjectContext, other: OtherKey) -> int:
     """Notes, with the ORM, the succeeded invocations of another key; returns how many rows the update changed."""
     from objects.models import Invocation, Status
 
-    succeeded = Invocation.objects.filter(type_name="Recorder", key=arg["key"], status=Status.SUCCEEDED)
+    succeeded = Invocation.objects.filter(type_name="Recorder", key=other.key, status=Status.SUCCEEDED)
     return succeeded.update(error_code=299)
 
 
