@@ -15,8 +15,9 @@ import math
 from typing import Any
 
 import redis
+from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -95,7 +96,12 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """DRF's EXCEPTION_HANDLER: DRF's own refusals through DRF (its headers, its rollback), the rest as
-    `error_answer`."""
+    `error_answer`. Django's Http404 and PermissionDenied are DRF's 404 and 403, as DRF's handler makes them (DRF
+    raises Http404 itself for a format suffix no renderer has: `/api/instances/0.25/` is instance 0 as "25")."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     if not isinstance(exc, exceptions.APIException):
         return error_answer(exc)
     response = drf_exception_handler(exc, context)

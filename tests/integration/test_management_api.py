@@ -99,6 +99,14 @@ def test_instances_filter_by_type_and_key_prefix_and_sort_by_counts(api):
     assert api.get("/api/instances/?ordering=bogus").status_code == 400
 
 
+def test_a_format_suffix_no_renderer_has_is_404_not_500(api):
+    """DRF reads `/api/instances/0.25/` as instance 0 in the format "25" and raises Django's Http404 for it: a 404
+    in the API's shape, not an internal error."""
+    response = api.get("/api/instances/0.25/")
+    assert response.status_code == 404
+    assert response.json() == {"code": 404, "message": "Not found.", "source": "ingress"}
+
+
 def test_validation_errors_name_the_fields(api):
     state_edit(type_name="Recorder", key="k", expected_version=None, set_entries={"a": 1})
     response = api.put(f"/api/instances/{instance_of('k').pk}/state/", {"state": {}}, format="json")
