@@ -709,19 +709,29 @@ def before_handler(monkeypatch):
     return hooks.append
 
 
-def test_a_handler_runs_while_the_last_invocation_s_finishing_statement_is_with_postgresql(published, before_handler):
+def test_a_handler_runs_while_the_last_invocation_s_finishing_statement_is_with_postgresql(
+    published, before_handler, redis_client
+):
     """The finishing statements of handlers that run no SQL of their own are sent without waiting (pipeline mode),
-    so PostgreSQL applies one while the worker runs the next handler; the commit reads every result first."""
+    so PostgreSQL applies one while the worker runs the next handler; the commit reads every result first, and
+    each success is counted in the metrics once it commits."""
     from psycopg import pq
+
+    from objects.signals.keys import INVOCATIONS_KEY
+
+    def succeeded() -> int:
+        return int(redis_client.hget(INVOCATIONS_KEY, "Recorder|append|succeeded") or 0)
 
     keys = keys_in(PARTITION, 3, "deferred")
     for n, key in enumerate(keys):
         objects.send("Recorder", key, "append", {"value": n})
+    counted = succeeded()
     modes = []
     before_handler(lambda invocation: modes.append(connection.connection.pgconn.pipeline_status))
     assert drain_pass(PARTITION).ran == 3
     assert modes == [pq.PipelineStatus.OFF, pq.PipelineStatus.ON, pq.PipelineStatus.ON]
     assert connection.connection.pgconn.pipeline_status == pq.PipelineStatus.OFF
+    assert succeeded() - counted == 3
     assert connection.execute_wrappers == []
     for n, key in enumerate(keys):
         assert statuses(key) == [Status.SUCCEEDED]
