@@ -40,12 +40,13 @@ class Deferred:
         """Send a statement without waiting; `then(row)` gets its first row once settled, and returns False when
         the pass must be lost."""
         connection = self.connection
-        if self._pipeline is None:
-            self._pipeline = connection.connection.pipeline()
-            self._pipeline.__enter__()
-            connection.execute_wrappers.insert(0, self._settle_first)
-        cursor = connection.create_cursor()
-        with connection.wrap_database_errors:
+        with connection.wrap_database_errors:  # a failure here is the pass's, as a waited statement's would be
+            if self._pipeline is None:
+                pipeline = connection.connection.pipeline()
+                pipeline.__enter__()
+                self._pipeline = pipeline
+                connection.execute_wrappers.insert(0, self._settle_first)
+            cursor = connection.create_cursor()
             cursor.execute(sql, params)
         self._pending.append((cursor, then))
 
@@ -66,7 +67,9 @@ class Deferred:
         try:
             pipeline.__exit__(None, None, None)
             for cursor, then in pending:
-                if not then(cursor.fetchone()):
+                row = cursor.fetchone()
+                cursor.close()
+                if not then(row):
                     self.lost = self.lost or "an invocation was cancelled or killed while its pass ran"
         except Exception as exc:  # noqa: BLE001 - kept for `check`, which loses the pass
             self.lost = self.lost or f"a deferred finishing statement failed: {exc}"
