@@ -582,11 +582,9 @@ def test_a_pass_reads_the_state_of_its_keys_with_their_inboxes(published):
 
 
 def test_a_pass_counts_its_starts_without_a_round_trip_each_and_still_fails_a_crasher(
-    published, redis_client, monkeypatch, settings
+    published, redis_client, monkeypatch, settings, redis_writes
 ):
     """The crash limit's counts are read once per pass and written without waiting (crashes.StartCounts)."""
-    from redis.connection import Connection
-
     from objects.signals import notify
     from objects.signals.crashes import start_key
 
@@ -599,14 +597,8 @@ def test_a_pass_counts_its_starts_without_a_round_trip_each_and_still_fails_a_cr
     round_trips = []
     real = notify.pipelined
     monkeypatch.setattr(notify, "pipelined", lambda commands: round_trips.append(commands) or real(commands))
-    writes = []
-    real_send = Connection.send_packed_command
-
-    def spy(self, command, check_health=True):
-        writes.append(b"".join(command) if isinstance(command, list) else command)
-        return real_send(self, command, check_health)
-
-    monkeypatch.setattr(Connection, "send_packed_command", spy)
+    writes = redis_writes
+    writes.clear()  # from the pass only, not the sends' rings
     assert drain_pass(PARTITION).ran == 4
     # the counts asked for once, on the connection that counts the starts; one round trip: the done signals
     assert sum(b"\r\nMGET\r\n" in w for w in writes) == 1
@@ -620,14 +612,12 @@ def test_a_pass_counts_its_starts_without_a_round_trip_each_and_still_fails_a_cr
     assert redis_client.exists(*counts) == 0  # each cleared once its handler returned
 
 
-def test_each_start_is_counted_in_one_write(published, monkeypatch):
-    """A start's INCR and EXPIRE (and the previous start's DEL) leave in one packet, one system call."""
+@pytest.fixture
+def redis_writes(monkeypatch):
+    """Every packet written to a Redis connection of this process, as bytes, in order."""
     from redis.connection import Connection
 
-    keys = keys_in(PARTITION, 2, "one-write")
-    for n in range(3):
-        objects.send("Recorder", keys[n % 2], "append", {"value": n})
-    writes = []
+    writes: list[bytes] = []
     real = Connection.send_packed_command
 
     def spy(self, command, check_health=True):
@@ -635,6 +625,16 @@ def test_each_start_is_counted_in_one_write(published, monkeypatch):
         return real(self, command, check_health)
 
     monkeypatch.setattr(Connection, "send_packed_command", spy)
+    return writes
+
+
+def test_each_start_is_counted_in_one_write(published, redis_writes):
+    """A start's INCR and EXPIRE (and the previous start's DEL) leave in one packet, one system call."""
+    keys = keys_in(PARTITION, 2, "one-write")
+    for n in range(3):
+        objects.send("Recorder", keys[n % 2], "append", {"value": n})
+    writes = redis_writes
+    writes.clear()  # from the pass only, not the sends' rings
     assert drain_pass(PARTITION).ran == 3
     starts = [w for w in writes if b"\r\nINCR\r\n" in w]  # not the done signal's metrics (HINCRBY)
     assert len(starts) == 3
