@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.expressions import Col, Value
+
+from . import jsoncodec
 
 
 class Built:
@@ -22,6 +26,56 @@ class Built:
         names, defaults = _defaults(cls)  # type: ignore[arg-type]  # a model class is hashable
         row = [values.get(name, default) for name, default in zip(names, defaults, strict=True)]
         return cls.from_db(db, names, row)  # type: ignore[attr-defined]
+
+
+class _JsonbCol(Col):
+    """A `JSONText` column where a query compares or transforms it: cast to jsonb on PostgreSQL."""
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        sql, params = super().as_sql(compiler, connection)
+        return (sql + JSONB_CAST if connection.vendor == "postgresql" else sql), params
+
+
+JSONB_CAST = "::jsonb"
+
+
+class JSONText(models.JSONField):
+    """A JSONField kept on PostgreSQL as `json` (the text as written, checked but not parsed into a tree) rather
+    than `jsonb`: a state value is written and read whole on every call, and parsing a large one into jsonb and
+    printing it back was most of PostgreSQL's work on a sequential call (docs/decisions/0008). Queries see a
+    JSONField: a filter, a key transform or an ordering casts the column to jsonb, so `value=...`,
+    `value__contains` and `value__name` mean what they mean on a JSONField; a select reads the text. Elsewhere
+    (SQLite) it is a JSONField."""
+
+    def db_type(self, connection: Any) -> Any:
+        return "json" if connection.vendor == "postgresql" else super().db_type(connection)
+
+    def get_col(self, alias: str, output_field: Any = None) -> Any:
+        if alias == self.model._meta.db_table and (output_field is None or output_field == self):
+            return self.cached_col
+        return _JsonbCol(alias, self, output_field)
+
+    @functools.cached_property
+    def cached_col(self) -> Any:
+        return _JsonbCol(self.model._meta.db_table, self)
+
+    def select_format(self, compiler: Any, sql: str, params: Any) -> Any:
+        if compiler.connection.vendor == "postgresql" and sql.endswith(JSONB_CAST):
+            sql = sql[: -len(JSONB_CAST)] + "::text"  # the stored text, not a jsonb printed back
+        return super().select_format(compiler, sql, params)
+
+    def get_db_prep_save(self, value: Any, connection: Any) -> Any:
+        """On PostgreSQL the JSON text, sent untyped so that PostgreSQL reads it as the column's json (a jsonb
+        parameter would be parsed into jsonb and printed back). None is SQL NULL, `Value(None, JSONField())`
+        JSON null, as on a JSONField."""
+        if connection.vendor != "postgresql" or value is None:
+            return super().get_db_prep_save(value, connection)
+        if isinstance(value, Value) and value.value is None and isinstance(value.output_field, models.JSONField):
+            return "null"
+        if hasattr(value, "as_sql"):
+            return value
+        value = self.get_prep_value(value)
+        return jsoncodec.dumps(value) if self.encoder is None else json.dumps(value, cls=self.encoder)
 
 
 @functools.cache
@@ -60,7 +114,7 @@ class StateEntry(models.Model):
     # no index of its own: the (instance, name) unique constraint's index serves lookups by instance
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="entries", db_index=False)
     name = models.CharField(max_length=255)
-    value = models.JSONField(null=True)
+    value = JSONText(null=True)
     size = models.PositiveIntegerField(default=0, help_text="Size of the JSON value in bytes.")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -239,8 +293,8 @@ class StateChange(models.Model):
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="history", db_index=False)
     name = models.CharField(max_length=255)
     action = models.CharField(max_length=5, choices=Action.choices)
-    old_value = models.JSONField(null=True, blank=True)
-    new_value = models.JSONField(null=True, blank=True)
+    old_value = JSONText(null=True, blank=True)
+    new_value = JSONText(null=True, blank=True)
     version = models.BigIntegerField(help_text="Instance version after the change.")
     invocation = models.ForeignKey(Invocation, null=True, blank=True, on_delete=models.SET_NULL)
     # indexed only where set (objects_change_user_idx): a handler's changes have no user

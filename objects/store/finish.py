@@ -55,7 +55,7 @@ def state_writes(
     )
     params: list[Any] = [when, instance_id]
     if to_write:
-        typed = "(%s::bigint, %s::text, %s::jsonb, %s::integer, %s::timestamptz)"
+        typed = "(%s::bigint, %s::text, %s::json, %s::integer, %s::timestamptz)"
         upsert, upsert_params = entry_upsert(instance_id, to_write, when, row=typed, where=IF_FINISHED)
         sql += f", e AS ({upsert})"
         params += upsert_params
@@ -65,7 +65,7 @@ def state_writes(
         params += delete_params
     if not history:
         return sql, params
-    rows = ", ".join(["(%s::text, %s::text, %s::jsonb, %s::jsonb)"] * len(history))
+    rows = ", ".join(["(%s::text, %s::text, %s::json, %s::json)"] * len(history))
     sql += (
         f", h AS (INSERT INTO {connection.ops.quote_name(StateChange._meta.db_table)} (instance_id, name, action, "
         "old_value, new_value, version, invocation_id, user_id, at) SELECT %s::bigint, x.name, x.action, x.old, "

@@ -26,8 +26,8 @@ def marks(count: int) -> str:
 
 
 def json_mark(vendor: str) -> str:
-    """The placeholder of a JSON text: cast to jsonb on PostgreSQL, a plain text on SQLite."""
-    return "%s::jsonb" if vendor == "postgresql" else "%s"
+    """The placeholder of a state value's JSON text: json on PostgreSQL (models.JSONText), a plain text on SQLite."""
+    return "%s::json" if vendor == "postgresql" else "%s"
 
 
 # An inbox's runnable invocations, by the statuses of RUNNABLE_STATUSES.
@@ -106,17 +106,17 @@ def invocation_columns() -> str:
 _ENTRY = StateEntry._meta.db_table
 _INSTANCE = Instance._meta.db_table
 _CHANGE = StateChange._meta.db_table
-# A key's entries; jsonb arrives as text (Django registers a text loader), SQLite's JSON is text too.
-ENTRIES_SQL = f"SELECT name, value FROM {_ENTRY} WHERE instance_id = %s"
+# A key's entries, each value its stored JSON text (on PostgreSQL a json column, which psycopg would decode).
+ENTRIES_SQL = f"SELECT name, CAST(value AS text) FROM {_ENTRY} WHERE instance_id = %s"
 VERSION_BUMP_SQL = f"UPDATE {_INSTANCE} SET version = version + 1, changed_at = %s WHERE id = %s RETURNING version"
 # A shared handler's read: the key's row id and its entries (one row per entry; none when the key has no row).
 COMMITTED_SQL = (
-    f"SELECT k.id, e.name, e.value FROM {_INSTANCE} k LEFT JOIN {_ENTRY} e ON e.instance_id = k.id "
+    f"SELECT k.id, e.name, CAST(e.value AS text) FROM {_INSTANCE} k LEFT JOIN {_ENTRY} e ON e.instance_id = k.id "
     'WHERE k.type_name = %s AND k."key" = %s'
 )
 # A watcher's read (objects/watch.py): the key's version and entries; no row when the key has none yet.
 WATCHED_SQL = (
-    f"SELECT k.version, e.name, e.value FROM {_INSTANCE} k LEFT JOIN {_ENTRY} e ON e.instance_id = k.id "
+    f"SELECT k.version, e.name, CAST(e.value AS text) FROM {_INSTANCE} k LEFT JOIN {_ENTRY} e ON e.instance_id = k.id "
     'WHERE k.type_name = %s AND k."key" = %s'
 )
 

@@ -129,3 +129,16 @@ def put(ctx: ObjectContext, arg: Put) -> None:
 @ephemeral.shared
 def value(ctx: SharedObjectContext):
     return ctx.get("value")
+
+
+@dataclass
+class Names:
+    names: list[str]
+
+
+@ephemeral.exclusive
+def put_names(ctx: ObjectContext, arg: Names) -> list[str]:
+    """Store an object with the names as its keys, in their order; return the keys of the one stored before."""
+    before = ctx.get("names", {})
+    ctx.set("names", {name: index for index, name in enumerate(arg.names)})
+    return list(before) if isinstance(before, dict) else []
