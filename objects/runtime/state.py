@@ -35,10 +35,23 @@ def _dumps(value: Any) -> str:
 written: ContextVar[set[int] | None] = ContextVar("objects_state_written", default=None)
 
 
-def entries_from_json(text: str | None) -> dict[str, str]:
-    """A key's entries from a JSON array of [name, value] pairs (how a pass reads them ahead), as `load` keeps
-    them: one normalized JSON text per name."""
-    return {name: _dumps(value) for name, value in jsoncodec.loads(text)} if text else {}
+def entries_from_pass(text: str | None) -> dict[str, str]:
+    """A key's entries as a pass reads them ahead (objects/store/passes.py, HEADS_STATE): a JSON array of
+    [name, length] pairs, a newline, then the values' stored texts one after another (a length of null: SQL
+    NULL, JSON null). Each value is kept as stored, not decoded: the engine stores compact texts, the form
+    `set` gives (a text stored otherwise, by hand, makes a `set` of the same value count as a change once)."""
+    if not text:
+        return {}
+    header, _, values = text.partition("\n")  # a name's newline is escaped in the header's JSON
+    entries: dict[str, str] = {}
+    at = 0
+    for name, length in jsoncodec.loads(header):
+        if length is None:
+            entries[name] = "null"
+        else:
+            entries[name] = values[at : at + length]
+            at += length
+    return entries
 
 
 def entries_from_rows(rows: Any) -> dict[str, str]:

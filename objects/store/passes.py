@@ -42,10 +42,12 @@ PASS_HEADS_SQL = (
     "AND (not_before IS NULL OR not_before <= %s OR status <> 'pending')) heads "
     "WHERE rank_ <= %s ORDER BY instance_id, id"
 )
-# PostgreSQL: each key's state entries ride on its first row, as a JSON array of [name, value] pairs (one
-# statement per pass instead of one per key; read after the locks, like the inboxes).
+# PostgreSQL: each key's state entries ride on its first row (one statement per pass instead of one per key;
+# read after the locks, like the inboxes): a JSON array of [name, length] pairs, a newline, then the values'
+# stored texts one after another (`state.entries_from_pass`), so that no value is parsed or quoted on the way.
 HEADS_STATE = (
-    ", CASE WHEN rank_ = 1 THEN (SELECT json_agg(json_build_array(e.name, e.value))::text FROM {entry} e "
+    ", CASE WHEN rank_ = 1 THEN (SELECT json_agg(json_build_array(e.name, length(e.value::text)) ORDER BY e.id)::text "
+    "|| chr(10) || coalesce(string_agg(e.value::text, '' ORDER BY e.id), '') FROM {entry} e "
     "WHERE e.instance_id = heads.instance_id) END"
 )
 

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..models import Instance, Invocation
-from ..runtime.state import entries_from_json, written
+from ..runtime.state import entries_from_pass, written
 from ..signals import notify
 from ..signals.crashes import StartCounts
 from ..signals.doorbell import ring
@@ -91,7 +91,7 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
             floor = min((c.head for c in taken), default=0)
             heads, texts = _inbox_heads(sorted(c.instance_id for c in taken), now, batch, floor=floor)
             starts = StartCounts([i.public_id for mine in heads.values() for i in mine])  # asks Redis, reads later
-            states = None if texts is None else {key: entries_from_json(text) for key, text in texts.items()}
+            states = None if texts is None else {key: entries_from_pass(text) for key, text in texts.items()}
             started = time.monotonic()
             touched: set[int] = set()  # keys whose state a ctx.call writes before their turn
             changed = written.set(touched)
@@ -259,7 +259,7 @@ def _inbox_heads(
     instance_ids: list[int], now: Any, batch: int, *, floor: int = 0
 ) -> tuple[dict[int, list[Invocation]], dict[int, str | None] | None]:
     """The next `batch` invocations of each key, in acceptance order, from one statement; on PostgreSQL also
-    each key's state entries, as the JSON text `entries_from_json` reads (None elsewhere: each key reads its own
+    each key's state entries, as the text `entries_from_pass` reads (None elsewhere: each key reads its own
     when it runs).
 
     `floor`: the smallest of the keys' heads (`Candidate.head`). Nothing below it is runnable for these keys

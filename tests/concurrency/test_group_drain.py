@@ -10,12 +10,13 @@ from unittest.mock import patch
 
 import pytest
 from django.db import connection
+from django.db.models import JSONField, Value
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import objects
 from objects import tasks
-from objects.models import Instance, Invocation, Status
+from objects.models import Instance, Invocation, StateEntry, Status
 from objects.routing import DRAIN_PARTITION_TASK, partition_of
 from objects.signals import doorbell
 from objects.worker import drain as drains
@@ -803,3 +804,29 @@ def test_an_invocation_killed_while_its_pass_runs_loses_the_pass_and_the_next_ru
     assert objects.call("Recorder", victim_key, "items") == ["kept"]
     instance = Instance.objects.get(type_name="Recorder", key=victim_key)
     assert (instance.version, StateChange.objects.filter(instance=instance).count()) == (1, 1)
+
+
+def test_a_pass_reads_each_stored_text_whole(published):
+    """A pass reads a key's entries as a header of lengths and the texts one after another: names and values
+    with newlines, quotes and characters of several bytes, JSON null (stored as SQL NULL or as null), and a
+    text stored by hand with spaces all come back as they were."""
+    instance = Instance.objects.create(type_name="Ephemeral", key="odd")
+    odd = {"s": 'é\n"😀\\ ,', "nested": {"k": [1, 2.5, None, "\u2028"]}}
+    StateEntry.objects.create(instance=instance, name='v\n"😀', value=odd)
+    StateEntry.objects.create(instance=instance, name="sql null", value=None)
+    StateEntry.objects.create(instance=instance, name="json null", value=Value(None, JSONField()))
+    hand = StateEntry.objects.create(instance=instance, name="by hand", value=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE objects_stateentry SET value = %s::json WHERE id = %s", ['{ "a" :  [ 1 , "😀" ] }', hand.pk]
+        )
+    objects.send("Ephemeral", "odd", "entries")
+    with CaptureQueriesContext(connection) as queries:
+        assert drain_pass(partition_of("Ephemeral", "odd")).ran == 1
+    assert not any("FROM objects_stateentry WHERE" in q["sql"] for q in queries.captured_queries)  # read ahead
+    assert Invocation.objects.get(type_name="Ephemeral", key="odd").output == {
+        'v\n"😀': odd,
+        "sql null": None,
+        "json null": None,
+        "by hand": {"a": [1, "😀"]},
+    }

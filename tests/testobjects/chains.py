@@ -142,3 +142,9 @@ def put_names(ctx: ObjectContext, arg: Names) -> list[str]:
     before = ctx.get("names", {})
     ctx.set("names", {name: index for index, name in enumerate(arg.names)})
     return list(before) if isinstance(before, dict) else []
+
+
+@ephemeral.exclusive
+def entries(ctx: ObjectContext) -> dict:
+    """Every state entry, as the handler reads it."""
+    return {name: ctx.get(name) for name in ctx.state_keys()}
