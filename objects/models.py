@@ -42,8 +42,9 @@ JSONB_CAST = "::jsonb"
 class JSONText(models.JSONField):
     """A JSONField kept on PostgreSQL as `json` (the text as written, checked but not parsed into a tree) rather
     than `jsonb`: a state value is written and read whole on every call, and parsing a large one into jsonb and
-    printing it back was most of PostgreSQL's work on a sequential call (docs/decisions/0008). Queries see a
-    JSONField: a filter, a key transform or an ordering casts the column to jsonb, so `value=...`,
+    printing it back was about a third of PostgreSQL's work on a sequential call (docs/decisions/0008).
+
+    Queries see a JSONField: a filter, a key transform or an ordering casts the column to jsonb, so `value=...`,
     `value__contains` and `value__name` mean what they mean on a JSONField; a select reads the text. Elsewhere
     (SQLite) it is a JSONField."""
 
