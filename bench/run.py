@@ -69,9 +69,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--sqlite", action="store_true", help="this project on SQLite, make run's default (no PostgreSQL)")
     p.add_argument("--fast-pg", action="store_true", help="PostgreSQL with fsync and synchronous_commit off")
-    p.add_argument(
-        "--toast", choices=["lz4", "pglz"], default="lz4", help="PostgreSQL default_toast_compression (default lz4)"
-    )
     p.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
     p.add_argument("--profile", metavar="DIR", help="py-spy flame graphs of a worker and the web server into DIR")
     p.add_argument(
@@ -101,7 +98,7 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
         database_url = f"sqlite:///{stack.tmp / 'bench.sqlite3'}"
     else:
         database_url = stack.start_postgres(extra_conf=stats if args.pg_stats else "")
-        _tune_postgres(database_url, durable=not args.fast_pg, toast=args.toast, stats=bool(args.pg_stats))
+        _tune_postgres(database_url, durable=not args.fast_pg, stats=bool(args.pg_stats))
     args.database_url = database_url
     redis_url = stack.start_redis()
     env = {
@@ -163,7 +160,7 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
         if args.sqlite
         else "PostgreSQL, "
         + ("fsync=off, synchronous_commit=off" if args.fast_pg else "fsync=on, synchronous_commit=on")
-        + f", default_toast_compression={args.toast}",
+        + ", otherwise the server's defaults",
         "celery": f"{args.workers} worker(s), pool {args.pool or DEFAULT_POOL}"
         + ("" if args.pool == "solo" else f" x{args.worker_concurrency or DEFAULT_CONCURRENCY}")
         + ("" if args.workers > 1 or args.pool or args.worker_concurrency else " (make run's)"),
@@ -178,19 +175,15 @@ def start_ours(stack: Stack, args: argparse.Namespace, logs: Path) -> tuple[Targ
     return target, config
 
 
-def _tune_postgres(database_url: str, *, durable: bool, toast: str, stats: bool = False) -> None:
+def _tune_postgres(database_url: str, *, durable: bool, stats: bool = False) -> None:
     """The throwaway cluster starts without fsync; the benchmark measures a durable commit, as Restate's is.
-
-    lz4 TOAST compression: a growing state value (and its history row, old and new) is compressed on every
-    write; pglz, PostgreSQL's default, costs several times more CPU for the same data.
-    """
+    Nothing else is tuned: what the engine needs of the server (lz4 for the state's values), its migrations set."""
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         if durable:
             conn.execute("ALTER SYSTEM SET fsync = on")
             conn.execute("ALTER SYSTEM SET synchronous_commit = on")
-        conn.execute(f"ALTER SYSTEM SET default_toast_compression = '{toast}'")
         conn.execute("SELECT pg_reload_conf()")
         if stats:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
