@@ -25,23 +25,33 @@ RUNNABLE_KEYS_SQL = (
     'GROUP BY i.instance_id, k.type_name, k."key", i.partition ORDER BY head LIMIT %s'
 )
 KEYS_LOCK_SQL = "SELECT id FROM {instance} WHERE id IN ({marks}) AND paused = %s ORDER BY id"
-# PostgreSQL: the runnable keys and their locks in one statement. The inboxes are read by the next statement,
-# whose snapshot is taken after the locks are held (one taken here could predate a drain that committed
-# between it and the lock, and show that drain's invocations as still pending).
+# PostgreSQL: the runnable keys and their locks in one statement. It leaves the locked keys' ids and their
+# smallest head in two settings local to the transaction (CLAIMED_KEYS, CLAIMED_FLOOR), from which the next
+# statement reads their inboxes: sent with the claim in one message (objects/store/batch.py), it runs once the
+# claim has finished, with a snapshot taken after the locks are held. (One taken by the claim itself could
+# predate a drain that committed between it and the lock, and show that drain's invocations as still pending.)
 CLAIM_SQL = (
     "WITH cand AS (" + RUNNABLE_KEYS_SQL + "), "
     "locked AS (SELECT k.id FROM {instance} k WHERE k.id IN (SELECT instance_id FROM cand) AND k.paused = %s "
-    "ORDER BY k.id FOR NO KEY UPDATE SKIP LOCKED) "
+    "ORDER BY k.id FOR NO KEY UPDATE SKIP LOCKED), "
+    "mark AS (SELECT set_config('objects.claimed_keys', coalesce(array_agg(l.id)::text, '{{}}'), true), "
+    "set_config('objects.claimed_floor', coalesce(min(c.head), 0)::text, true) "
+    "FROM locked l JOIN cand c ON c.instance_id = l.id) "
     'SELECT c.instance_id, c.type_name, c."key", c.partition, l.id IS NOT NULL, c.head FROM cand c '
-    "LEFT JOIN locked l ON l.id = c.instance_id ORDER BY c.head"
+    "LEFT JOIN locked l ON l.id = c.instance_id CROSS JOIN mark ORDER BY c.head"
 )
+CLAIMED_KEYS = "coalesce(nullif(current_setting('objects.claimed_keys', true), ''), '{{}}')::bigint[]"
+CLAIMED_FLOOR = "coalesce(nullif(current_setting('objects.claimed_floor', true), ''), '0')::bigint"
 PASS_HEADS_SQL = (
     "SELECT {columns}{state} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id) AS "
-    "rank_ FROM {invocation} WHERE instance_id IN ({marks}) AND id >= %s "
+    "rank_ FROM {invocation} WHERE {keys} "
     "AND " + RUNNABLE_SQL + " "
     "AND (not_before IS NULL OR not_before <= %s OR status <> 'pending')) heads "
     "WHERE rank_ <= %s ORDER BY instance_id, id"
 )
+# Which keys it reads: those of a list, from a floor (SQLite), or those the claim locked (PostgreSQL).
+LISTED = "instance_id IN ({marks}) AND id >= %s"
+CLAIMED = "instance_id = ANY(" + CLAIMED_KEYS + ") AND id >= " + CLAIMED_FLOOR
 # PostgreSQL: each key's state entries ride on its first row (one statement per pass instead of one per key;
 # read after the locks, like the inboxes): a JSON array of [name, length] pairs, a newline, then the values'
 # stored texts one after another (`state.entries_from_pass`), so that no value is parsed or quoted on the way.
@@ -64,7 +74,18 @@ def pass_sql(template: str, vendor: str, count: int) -> str:
     columns = invocation_columns() if "{columns}" in template else ""
     tables = _tables()
     state = HEADS_STATE.format(**tables) if vendor == "postgresql" else ""
-    return template.format(partitions=placeholders, marks=placeholders, columns=columns, state=state, **tables)
+    keys = LISTED.format(marks=placeholders)
+    return template.format(
+        partitions=placeholders, marks=placeholders, columns=columns, state=state, keys=keys, **tables
+    )
+
+
+@functools.cache
+def claimed_heads_sql() -> str:
+    """PostgreSQL: the inboxes and state entries of the keys the claim just locked (CLAIM_SQL)."""
+    tables = _tables()
+    state = HEADS_STATE.format(**tables)
+    return PASS_HEADS_SQL.format(columns=invocation_columns(), state=state, keys=CLAIMED.format(), **tables)
 
 
 @functools.cache

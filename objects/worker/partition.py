@@ -35,10 +35,11 @@ from ..runtime.state import entries_from_pass, written
 from ..signals import notify
 from ..signals.crashes import StartCounts
 from ..signals.doorbell import ring
+from ..store.batch import run_opening
 from ..store.db import db, fetchall
 from ..store.deferred import Deferred
 from ..store.locks import set_lock_timeout
-from ..store.passes import PASS_HEADS_SQL, RUNNABLE_KEYS_SQL, claim_text, keys_lock_sql, pass_sql
+from ..store.passes import PASS_HEADS_SQL, RUNNABLE_KEYS_SQL, claim_text, claimed_heads_sql, keys_lock_sql, pass_sql
 from ..store.rows import invocations_from_rows
 from . import slowkeys
 from .inbox import KeyRunner
@@ -82,14 +83,17 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
     set_lock_timeout()
     try:
         with transaction.atomic():
-            candidates, locked = _claim_keys(partitions, now, limit)
+            candidates, locked, claimed = _claim_keys(partitions, now, limit, batch)
             result.more = len(candidates) == limit
             slow = [c for c in candidates if slowkeys.is_slow(c.type_name, c.key)]
             group = [c for c in candidates if c not in slow]
             busy = [c for c in group if c.instance_id not in locked]
             taken = [c for c in group if c.instance_id in locked]
-            floor = min((c.head for c in taken), default=0)
-            heads, texts = _inbox_heads(sorted(c.instance_id for c in taken), now, batch, floor=floor)
+            if claimed is None:
+                floor = min((c.head for c in taken), default=0)
+                heads, texts = _inbox_heads(sorted(c.instance_id for c in taken), now, batch, floor=floor)
+            else:
+                heads, texts = _heads_from_rows(claimed, {c.instance_id for c in taken}, "postgresql")
             starts = StartCounts([i.public_id for mine in heads.values() for i in mine])  # asks Redis, reads later
             states = None if texts is None else {key: entries_from_pass(text) for key, text in texts.items()}
             started = time.monotonic()
@@ -221,17 +225,31 @@ def claim_sql(vendor: str, marks: int) -> str:
     return claim_text(vendor, marks, _claim_plan.generation)
 
 
-def _claim_keys(partitions: list[int], now: Any, limit: int) -> tuple[list[Candidate], set[int]]:
-    """The runnable keys (`_runnable_keys`) and the ids of those whose rows this transaction now holds (the
-    others are held elsewhere, or were paused meanwhile). One statement on PostgreSQL."""
+def _claim_keys(
+    partitions: list[int], now: Any, limit: int, batch: int = 1
+) -> tuple[list[Candidate], set[int], list[tuple] | None]:
+    """The runnable keys (`_runnable_keys`), the ids of those whose rows this transaction now holds (the
+    others are held elsewhere, or were paused meanwhile), and on PostgreSQL the rows of the locked keys'
+    inboxes and state entries (`_heads_from_rows`; None elsewhere: `_inbox_heads` reads them next). On
+    PostgreSQL the transaction's BEGIN, the claim and the inbox read go in one round trip (`CLAIM_SQL`)."""
     connection = db()
     if not connection.features.has_select_for_update_skip_locked:
         candidates = _runnable_keys(partitions, now, limit)
-        return candidates, _lock_keys([c.instance_id for c in candidates]) if candidates else set()
+        return candidates, _lock_keys([c.instance_id for c in candidates]) if candidates else set(), None
     when = connection.ops.adapt_datetimefield_value(now)
-    sql = claim_sql(connection.vendor, len(partitions))
-    rows = fetchall(connection, sql, [*partitions, when, False, when, limit, False])
-    return [Candidate(int(r[0]), r[1], r[2], int(r[3]), int(r[5])) for r in rows], {int(r[0]) for r in rows if r[4]}
+    rows, claimed = run_opening(
+        connection,
+        [
+            (
+                f"claim_{len(partitions)}",
+                claim_sql(connection.vendor, len(partitions)),
+                [*partitions, when, False, when, limit, False],
+            ),
+            ("heads", claimed_heads_sql(), [when, batch]),
+        ],
+    )
+    candidates = [Candidate(int(r[0]), r[1], r[2], int(r[3]), int(r[5])) for r in rows]
+    return candidates, {int(r[0]) for r in rows if r[4]}, claimed
 
 
 def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidate]:
@@ -271,12 +289,25 @@ def _inbox_heads(
         return {}, None
     sql = pass_sql(PASS_HEADS_SQL, connection.vendor, len(instance_ids))
     rows = fetchall(connection, sql, [*instance_ids, floor, connection.ops.adapt_datetimefield_value(now), batch])
+    return _heads_from_rows(rows, set(instance_ids), connection.vendor)
+
+
+def _heads_from_rows(
+    rows: list[tuple], keys: set[int], vendor: str
+) -> tuple[dict[int, list[Invocation]], dict[int, str | None] | None]:
+    """The invocations of the inbox read's rows, by key, of `keys` only (the read that follows the claim also
+    covers the locked keys that the pass leaves to per-key drains); on PostgreSQL also each key's state text,
+    which rides on its first row."""
     texts: dict[int, str | None] | None = None
-    if connection.vendor == "postgresql":
+    if vendor == "postgresql":
         texts = {}
-        for row in rows:  # a key's first row carries its entries
-            texts.setdefault(int(row[_INSTANCE_INDEX]), row[-1])
-        rows = [row[:-1] for row in rows]
+        kept = []
+        for row in rows:
+            instance_id = int(row[_INSTANCE_INDEX])
+            if instance_id in keys:
+                texts.setdefault(instance_id, row[-1])
+                kept.append(row[:-1])
+        rows = kept
     heads: dict[int, list[Invocation]] = {}
     for invocation in invocations_from_rows(rows):
         heads.setdefault(invocation.instance_id, []).append(invocation)

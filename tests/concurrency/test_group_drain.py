@@ -9,7 +9,7 @@ from datetime import timedelta
 from unittest.mock import patch
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import JSONField, Value
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -674,10 +674,11 @@ def test_entries_of_a_key_that_stops_early_in_a_pass_are_written(published, sett
     assert objects.call("Recorder", key, "items") == [2]
 
 
-def test_a_pass_reads_its_keys_inboxes_from_their_heads_not_their_history(published):
+def test_a_pass_reads_its_keys_inboxes_from_their_heads_not_their_history(published, before_handler):
     """The inbox read starts at the oldest head of the pass's keys: the inbox index keeps the entries of a key's
     finished invocations until the next vacuum, and reading them on every pass made each pass of a busy key
-    dearer with every invocation it had run (docs/dev/benchmark-history.md, session 8)."""
+    dearer with every invocation it had run (docs/dev/benchmark-history.md, session 8). The claim leaves that
+    head in a setting of the transaction, which the inbox read, sent with it, reads."""
     (key,) = keys_in(PARTITION, 1, "from-head")
     for value in range(5):
         objects.send("Recorder", key, "append", {"value": value})
@@ -685,10 +686,19 @@ def test_a_pass_reads_its_keys_inboxes_from_their_heads_not_their_history(publis
     objects.send("Recorder", key, "append", {"value": 5}, delay=timedelta(hours=1))  # not due: passed over
     head = objects.send("Recorder", key, "append", {"value": 6})
     head_id = Invocation.objects.get(uid=head.removeprefix("inv_")).pk
+    floors = []
+
+    def floor(invocation) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('objects.claimed_floor')")
+            floors.append(cursor.fetchone()[0])
+
+    before_handler(floor)
     with CaptureQueriesContext(connection) as queries:
         assert drain_pass(PARTITION).ran == 1
     (inbox,) = [q["sql"] for q in queries.captured_queries if "ROW_NUMBER() OVER" in q["sql"]]
-    assert f"id >= {head_id} " in inbox
+    assert "id >= coalesce(nullif(current_setting('objects.claimed_floor', true)" in inbox
+    assert floors == [str(head_id)]
     assert statuses(key) == ["succeeded"] * 5 + ["pending", "succeeded"]
     assert objects.call("Recorder", key, "items") == [0, 1, 2, 3, 4, 6]
 
@@ -830,3 +840,81 @@ def test_a_pass_reads_each_stored_text_whole(published):
         "json null": None,
         "by hand": {"a": [1, "😀"]},
     }
+
+
+def test_a_pass_opens_with_one_round_trip_for_begin_the_claim_and_the_inbox_read(published, tmp_path):
+    """libpq's trace of a pass's connection: BEGIN, the claim and the inbox read leave in one message and come back
+    before anything else is sent; then the finishing statement and the COMMIT, a round trip each. Four in all,
+    where psycopg's own BEGIN and a statement per round trip made six."""
+    from psycopg import pq
+
+    (key,) = keys_in(PARTITION, 1, "round-trips")
+    for value in range(6):  # the session's lock timeout set, the statements prepared (as psycopg would: sixth run)
+        objects.send("Recorder", key, "append", {"value": value})
+        assert drain_pass(PARTITION).ran == 1
+    objects.send("Recorder", key, "append", {"value": 6})
+    pgconn = connection.connection.pgconn
+    path = tmp_path / "trace"
+    with open(path, "w") as out:
+        pgconn.trace(out.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            assert drain_pass(PARTITION).ran == 1
+        finally:
+            pgconn.untrace()
+    sent = []  # what the client sent before each wait for the server
+    for line in path.read_text().splitlines():
+        direction, _length, message = line.split("\t")[:3]
+        if direction == "F" and (not sent or sent[-1][1]):
+            sent.append([[], False])
+        if direction == "F":
+            sent[-1][0].append(line)
+        else:
+            sent[-1][1] = True
+    opening = "\n".join(sent[0][0])
+    assert opening.count("Query") == 1 and "BEGIN; EXECUTE objects_claim_" in opening
+    assert "; EXECUTE objects_heads_" in opening
+    assert len(sent) == 3  # the opening, the finishing statement, the COMMIT
+    assert statuses(key) == [Status.SUCCEEDED] * 7
+    assert objects.call("Recorder", key, "items") == list(range(7))
+
+
+def test_a_pass_after_a_rollback_prepares_its_statements_again_without_losing_the_pass(published, caplog):
+    """psycopg deallocates every prepared statement of a session when a transaction on it rolls back, the pass's
+    own included: the next pass finds its EXECUTE refused, rolls back, prepares again and runs, in one pass."""
+    (key,) = keys_in(PARTITION, 1, "prepared-again")
+    for value in range(7):
+        objects.send("Recorder", key, "append", {"value": value})
+        assert drain_pass(PARTITION).ran == 1
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'objects_%%' ORDER BY name")
+            return [row[0] for row in cursor.fetchall()]
+
+    assert len(prepared()) == 2  # the claim and the inbox read
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        Instance.objects.filter(type_name="Recorder", key=key).update(paused_reason="")
+        raise ZeroDivisionError
+    assert prepared() == []
+    objects.send("Recorder", key, "append", {"value": 7})
+    assert drain_pass(PARTITION).ran == 1
+    assert "rolled back" not in caplog.text
+    assert objects.call("Recorder", key, "items") == list(range(8))
+
+
+def test_without_prepared_statements_a_pass_sends_its_opening_statements_one_by_one(published, monkeypatch):
+    """With client-side binding (DATABASE_PREPARE_THRESHOLD empty, for poolers that cannot keep prepared
+    statements) nothing is prepared on the session: psycopg's BEGIN, then the claim and the inbox read."""
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "server_side_binding", False)
+    keys = keys_in(PARTITION, 2, "one-by-one")
+    for key in keys:
+        for value in range(7):
+            objects.send("Recorder", key, "append", {"value": value})
+    for _ in range(7):
+        drain_pass(PARTITION)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'objects_%%'")
+        assert cursor.fetchone()[0] == 0
+    for key in keys:
+        assert objects.call("Recorder", key, "items") == list(range(7))

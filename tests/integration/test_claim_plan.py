@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
-from objects.store.db import fetchall
 from objects.worker import partition
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -73,17 +72,20 @@ def sql_literal(value: object) -> str:
     return f"'{value}'"
 
 
+def claim(partitions: list[int] = PARTITIONS) -> None:
+    """One claim as a worker's pass makes it: first in its transaction (objects/store/batch.py)."""
+    with transaction.atomic():
+        partition._claim_keys(partitions, timezone.now(), 16)
+
+
 def claim_blocks() -> int:
     """Shared blocks the claim's current prepared statement touches in one run, as the worker runs it."""
+    claim()  # prepared by now: this run uses the statement's kept plan
     when = connection.ops.adapt_datetimefield_value(timezone.now())
-    sql = partition.claim_sql(connection.vendor, len(PARTITIONS))
     params = [*PARTITIONS, when, False, when, 16, False]
-    fetchall(connection, sql, params)  # prepared by now: this run uses the statement's kept plan
     with connection.cursor() as cursor:
-        mark = sql[sql.rindex("/* plan") :]  # psycopg sends the text with $n placeholders
         cursor.execute(
-            "SELECT name FROM pg_prepared_statements WHERE statement LIKE 'WITH cand AS%%' AND statement LIKE %s",
-            ["%" + mark],
+            "SELECT name FROM pg_prepared_statements WHERE name LIKE 'objects_claim_%%' ORDER BY prepare_time DESC"
         )
         row = cursor.fetchone()
         assert row is not None, "the claim is not prepared on this connection: this test shows nothing"
@@ -100,11 +102,11 @@ def test_the_claim_is_planned_again_once_the_tables_have_grown():
         cursor.execute("ANALYZE objects_instance, objects_invocation")
     partition.plan_reset()
     for _ in range(8):  # a fresh worker's first passes: psycopg prepares the claim, PostgreSQL keeps a plan
-        partition._claim_keys(PARTITIONS, timezone.now(), 16)
+        claim()
     fill(per_key=3)
     partition.plan_grown(ran=20_000)  # what the worker's passes count as they run the grown tables' work
     for _ in range(8):
-        partition._claim_keys(PARTITIONS, timezone.now(), 16)
+        claim()
     blocks = claim_blocks()
     print(f"\nclaim after growth: {blocks} blocks")
     assert blocks < 2_000  # with the warm-up's plan kept: 12,254 blocks here
@@ -139,7 +141,7 @@ def test_a_burst_of_pending_invocations_after_a_quiet_analyze_keeps_the_claim_ch
         )
     partition.plan_grown(ran=20_000)  # a fresh plan, made from those statistics
     for _ in range(8):
-        partition._claim_keys(PARTITIONS, timezone.now(), 16)
+        claim()
     blocks = claim_blocks()
     print(f"\nclaim after a burst: {blocks} blocks")
     assert blocks < 40_000  # as an anti-join scanning the pending rows for each: about 4,000,000
