@@ -21,6 +21,32 @@ def static_root() -> None:
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def flush_again_after_a_deadlock() -> Iterator[None]:
+    """The flush after a test with live workers (TRUNCATE of every table, one lock after another) can deadlock
+    against a worker's transaction that began after `settle` found the database quiet (a sweep, a drain woken
+    late); PostgreSQL then rolls the flush back, and the next test would find the last one's rows. The flush
+    runs again instead, once the worker's transaction has ended."""
+    import time
+
+    from django.test import TransactionTestCase
+
+    real = TransactionTestCase._fixture_teardown
+
+    def teardown(self: TransactionTestCase) -> None:
+        for attempt in range(3):
+            try:
+                return real(self)
+            except Exception as exc:
+                if attempt == 2 or "deadlock detected" not in f"{exc} {exc.__cause__}":
+                    raise
+                time.sleep(0.2)
+
+    TransactionTestCase._fixture_teardown = teardown  # type: ignore[method-assign]
+    yield
+    TransactionTestCase._fixture_teardown = real  # type: ignore[method-assign]
+
+
 @pytest.fixture(scope="session")
 def workers(django_db_setup, django_db_blocker) -> Iterator[Workers]:
     """Two real Celery worker processes (threads pool) on the test database."""
