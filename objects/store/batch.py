@@ -94,8 +94,8 @@ def _batched(connection: Any) -> bool:
 
     if connection.connection.info.transaction_status != TransactionStatus.IDLE:
         return False  # the transaction has begun already
-    options = connection.settings_dict.get("OPTIONS", {})
-    return bool(options.get("server_side_binding")) and options.get("prepare_threshold", 5) is not None
+    binds_on_server = connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
+    return bool(binds_on_server) and connection.connection.prepare_threshold is not None
 
 
 @dataclasses.dataclass
@@ -122,7 +122,7 @@ def _execute(connection: Any, key: str, sql: str, params: Sequence[Any]) -> str:
     if statement.name:
         return f"EXECUTE {statement.name}({', '.join(literals)})"
     statement.runs += 1
-    if statement.runs <= connection.settings_dict.get("OPTIONS", {}).get("prepare_threshold", 5):
+    if statement.runs <= connection.connection.prepare_threshold:
         return _numbered(sql, literals)
     prologue = f"DEALLOCATE {statement.former}; " if statement.former else ""
     statement.name, statement.former = f"objects_{key}_{next(_names)}", ""

@@ -67,16 +67,15 @@ def _tables() -> dict[str, str]:
 
 
 @functools.cache
-def pass_sql(template: str, vendor: str, count: int) -> str:
-    """A statement's text for `count` placeholders in its list, built once per database kind and list length
-    (built on every pass it was a few per cent of the worker's CPU)."""
+def pass_sql(template: str, count: int) -> str:
+    """A statement's text for `count` placeholders in its list, built once per list length (built on every pass
+    it was a few per cent of the worker's CPU). The inbox read by a list of keys reads no state: it is the read
+    of databases without row locks, where each key reads its own entries when it runs."""
     placeholders = marks(count)
     columns = invocation_columns() if "{columns}" in template else ""
-    tables = _tables()
-    state = HEADS_STATE.format(**tables) if vendor == "postgresql" else ""
     keys = LISTED.format(marks=placeholders)
     return template.format(
-        partitions=placeholders, marks=placeholders, columns=columns, state=state, keys=keys, **tables
+        partitions=placeholders, marks=placeholders, columns=columns, state="", keys=keys, **_tables()
     )
 
 
@@ -92,12 +91,12 @@ def claimed_heads_sql() -> str:
 def claim_text(vendor: str, count: int, generation: int) -> str:
     """The claim for `count` partitions in plan generation `generation` (a new generation is a new text, so
     PostgreSQL plans it afresh)."""
-    return pass_sql(CLAIM_SQL, vendor, count) + f" /* plan {generation} */"
+    return pass_sql(CLAIM_SQL, count) + f" /* plan {generation} */"
 
 
 def keys_lock_sql(connection: Any, count: int) -> str:
     """Lock `count` keys' rows without waiting, where the database has row locks."""
-    sql = pass_sql(KEYS_LOCK_SQL, connection.vendor, count)
+    sql = pass_sql(KEYS_LOCK_SQL, count)
     if connection.features.has_select_for_update_skip_locked:
         sql += SKIP_LOCKED
     return sql

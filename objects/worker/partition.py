@@ -89,11 +89,12 @@ def drain_pass(partitions: int | list[int]) -> PassResult:
             group = [c for c in candidates if c not in slow]
             busy = [c for c in group if c.instance_id not in locked]
             taken = [c for c in group if c.instance_id in locked]
+            texts: dict[int, str | None] | None = None  # each key's state, read with its inbox (PostgreSQL)
             if claimed is None:
                 floor = min((c.head for c in taken), default=0)
-                heads, texts = _inbox_heads(sorted(c.instance_id for c in taken), now, batch, floor=floor)
+                heads = _inbox_heads(sorted(c.instance_id for c in taken), now, batch, floor=floor)
             else:
-                heads, texts = _heads_from_rows(claimed, {c.instance_id for c in taken}, "postgresql")
+                heads, texts = _heads_from_rows(claimed, {c.instance_id for c in taken})
             starts = StartCounts([i.public_id for mine in heads.values() for i in mine])  # asks Redis, reads later
             states = None if texts is None else {key: entries_from_pass(text) for key, text in texts.items()}
             started = time.monotonic()
@@ -257,7 +258,7 @@ def _runnable_keys(partitions: list[int], now: Any, limit: int) -> list[Candidat
     back by a backing-off head that is not due yet."""
     connection = db()
     when = connection.ops.adapt_datetimefield_value(now)
-    sql = pass_sql(RUNNABLE_KEYS_SQL, connection.vendor, len(partitions))
+    sql = pass_sql(RUNNABLE_KEYS_SQL, len(partitions))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*partitions, when, False, when, limit])
         rows = cursor.fetchall()
@@ -273,12 +274,9 @@ def _lock_keys(instance_ids: list[int]) -> set[int]:
         return {int(row[0]) for row in cursor.fetchall()}
 
 
-def _inbox_heads(
-    instance_ids: list[int], now: Any, batch: int, *, floor: int = 0
-) -> tuple[dict[int, list[Invocation]], dict[int, str | None] | None]:
-    """The next `batch` invocations of each key, in acceptance order, from one statement; on PostgreSQL also
-    each key's state entries, as the text `entries_from_pass` reads (None elsewhere: each key reads its own
-    when it runs).
+def _inbox_heads(instance_ids: list[int], now: Any, batch: int, *, floor: int = 0) -> dict[int, list[Invocation]]:
+    """Where the database has no row locks (the claim's read covers PostgreSQL): the next `batch` invocations of
+    each key, in acceptance order, from one statement.
 
     `floor`: the smallest of the keys' heads (`Candidate.head`). Nothing below it is runnable for these keys
     (finished, or a delayed send not due yet), so the read starts there: the inbox index keeps the entries of
@@ -286,29 +284,27 @@ def _inbox_heads(
     inbox read dearer with each invocation it had run (docs/dev/benchmark-history.md, session 8)."""
     connection = db()
     if not instance_ids:
-        return {}, None
-    sql = pass_sql(PASS_HEADS_SQL, connection.vendor, len(instance_ids))
+        return {}
+    sql = pass_sql(PASS_HEADS_SQL, len(instance_ids))
     rows = fetchall(connection, sql, [*instance_ids, floor, connection.ops.adapt_datetimefield_value(now), batch])
-    return _heads_from_rows(rows, set(instance_ids), connection.vendor)
+    return _by_key(rows)
 
 
-def _heads_from_rows(
-    rows: list[tuple], keys: set[int], vendor: str
-) -> tuple[dict[int, list[Invocation]], dict[int, str | None] | None]:
-    """The invocations of the inbox read's rows, by key, of `keys` only (the read that follows the claim also
-    covers the locked keys that the pass leaves to per-key drains); on PostgreSQL also each key's state text,
-    which rides on its first row."""
-    texts: dict[int, str | None] | None = None
-    if vendor == "postgresql":
-        texts = {}
-        kept = []
-        for row in rows:
-            instance_id = int(row[_INSTANCE_INDEX])
-            if instance_id in keys:
-                texts.setdefault(instance_id, row[-1])
-                kept.append(row[:-1])
-        rows = kept
+def _heads_from_rows(rows: list[tuple], keys: set[int]) -> tuple[dict[int, list[Invocation]], dict[int, str | None]]:
+    """The invocations of the claim's inbox read, by key, of `keys` only (the read also covers the locked keys
+    that the pass leaves to per-key drains), and each key's state text, which rides on its first row."""
+    texts: dict[int, str | None] = {}
+    kept = []
+    for row in rows:
+        instance_id = int(row[_INSTANCE_INDEX])
+        if instance_id in keys:
+            texts.setdefault(instance_id, row[-1])
+            kept.append(row[:-1])
+    return _by_key(kept), texts
+
+
+def _by_key(rows: list[tuple]) -> dict[int, list[Invocation]]:
     heads: dict[int, list[Invocation]] = {}
     for invocation in invocations_from_rows(rows):
         heads.setdefault(invocation.instance_id, []).append(invocation)
-    return heads, texts
+    return heads
